@@ -1,0 +1,119 @@
+//! Starting and stopping one server instance.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use chat_selectors::{Store, run_migrations};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::JwtKeys;
+use crate::config::Settings;
+use crate::doors;
+use crate::realtime::{Hub, bus};
+use crate::state::AppState;
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    /// The instance's shared state (store, hub), for tests and tooling.
+    pub state: AppState,
+    handle: ServerHandle,
+    server: JoinHandle<std::io::Result<()>>,
+    subscriber: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish (actix's graceful stop) and ends the
+    /// event subscriber.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        self.subscriber.abort();
+        let _ = self.server.await;
+    }
+
+    /// Waits until the server ends (after [`ServerHandle::stop`] from elsewhere).
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+}
+
+/// Connects to PostgreSQL and Redis, applies pending migrations, subscribes to the event bus,
+/// binds `settings.listen` and starts serving. Errors name what could not be reached.
+pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    if settings.jwt_secret.is_none() {
+        tracing::warn!(
+            "CHAT_JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can forge \
+             tokens for this server. Set CHAT_JWT_SECRET before exposing it."
+        );
+    }
+    let store = Store::connect(&settings.store_config())
+        .await
+        .with_context(|| format!("cannot reach Redis at {}", settings.redis_url))?;
+    let applied = run_migrations(&settings.database_url)
+        .await
+        .with_context(|| "cannot migrate the database at DATABASE_URL".to_string())?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "database migrated");
+    }
+
+    let hub = Arc::new(Hub::default());
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let subscriber = tokio::spawn(bus::run_subscriber(
+        store.redis_client.clone(),
+        store.keys.events_channel(),
+        hub.clone(),
+        ready_tx,
+    ));
+    if tokio::time::timeout(Duration::from_secs(10), ready_rx)
+        .await
+        .is_err()
+    {
+        subscriber.abort();
+        anyhow::bail!(
+            "cannot subscribe to Redis pub/sub at {}",
+            settings.redis_url
+        );
+    }
+
+    let settings = Arc::new(settings);
+    let state = AppState {
+        jwt: JwtKeys::new(&settings.jwt_secret_bytes(), settings.access_ttl_secs),
+        store,
+        settings: settings.clone(),
+        hub,
+    };
+    let data = web::Data::new(state.clone());
+    let max_body = settings.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(|cfg| doors::configure(cfg, max_body))
+            .default_service(web::to(doors::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(10);
+    if settings.workers > 0 {
+        server = server.workers(settings.workers);
+    }
+    let server = server
+        .bind(&settings.listen)
+        .with_context(|| format!("cannot listen on CHAT_LISTEN={}", settings.listen))?;
+    let addr = *server.addrs().first().context("bound to no address")?;
+    let server = server.run();
+    let handle = server.handle();
+    let server = tokio::spawn(server);
+    tracing::info!(%addr, "chat server listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        handle,
+        server,
+        subscriber,
+    })
+}

@@ -1,0 +1,130 @@
+//! Access tokens (JWT, HS256) and the `CurrentUser` extractor.
+//!
+//! Claims: `{"token_type":"access","user_id":<id>,"iat":<unix s>,"exp":<unix s>}` — the shape of
+//! seed 002's djangorestframework-simplejwt tokens. Refresh tokens are opaque (see
+//! `chat_services::rotate_refresh_token`).
+
+use std::future::{Ready, ready};
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use chat_domain::UserId;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    token_type: String,
+    user_id: i64,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and checks access tokens.
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl_secs: i64,
+}
+
+impl JwtKeys {
+    /// Keys for an HS256 secret; tokens live `ttl_secs` seconds.
+    pub fn new(secret: &[u8], ttl_secs: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl_secs: ttl_secs as i64,
+        }
+    }
+
+    /// A new access token for `user`.
+    pub fn issue(&self, user: UserId) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            token_type: "access".into(),
+            user_id: user.0,
+            iat: now,
+            exp: now + self.ttl_secs,
+        };
+        // Encoding HS256 with a valid key cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .unwrap_or_default()
+    }
+
+    /// The user of a valid, unexpired access token.
+    /// Errors: 401 "Given token not valid for any token type" (simplejwt's wording).
+    pub fn verify(&self, token: &str) -> Result<UserId, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| ApiError::unauthorized("Given token not valid for any token type"))?;
+        if data.claims.token_type != "access" {
+            return Err(ApiError::unauthorized(
+                "Given token not valid for any token type",
+            ));
+        }
+        Ok(UserId(data.claims.user_id))
+    }
+}
+
+/// The bearer token of a request: `Authorization: Bearer <token>`, else `?token=<token>`.
+pub fn request_token(req: &HttpRequest) -> Option<String> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    header.or_else(|| {
+        web::Query::<TokenQuery>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.into_inner().token)
+    })
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The authenticated user of a request (`Authorization: Bearer <access>`), with the token used.
+/// Errors: 401 `{"detail":"Authentication credentials were not provided.","code":"not_authenticated"}`
+/// without a token, 401 for a bad or expired one.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// Who.
+    pub id: UserId,
+    /// The access token presented (door 002 puts it into WebSocket URLs).
+    pub token: String,
+}
+
+impl FromRequest for CurrentUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Err(ApiError::unauthorized("Server misconfigured.")));
+        };
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let result = match header.and_then(|v| v.strip_prefix("Bearer ")) {
+            None => Err(ApiError::unauthorized(
+                "Authentication credentials were not provided.",
+            )),
+            Some(token) => state.jwt.verify(token.trim()).map(|id| CurrentUser {
+                id,
+                token: token.trim().to_owned(),
+            }),
+        };
+        ready(result)
+    }
+}

@@ -1,0 +1,212 @@
+//! Server settings, loaded once at start-up and passed down (no globals).
+//!
+//! Sources, later ones winning: built-in defaults, then a TOML file (`chat.toml` in the working
+//! directory, or the path in `CHAT_CONFIG`), then environment variables. Every variable:
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/chat` | PostgreSQL |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | Redis |
+//! | `CHAT_LISTEN` | `127.0.0.1:8080` | address:port the HTTP/WebSocket server binds |
+//! | `CHAT_JWT_SECRET` | a development secret, with a loud warning | HS256 key for access tokens |
+//! | `CHAT_BCRYPT_COST` | `12` | bcrypt cost, 4..=31 |
+//! | `CHAT_ACCESS_TTL_SECS` | `900` | access token lifetime, s |
+//! | `CHAT_REFRESH_TTL_SECS` | `2592000` (30 days) | refresh token lifetime, s |
+//! | `CHAT_MAX_MESSAGE_CHARS` | `4096` | longest message text, characters |
+//! | `CHAT_MAX_BODY_BYTES` | `65536` | largest HTTP JSON body, bytes |
+//! | `CHAT_WS_MAX_FRAME_BYTES` | `65536` | largest WebSocket frame, bytes; larger closes with 1009 |
+//! | `CHAT_WS_OUTBOUND_QUEUE` | `256` | frames queued per socket before a slow reader is disconnected |
+//! | `CHAT_WS_HEARTBEAT_SECS` | `30` | ping interval, s |
+//! | `CHAT_WS_CLIENT_TIMEOUT_SECS` | `90` | a socket silent this long is closed, s |
+//! | `CHAT_WS_WRITE_TIMEOUT_MS` | `10000` | a socket write blocked this long closes it, ms |
+//! | `CHAT_REDIS_PREFIX` | `chat:` | prefix of every Redis key and channel |
+//! | `CHAT_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
+//! | `CHAT_DB_WAIT_TIMEOUT_MS` | `5000` | wait for a pooled connection, ms; then 503 |
+//! | `CHAT_WORKERS` | `0` (one per core) | HTTP worker threads |
+//! | `CHAT_LOG_FORMAT` | `pretty` | `pretty` or `json` |
+//! | `RUST_LOG` | `info` | log filter (tracing-subscriber `EnvFilter` syntax) |
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The development JWT secret used when `CHAT_JWT_SECRET` is not set (never in production).
+pub const DEV_JWT_SECRET: &str = "dev-only-insecure-secret-change-me";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (development).
+    Pretty,
+    /// One JSON object per line (production).
+    Json,
+}
+
+/// Every setting of the server; see the module docs for the variables and defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct Settings {
+    pub database_url: String,
+    pub redis_url: String,
+    pub listen: String,
+    pub jwt_secret: Option<SecretString>,
+    pub bcrypt_cost: u32,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub max_message_chars: usize,
+    pub max_body_bytes: usize,
+    pub ws_max_frame_bytes: usize,
+    pub ws_outbound_queue: usize,
+    pub ws_heartbeat_secs: u64,
+    pub ws_client_timeout_secs: u64,
+    pub ws_write_timeout_ms: u64,
+    pub redis_prefix: String,
+    pub db_pool_size: usize,
+    pub db_wait_timeout_ms: u64,
+    pub workers: usize,
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "postgres://postgres@127.0.0.1:5432/chat".into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            listen: "127.0.0.1:8080".into(),
+            jwt_secret: None,
+            bcrypt_cost: 12,
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            max_message_chars: 4096,
+            max_body_bytes: 64 * 1024,
+            ws_max_frame_bytes: 64 * 1024,
+            ws_outbound_queue: 256,
+            ws_heartbeat_secs: 30,
+            ws_client_timeout_secs: 90,
+            ws_write_timeout_ms: 10_000,
+            redis_prefix: "chat:".into(),
+            db_pool_size: 16,
+            db_wait_timeout_ms: 5_000,
+            workers: 0,
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then the TOML file, then the environment, and validates the result.
+    /// Errors: a message naming the bad setting.
+    pub fn load() -> Result<Self, String> {
+        let file = std::env::var("CHAT_CONFIG").unwrap_or_else(|_| "chat.toml".into());
+        let settings: Settings = Figment::new()
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("CHAT_").ignore(&["CONFIG"]))
+            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]))
+            .extract()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every bound. Errors: `"<VARIABLE> must ..."`.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks: [(bool, &str); 10] = [
+            (
+                (4..=31).contains(&self.bcrypt_cost),
+                "CHAT_BCRYPT_COST must be 4..=31",
+            ),
+            (
+                self.access_ttl_secs >= 1,
+                "CHAT_ACCESS_TTL_SECS must be at least 1",
+            ),
+            (
+                self.refresh_ttl_secs >= 1,
+                "CHAT_REFRESH_TTL_SECS must be at least 1",
+            ),
+            (
+                self.max_message_chars >= 1,
+                "CHAT_MAX_MESSAGE_CHARS must be at least 1",
+            ),
+            (
+                self.max_body_bytes >= 1024,
+                "CHAT_MAX_BODY_BYTES must be at least 1024",
+            ),
+            (
+                self.ws_max_frame_bytes >= 1024,
+                "CHAT_WS_MAX_FRAME_BYTES must be at least 1024",
+            ),
+            (
+                self.ws_outbound_queue >= 1,
+                "CHAT_WS_OUTBOUND_QUEUE must be at least 1",
+            ),
+            (
+                self.ws_heartbeat_secs >= 1 && self.ws_client_timeout_secs > self.ws_heartbeat_secs,
+                "CHAT_WS_CLIENT_TIMEOUT_SECS must exceed CHAT_WS_HEARTBEAT_SECS (>= 1)",
+            ),
+            (
+                self.db_pool_size >= 1,
+                "CHAT_DB_POOL_SIZE must be at least 1",
+            ),
+            (
+                self.listen.parse::<std::net::SocketAddr>().is_ok(),
+                "CHAT_LISTEN must be an address:port such as 127.0.0.1:8080",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(message.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// The JWT secret, or the development one (the caller warns).
+    pub fn jwt_secret_bytes(&self) -> Vec<u8> {
+        use secrecy::ExposeSecret;
+        match &self.jwt_secret {
+            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+            None => DEV_JWT_SECRET.as_bytes().to_vec(),
+        }
+    }
+
+    /// The store's share of the settings.
+    pub fn store_config(&self) -> chat_selectors::StoreConfig {
+        chat_selectors::StoreConfig {
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            redis_prefix: self.redis_prefix.clone(),
+            db_pool_size: self.db_pool_size,
+            db_wait_timeout_ms: self.db_wait_timeout_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn validation_names_the_variable() {
+        let settings = Settings {
+            bcrypt_cost: 3,
+            ..Settings::default()
+        };
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .contains("CHAT_BCRYPT_COST")
+        );
+        let settings = Settings {
+            listen: "nowhere".into(),
+            ..Settings::default()
+        };
+        assert!(settings.validate().unwrap_err().contains("CHAT_LISTEN"));
+    }
+}

@@ -1,0 +1,89 @@
+//! The doors: each a folder of its own mapping one wire protocol onto the same services and
+//! selectors. Deleting a door's folder (and its line in [`configure`]) deletes the protocol.
+
+pub mod native;
+pub mod realtime_chat;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+
+use crate::error::ApiError;
+
+/// Mounts every door's routes, plus JSON 404/405 answers and body limits.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(max_body_bytes)
+            .error_handler(|err, _| json_error(err).into()),
+    )
+    .app_data(web::PathConfig::default().error_handler(|_, _| {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found.").into()
+    }))
+    .app_data(web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::bad_request(format!("Invalid query string: {err}")).into()
+    }));
+    native::configure(cfg);
+    realtime_chat::configure(cfg);
+}
+
+fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
+    use actix_web::error::JsonPayloadError as E;
+    match err {
+        E::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type must be application/json.",
+        ),
+        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("Request body exceeds {limit} bytes."),
+        ),
+        E::Deserialize(e) if e.is_data() => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("Invalid request body: {e}"),
+        ),
+        E::Deserialize(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("Malformed JSON: {e}"),
+        ),
+        other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", other.to_string()),
+    }
+}
+
+/// A resource whose unsupported methods answer 405 in the native error format.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method not allowed.",
+        )
+        .error_response()
+    }))
+}
+
+/// The default answer for unknown routes: 404 in the native error format.
+pub async fn not_found(_req: HttpRequest) -> HttpResponse {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found.").error_response()
+}
+
+/// A "this field is required" problem for a missing JSON field (DRF's wording).
+pub fn required<T>(field: &str, value: Option<T>) -> Result<T, chat_domain::DomainError> {
+    value.ok_or_else(|| chat_domain::DomainError::invalid(field, "This field is required."))
+}
+
+/// Combines several field parse results: `Ok((a, b, ...))` when all parsed, else one
+/// `DomainError::Invalid` listing every bad field (so a client learns of them all at once).
+macro_rules! validated {
+    ($($r:ident),+ $(,)?) => {
+        match ($($r,)+) {
+            ($(Ok($r),)+) => Ok(($($r,)+)),
+            ($($r,)+) => Err(chat_domain::DomainError::merge([$($r.err()),+].into_iter().flatten())
+                .unwrap_or_else(|| chat_domain::DomainError::invalid("body", "Invalid input."))),
+        }
+    };
+}
+pub(crate) use validated;

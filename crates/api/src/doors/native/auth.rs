@@ -1,0 +1,145 @@
+//! Sign-up, log-in, token refresh with rotation, log-out, and the caller's profile.
+
+use actix_web::{HttpResponse, web};
+use chat_domain::{DomainError, Email, Password, Username};
+use chat_selectors::{UserView, user_by_id};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::CurrentUser;
+use crate::doors::{required, validated};
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// A user on the wire: `{"id","username","email","created_at"}`.
+#[derive(Serialize)]
+pub struct UserResponse {
+    id: i64,
+    username: String,
+    email: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<UserView> for UserResponse {
+    fn from(user: UserView) -> Self {
+        Self {
+            id: user.id.0,
+            username: user.username,
+            email: user.email,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// Body of `POST /api/v1/auth/register/`.
+#[derive(Deserialize)]
+pub struct RegisterRequest {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    password2: Option<String>,
+}
+
+/// `POST /api/v1/auth/register/` → 201 user. 400 with `fields` for every bad field at once;
+/// 409 when the username or email is taken.
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let username = required("username", body.username.as_deref()).and_then(Username::parse);
+    let email = required("email", body.email.as_deref()).and_then(Email::parse);
+    let password = required("password", body.password.as_deref()).and_then(Password::parse);
+    let password2 = required("password2", body.password2.as_deref()).and_then(|p2| {
+        match body.password.as_deref() {
+            Some(p) if p != p2 => Err(DomainError::invalid("password2", "Passwords do not match.")),
+            _ => Ok(()),
+        }
+    });
+    let (username, email, password, ()) = validated!(username, email, password, password2)?;
+    let user = chat_services::register(
+        &state.store,
+        &username,
+        Some(&email),
+        &password,
+        state.settings.bcrypt_cost,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(UserResponse::from(user)))
+}
+
+/// Body of `POST /api/v1/auth/login/`.
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// A token pair: `{"access","refresh"}`.
+#[derive(Serialize)]
+pub struct TokenPair {
+    access: String,
+    refresh: String,
+}
+
+/// `POST /api/v1/auth/login/` (`username` may be an email) → 200 `{"access","refresh"}`;
+/// 400 for missing fields, 401 for wrong credentials.
+pub async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> ApiResult<web::Json<TokenPair>> {
+    let body = body.into_inner();
+    let login = required("username", body.username);
+    let password = required("password", body.password);
+    let (login, password) = validated!(login, password)?;
+    let user =
+        chat_services::authenticate(&state.store, &login, &password, state.settings.bcrypt_cost)
+            .await?;
+    let refresh =
+        chat_services::issue_refresh_token(&state.store, user.id, state.settings.refresh_ttl_secs)
+            .await?;
+    Ok(web::Json(TokenPair {
+        access: state.jwt.issue(user.id),
+        refresh,
+    }))
+}
+
+/// Body of the refresh and logout routes.
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh: Option<String>,
+}
+
+/// `POST /api/v1/auth/login/refresh/` → 200 a new `{"access","refresh"}`; the presented refresh
+/// token stops working. 401 for an unknown, expired or already used token.
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> ApiResult<web::Json<TokenPair>> {
+    let token = required("refresh", body.into_inner().refresh)?;
+    let (user, refresh) =
+        chat_services::rotate_refresh_token(&state.store, &token, state.settings.refresh_ttl_secs)
+            .await?;
+    Ok(web::Json(TokenPair {
+        access: state.jwt.issue(user),
+        refresh,
+    }))
+}
+
+/// `POST /api/v1/auth/logout/` → 204; the refresh token is revoked. 401 when it is not live.
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> ApiResult<HttpResponse> {
+    let token = required("refresh", body.into_inner().refresh)?;
+    chat_services::revoke_refresh_token(&state.store, &token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/v1/users/me` → 200 the caller's profile.
+pub async fn me(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> ApiResult<web::Json<UserResponse>> {
+    Ok(web::Json(user_by_id(&state.store, user.id).await?.into()))
+}

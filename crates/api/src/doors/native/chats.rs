@@ -1,0 +1,190 @@
+//! Chats and messages: the chat list, direct chats, groups, history pages and sending.
+
+use actix_web::{HttpResponse, web};
+use chat_domain::{ChatId, ClientId, DomainError, GroupName, MessageText, Title, UserId};
+use chat_selectors::{
+    ChatListItem, ChatView, HistoryCursor, MessagePage, chat_by_id, chat_list, message_history,
+    require_member,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::CurrentUser;
+use crate::doors::{required, validated};
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// Query of `GET /api/v1/chats`.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/chats?limit=` → 200 the caller's chats, newest activity first, each with
+/// `last_message` and `unread_count` (`limit` 1..=500, default 100).
+pub async fn list(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    query: web::Query<ListQuery>,
+) -> ApiResult<web::Json<Vec<ChatListItem>>> {
+    let limit = bounded("limit", query.limit, 100, 500)?;
+    Ok(web::Json(chat_list(&state.store, user.id, limit).await?))
+}
+
+fn bounded(field: &str, value: Option<i64>, default: i64, max: i64) -> Result<i64, DomainError> {
+    match value {
+        None => Ok(default),
+        Some(v) if (1..=max).contains(&v) => Ok(v),
+        Some(_) => Err(DomainError::invalid(
+            field,
+            format!("Must be from 1 to {max}."),
+        )),
+    }
+}
+
+/// Body of `POST /api/v1/chats/direct`.
+#[derive(Deserialize)]
+pub struct DirectRequest {
+    user_id: Option<i64>,
+}
+
+/// `POST /api/v1/chats/direct {"user_id"}` → 201 the new direct chat, or 200 the existing one.
+/// 400 for yourself, 404 for an unknown user.
+pub async fn open_direct(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: web::Json<DirectRequest>,
+) -> ApiResult<HttpResponse> {
+    let other = UserId(required("user_id", body.user_id)?);
+    let (chat, created) = chat_services::open_direct_chat(&state.store, user.id, other).await?;
+    Ok(if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    }
+    .json(chat))
+}
+
+/// Body of `POST /api/v1/chats/groups`.
+#[derive(Deserialize)]
+pub struct GroupRequest {
+    title: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    is_private: bool,
+}
+
+/// `POST /api/v1/chats/groups {"title","name"?,"is_private"?}` → 201 the group; the caller is its
+/// owner. 400 for a bad title/name, 409 for a taken name.
+pub async fn create_group(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: web::Json<GroupRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let title = required("title", body.title.as_deref()).and_then(Title::parse);
+    let name = body.name.as_deref().map(GroupName::parse).transpose();
+    let (title, name) = validated!(title, name)?;
+    let chat = chat_services::create_group(
+        &state.store,
+        user.id,
+        name.as_ref(),
+        &title,
+        body.is_private,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(chat))
+}
+
+/// `POST /api/v1/chats/{id}/join` → 200 the chat. 403 for a private group, 409 when already in.
+pub async fn join(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i64>,
+) -> ApiResult<web::Json<ChatView>> {
+    let chat = ChatId(path.into_inner());
+    chat_services::join_group(&state.store, user.id, chat).await?;
+    Ok(web::Json(chat_by_id(&state.store, chat).await?))
+}
+
+/// Answer of `POST /api/v1/chats/{id}/leave`.
+#[derive(Serialize)]
+pub struct LeftResponse {
+    chat_id: ChatId,
+}
+
+/// `POST /api/v1/chats/{id}/leave` → 200 `{"chat_id"}`. 403 when not a member.
+pub async fn leave(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i64>,
+) -> ApiResult<web::Json<LeftResponse>> {
+    let chat = ChatId(path.into_inner());
+    chat_services::leave_group(&state.store, user.id, chat).await?;
+    Ok(web::Json(LeftResponse { chat_id: chat }))
+}
+
+/// Query of the history route.
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    before: Option<i64>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/chats/{id}/messages?before=&after=&limit=` → 200 `{"messages":[...],"has_more"}`,
+/// oldest first: the newest `limit` (default 50, max 200), or those below `before` / above
+/// `after`. 400 for both cursors at once, 403 for non-members, 404 for no chat.
+pub async fn history(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i64>,
+    query: web::Query<HistoryQuery>,
+) -> ApiResult<web::Json<MessagePage>> {
+    let chat = ChatId(path.into_inner());
+    let limit = bounded("limit", query.limit, 50, 200)?;
+    let cursor = match (query.before, query.after) {
+        (None, None) => HistoryCursor::Latest,
+        (Some(before), None) => HistoryCursor::Before(before),
+        (None, Some(after)) => HistoryCursor::After(after),
+        (Some(_), Some(_)) => {
+            return Err(
+                DomainError::invalid("before", "Give either before or after, not both.").into(),
+            );
+        }
+    };
+    require_member(&state.store, chat, user.id).await?;
+    Ok(web::Json(
+        message_history(&state.store, chat, cursor, limit).await?,
+    ))
+}
+
+/// Body of `POST /api/v1/chats/{id}/messages`.
+#[derive(Deserialize)]
+pub struct SendRequest {
+    text: Option<String>,
+    client_id: Option<String>,
+}
+
+/// `POST /api/v1/chats/{id}/messages {"text","client_id"?}` → 201 the stored message, or 200 the
+/// original when `client_id` was sent before. 400 for blank/too long text, 403 for non-members.
+pub async fn send(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i64>,
+    body: web::Json<SendRequest>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let max = state.settings.max_message_chars;
+    let text = required("text", body.text.as_deref()).and_then(|t| MessageText::parse(t, max));
+    let client_id = body.client_id.as_deref().map(ClientId::parse).transpose();
+    let (text, client_id) = validated!(text, client_id)?;
+    let chat = ChatId(path.into_inner());
+    let sent =
+        chat_services::send_message(&state.store, user.id, chat, &text, client_id.as_ref()).await?;
+    Ok(if sent.created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    }
+    .json(sent.message))
+}

@@ -1,0 +1,29 @@
+//! The native door, `/api/v1` (PROTOCOLS.md, "Native API"): JSON over HTTP with bearer JWTs;
+//! errors `{"detail","code"[,"fields"]}`. Its auth routes are seed 002's, so 002 clients log in
+//! unchanged.
+
+mod auth;
+mod chats;
+
+use actix_web::web;
+
+use super::resource;
+
+/// Mounts the native routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/v1/auth/register/").route(web::post().to(auth::register)))
+        .service(resource("/api/v1/auth/login/").route(web::post().to(auth::login)))
+        .service(resource("/api/v1/auth/login/refresh/").route(web::post().to(auth::refresh)))
+        .service(resource("/api/v1/auth/logout/").route(web::post().to(auth::logout)))
+        .service(resource("/api/v1/users/me").route(web::get().to(auth::me)))
+        .service(resource("/api/v1/chats").route(web::get().to(chats::list)))
+        .service(resource("/api/v1/chats/direct").route(web::post().to(chats::open_direct)))
+        .service(resource("/api/v1/chats/groups").route(web::post().to(chats::create_group)))
+        .service(resource("/api/v1/chats/{id}/join").route(web::post().to(chats::join)))
+        .service(resource("/api/v1/chats/{id}/leave").route(web::post().to(chats::leave)))
+        .service(
+            resource("/api/v1/chats/{id}/messages")
+                .route(web::get().to(chats::history))
+                .route(web::post().to(chats::send)),
+        );
+}

@@ -1,0 +1,57 @@
+//! Door 002, "Real Time Chat App" (seed 002, Django Channels): REST under `/api/v1/chat/` (no
+//! trailing slash), errors `{"detail"}`, and the WebSockets `/ws/group/<name>/` and
+//! `/ws/user/<username>/` with `send_message` / `retrieve_message` (PROTOCOLS.md, "Door 002").
+
+mod rest;
+mod ws;
+
+use actix_web::web;
+use chat_selectors::MessageView;
+use chrono::SecondsFormat;
+use serde_json::{Value, json};
+
+use super::resource;
+
+/// Mounts door 002's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/v1/chat/list-friends").route(web::get().to(rest::list_friends)))
+        .service(
+            resource("/api/v1/chat/add-friend/{username}").route(web::post().to(rest::add_friend)),
+        )
+        .service(
+            resource("/api/v1/chat/remove-friend/{username}")
+                .route(web::post().to(rest::remove_friend)),
+        )
+        .service(resource("/api/v1/chat/create-group").route(web::post().to(rest::create_group)))
+        .service(resource("/api/v1/chat/join-group/{name}").route(web::post().to(rest::join_group)))
+        .service(
+            resource("/api/v1/chat/leave-group/{name}").route(web::post().to(rest::leave_group)),
+        )
+        .service(
+            resource("/api/v1/chat/delete-group/{name}").route(web::post().to(rest::delete_group)),
+        )
+        .service(
+            resource("/api/v1/chat/chat-friend/{username}").route(web::get().to(rest::chat_friend)),
+        )
+        .service(resource("/api/v1/chat/chat-group/{name}").route(web::get().to(rest::chat_group)))
+        .service(resource("/ws/group/{name}/").route(web::get().to(ws::group_socket)))
+        .service(resource("/ws/user/{username}/").route(web::get().to(ws::user_socket)));
+}
+
+/// The username door 002 shows for system lines (joins, leaves), which have no author.
+const SYSTEM_USERNAME: &str = "system";
+
+/// A message as door 002 shows it: `{"id","content","timestamp","from_user":{"username"}}`,
+/// `timestamp` RFC 3339 UTC with microseconds (Django REST framework's format).
+fn message_json(message: &MessageView) -> Value {
+    let author = message
+        .author
+        .as_ref()
+        .map_or(SYSTEM_USERNAME, |a| a.username.as_str());
+    json!({
+        "id": message.id,
+        "content": message.text,
+        "timestamp": message.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "from_user": {"username": author},
+    })
+}

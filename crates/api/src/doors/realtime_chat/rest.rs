@@ -1,0 +1,173 @@
+//! Door 002's REST routes. Success bodies keep the original's texts, typos included
+//! ("Succussfly"); errors are `{"detail"}` with 400/403/404/409 (PROTOCOLS.md decision: the
+//! original answered 500 for every domain error).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chat_domain::{DomainError, GroupName, Title};
+use chat_selectors::{
+    friends_of, group_by_name, is_friend, require_member, user_by_id, user_by_username,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::CurrentUser;
+use crate::doors::required;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub(super) struct Username {
+    username: String,
+}
+
+/// `GET /api/v1/chat/list-friends` → 200 `[{"username"}]`.
+pub async fn list_friends(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> ApiResult<web::Json<Vec<Username>>> {
+    let friends = friends_of(&state.store, user.id).await?;
+    Ok(web::Json(
+        friends
+            .into_iter()
+            .map(|f| Username {
+                username: f.username,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /api/v1/chat/add-friend/{username}` → 200 `"Succussfly added friend"`.
+/// 404 unknown user, 409 already a friend, 400 yourself.
+pub async fn add_friend(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<&'static str>> {
+    chat_services::add_friend(&state.store, user.id, &path).await?;
+    Ok(web::Json("Succussfly added friend"))
+}
+
+/// `POST /api/v1/chat/remove-friend/{username}` → 200 `"Succussfly removed friend"`.
+/// 404 unknown user or not a friend.
+pub async fn remove_friend(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<&'static str>> {
+    chat_services::remove_friend(&state.store, user.id, &path).await?;
+    Ok(web::Json("Succussfly removed friend"))
+}
+
+/// Body of `create-group`.
+#[derive(Deserialize)]
+pub struct CreateGroupRequest {
+    name: Option<String>,
+}
+
+/// `POST /api/v1/chat/create-group {"name"}` → 201
+/// `{"name","users":[{"username"}],"chat":{"name","chat_type":"group","thread_id"}}`; the creator
+/// is the owner and first member. 400 bad name, 409 taken.
+pub async fn create_group(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: web::Json<CreateGroupRequest>,
+) -> ApiResult<HttpResponse> {
+    let raw = required("name", body.into_inner().name)?;
+    let name = GroupName::parse(&raw)?;
+    let title = Title::parse(&raw)?;
+    let chat =
+        chat_services::create_group(&state.store, user.id, Some(&name), &title, false).await?;
+    let owner = user_by_id(&state.store, user.id).await?;
+    Ok(HttpResponse::Created().json(json!({
+        "name": name.as_str(),
+        "users": [{"username": owner.username}],
+        "chat": {"name": name.as_str(), "chat_type": "group", "thread_id": chat.id},
+    })))
+}
+
+/// `POST /api/v1/chat/join-group/{name}` → 200 `"Succussfully joined."`. 404, 409 already in.
+pub async fn join_group(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<&'static str>> {
+    let chat = group_by_name(&state.store, &path).await?;
+    chat_services::join_group(&state.store, user.id, chat.id).await?;
+    Ok(web::Json("Succussfully joined."))
+}
+
+/// `POST /api/v1/chat/leave-group/{name}` → 200 `"Succussfully removed."`. 404, 403 not in.
+pub async fn leave_group(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<&'static str>> {
+    let chat = group_by_name(&state.store, &path).await?;
+    chat_services::leave_group(&state.store, user.id, chat.id).await?;
+    Ok(web::Json("Succussfully removed."))
+}
+
+/// `POST /api/v1/chat/delete-group/{name}` → 200 with an empty body. 404, 403 not the owner.
+pub async fn delete_group(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let chat = group_by_name(&state.store, &path).await?;
+    chat_services::delete_group(&state.store, user.id, chat.id).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+#[derive(Serialize)]
+pub(super) struct SocketUrl {
+    url: String,
+}
+
+fn socket_url(req: &HttpRequest, path: &str, token: &str) -> SocketUrl {
+    let info = req.connection_info();
+    let scheme = if info.scheme() == "https" {
+        "wss"
+    } else {
+        "ws"
+    };
+    SocketUrl {
+        url: format!("{scheme}://{}{path}?token={token}", info.host()),
+    }
+}
+
+/// `GET /api/v1/chat/chat-friend/{username}` → 200 `{"url":"ws://<host>/ws/user/<username>/?token=<access>"}`.
+/// 404 unknown user, 403 not in your friend list.
+pub async fn chat_friend(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<SocketUrl>> {
+    let friend = user_by_username(&state.store, &path).await?;
+    if !is_friend(&state.store, user.id, friend.id).await? {
+        return Err(DomainError::Forbidden("This user is not your friend.".into()).into());
+    }
+    Ok(web::Json(socket_url(
+        &req,
+        &format!("/ws/user/{}/", friend.username),
+        &user.token,
+    )))
+}
+
+/// `GET /api/v1/chat/chat-group/{name}` → 200 `{"url":"ws://<host>/ws/group/<name>/?token=<access>"}`.
+/// 404 unknown group, 403 not a member.
+pub async fn chat_group(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<String>,
+) -> ApiResult<web::Json<SocketUrl>> {
+    let chat = group_by_name(&state.store, &path).await?;
+    require_member(&state.store, chat.id, user.id).await?;
+    let name = chat.name.unwrap_or_default();
+    Ok(web::Json(socket_url(
+        &req,
+        &format!("/ws/group/{name}/"),
+        &user.token,
+    )))
+}

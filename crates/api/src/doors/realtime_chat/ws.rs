@@ -1,0 +1,267 @@
+//! Door 002's WebSockets. A refused socket gets `{"action":"disconect","message":"<reason>"}`
+//! (sic) and a 1008 close; bad frames get `{"action":"error","message":"<reason>"}` and the socket
+//! stays open (PROTOCOLS.md decision: the original crashed on invalid JSON).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::CloseCode;
+use chat_domain::{ChatId, MessageText};
+use chat_selectors::{
+    ChatEvent, ChatView, HistoryCursor, MessagePage, UserView, group_by_name, is_friend,
+    message_history, require_member, user_by_id, user_by_username,
+};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::message_json;
+use crate::auth::request_token;
+use crate::error::ApiError;
+use crate::realtime::socket::{Reply, SocketDoor, SocketLimits, drive, send_and_close};
+use crate::realtime::{Event, FrameKind};
+use crate::state::AppState;
+
+/// `retrieve_message`'s default `number` (seed 002) and our upper bound.
+const DEFAULT_NUMBER: i64 = 10;
+const MAX_NUMBER: i64 = 100;
+
+fn disconnect(reason: &str) -> Reply {
+    let frame = json!({"action": "disconect", "message": reason}).to_string();
+    Reply::frame_and_close(frame, CloseCode::Policy, reason)
+}
+
+fn error(reason: &str) -> Reply {
+    Reply::frame(json!({"action": "error", "message": reason}).to_string())
+}
+
+/// The text a client sees for a failed use case (infrastructure faults are logged, not shown).
+fn reason<E: Into<ApiError>>(error: E) -> String {
+    error.into().detail().to_owned()
+}
+
+async fn authenticate(state: &AppState, token: Option<String>) -> Result<UserView, String> {
+    let token = token.ok_or("Anonymous users may not connect: pass ?token=<access>.")?;
+    let user = state.jwt.verify(&token).map_err(reason)?;
+    user_by_id(&state.store, user).await.map_err(reason)
+}
+
+/// `GET /ws/group/{name}/?token=<access>`: a member's socket on a group.
+pub async fn group_socket(
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let token = request_token(&req);
+    let state = state.get_ref().clone();
+    actix_web::rt::spawn(async move {
+        let limits = SocketLimits::from_settings(&state.settings);
+        let opened = async {
+            let user = authenticate(&state, token).await?;
+            let chat = group_by_name(&state.store, &path).await.map_err(reason)?;
+            require_member(&state.store, chat.id, user.id)
+                .await
+                .map_err(reason)?;
+            Ok::<_, String>((user, chat))
+        };
+        match opened.await {
+            Err(why) => send_and_close(session, disconnect(&why), &limits).await,
+            Ok((user, chat)) => {
+                let (tx, rx) = mpsc::channel(limits.queue);
+                let conn = state.hub.connect(user.id, tx);
+                let _subscription = state.hub.subscribe(chat.id, &conn);
+                let door = ChatSocket {
+                    state,
+                    user,
+                    chat,
+                    peer: None,
+                };
+                drive(session, stream, conn, rx, door, limits).await;
+            }
+        }
+    });
+    Ok(response)
+}
+
+/// `GET /ws/user/{username}/?token=<access>`: the direct chat with a user in your friend list
+/// (created on first use).
+pub async fn user_socket(
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let token = request_token(&req);
+    let state = state.get_ref().clone();
+    actix_web::rt::spawn(async move {
+        let limits = SocketLimits::from_settings(&state.settings);
+        let opened = async {
+            let user = authenticate(&state, token).await?;
+            let peer = user_by_username(&state.store, &path)
+                .await
+                .map_err(reason)?;
+            if !is_friend(&state.store, user.id, peer.id)
+                .await
+                .map_err(reason)?
+            {
+                return Err("This user is not your friend.".to_owned());
+            }
+            let (chat, _) = chat_services::open_direct_chat(&state.store, user.id, peer.id)
+                .await
+                .map_err(reason)?;
+            Ok((user, peer, chat))
+        };
+        match opened.await {
+            Err(why) => send_and_close(session, disconnect(&why), &limits).await,
+            Ok((user, peer, chat)) => {
+                let (tx, rx) = mpsc::channel(limits.queue);
+                let conn = state.hub.connect(user.id, tx);
+                let _subscription = state.hub.subscribe(chat.id, &conn);
+                let door = ChatSocket {
+                    state,
+                    user,
+                    chat,
+                    peer: Some(peer),
+                };
+                drive(session, stream, conn, rx, door, limits).await;
+            }
+        }
+    });
+    Ok(response)
+}
+
+/// One door-002 socket: a group (`peer: None`) or a direct chat with `peer`.
+struct ChatSocket {
+    state: AppState,
+    user: UserView,
+    chat: ChatView,
+    peer: Option<UserView>,
+}
+
+impl ChatSocket {
+    fn chat_id(&self) -> ChatId {
+        self.chat.id
+    }
+
+    async fn send_message(&self, frame: &Value) -> Reply {
+        let Some(text) = frame.get("message").and_then(Value::as_str) else {
+            return error("\"message\" must be a string.");
+        };
+        let text = match MessageText::parse(text, self.state.settings.max_message_chars) {
+            Ok(text) => text,
+            Err(e) => return error(&reason(e)),
+        };
+        match chat_services::send_message(
+            &self.state.store,
+            self.user.id,
+            self.chat_id(),
+            &text,
+            None,
+        )
+        .await
+        {
+            // The broadcast (sender included) arrives through the bus like everyone else's.
+            Ok(_) => Reply::none(),
+            Err(e) => error(&reason(e)),
+        }
+    }
+
+    async fn retrieve_message(&self, frame: &Value) -> Reply {
+        let number = match frame.get("number") {
+            None | Some(Value::Null) => DEFAULT_NUMBER,
+            Some(n) => match n.as_i64() {
+                Some(n) if (1..=MAX_NUMBER).contains(&n) => n,
+                _ => {
+                    return error(&format!(
+                        "\"number\" must be an integer from 1 to {MAX_NUMBER}."
+                    ));
+                }
+            },
+        };
+        let store = &self.state.store;
+        let page = match require_member(store, self.chat_id(), self.user.id).await {
+            Ok(_) => message_history(store, self.chat_id(), HistoryCursor::Latest, number).await,
+            Err(e) => Err(e),
+        };
+        match page {
+            Ok(page) => Reply::frame(self.retrieve_frame(page).to_string()),
+            Err(e) => error(&reason(e)),
+        }
+    }
+
+    /// Newest first, as the original returned them.
+    fn retrieve_frame(&self, page: MessagePage) -> Value {
+        let messages: Vec<Value> = page
+            .messages
+            .iter()
+            .rev()
+            .map(|m| match &self.peer {
+                None => message_json(m),
+                Some(peer) => direct_json(m, &self.user, peer),
+            })
+            .collect();
+        let meta = json!({"number_msgs": messages.len(), "has_more": page.has_more});
+        match self.peer {
+            None => json!({
+                "action": "retrieve_message",
+                "data": {"messages": messages, "meta": meta},
+                "to_user": self.user.username,
+            }),
+            Some(_) => json!({"messages": messages, "meta": meta}),
+        }
+    }
+}
+
+/// A direct message: the group shape plus `"to_user":{"username"}`, the member who is not the
+/// author (the same for both members, so the frame is rendered once).
+fn direct_json(message: &chat_selectors::MessageView, me: &UserView, peer: &UserView) -> Value {
+    let mut value = message_json(message);
+    let to = match &message.author {
+        Some(author) if author.id == me.id => &peer.username,
+        _ => &me.username,
+    };
+    value["to_user"] = json!({"username": to});
+    value
+}
+
+impl SocketDoor for ChatSocket {
+    async fn on_text(&mut self, text: &str) -> Reply {
+        let frame: Value = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(e) => return error(&format!("Invalid JSON: {e}")),
+        };
+        match frame.get("action").and_then(Value::as_str) {
+            Some("send_message") => self.send_message(&frame).await,
+            Some("retrieve_message") => self.retrieve_message(&frame).await,
+            Some(other) => error(&format!(
+                "Unknown action {other:?}: use \"send_message\" or \"retrieve_message\"."
+            )),
+            None => error("\"action\" must be a string."),
+        }
+    }
+
+    fn on_binary(&mut self) -> Reply {
+        error("Binary frames are not supported: send JSON text frames.")
+    }
+
+    fn on_event(&mut self, event: &Event) -> Reply {
+        match &event.chat_event {
+            ChatEvent::MessageCreated { message, .. } => {
+                let frame = match &self.peer {
+                    None => event.frame(FrameKind::Door002Group, |_| {
+                        Some(json!({"message": message_json(message)}).to_string())
+                    }),
+                    Some(peer) => event.frame(FrameKind::Door002Direct, |_| {
+                        Some(json!({"data": direct_json(message, &self.user, peer)}).to_string())
+                    }),
+                };
+                frame.map_or_else(Reply::none, Reply::frame)
+            }
+            ChatEvent::MemberLeft { user_id, .. } if *user_id == self.user.id => {
+                disconnect("You are no longer a member of this group.")
+            }
+            ChatEvent::ChatDeleted { .. } => disconnect("This group was deleted."),
+            _ => Reply::none(),
+        }
+    }
+}

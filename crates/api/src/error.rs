@@ -1,0 +1,137 @@
+//! The native door's (and door 002's) HTTP error: JSON `{"detail","code"[,"fields"]}` with a 4xx
+//! status, mapped in one place from the domain and infrastructure errors. A 5xx is logged once
+//! with its cause; the client gets no internals.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use chat_domain::{DomainError, FieldErrors};
+use serde::Serialize;
+
+/// An error answered to an HTTP client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    fields: Option<FieldErrors>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    detail: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a FieldErrors>,
+}
+
+impl ApiError {
+    /// An error with the given status, snake_case code and human text.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            fields: None,
+        }
+    }
+
+    /// 401 `not_authenticated`.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "not_authenticated", detail)
+    }
+
+    /// 400 `invalid`.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid", detail)
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The human-readable text.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error.",
+        )
+    }
+
+    fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "storage unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The service is temporarily unavailable; try again.",
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(Body {
+            detail: &self.detail,
+            code: self.code,
+            fields: self.fields.as_ref(),
+        })
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        match error {
+            DomainError::Invalid(fields) => {
+                let detail = fields
+                    .iter()
+                    .map(|(field, problems)| format!("{field}: {}", problems.join(" ")))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Self {
+                    fields: Some(fields),
+                    ..Self::new(StatusCode::BAD_REQUEST, "invalid", detail)
+                }
+            }
+            DomainError::Unauthorized(detail) => Self::unauthorized(detail),
+            DomainError::Forbidden(detail) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            DomainError::NotFound(detail) => Self::new(StatusCode::NOT_FOUND, "not_found", detail),
+            DomainError::Conflict(detail) => Self::new(StatusCode::CONFLICT, "conflict", detail),
+        }
+    }
+}
+
+impl From<chat_services::Error> for ApiError {
+    fn from(error: chat_services::Error) -> Self {
+        use chat_services::Error as E;
+        match error {
+            E::Domain(e) => e.into(),
+            E::Pool(_) => Self::unavailable(&error),
+            E::Database(_) | E::Internal(_) => Self::internal(&error),
+        }
+    }
+}
+
+impl From<chat_selectors::Error> for ApiError {
+    fn from(error: chat_selectors::Error) -> Self {
+        chat_services::Error::from(error).into()
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

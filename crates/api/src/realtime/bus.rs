@@ -1,0 +1,56 @@
+//! The process's one Redis pub/sub subscriber: receives every committed chat event published by
+//! any instance and dispatches it to the local [`Hub`]. Reconnects with backoff (100 ms doubling
+//! to 5 s) when Redis drops; events published while it is down are not replayed live (clients
+//! recover them from history by `seq`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_selectors::ChatEvent;
+use futures_util::StreamExt;
+use tokio::sync::oneshot;
+
+use super::{Event, Hub};
+
+/// Runs forever: subscribe to `channel`, dispatch, reconnect on loss. `ready` fires after the
+/// first successful SUBSCRIBE (the server starts serving only then, so no event is missed).
+pub async fn run_subscriber(
+    client: redis::Client,
+    channel: String,
+    hub: Arc<Hub>,
+    ready: oneshot::Sender<()>,
+) {
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    tracing::info!(redis.channel = %channel, "event subscriber connected");
+                    backoff = Duration::from_millis(100);
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
+                    let mut messages = pubsub.on_message();
+                    while let Some(msg) = messages.next().await {
+                        dispatch(&hub, msg.get_payload_bytes());
+                    }
+                    tracing::warn!("event subscriber lost its Redis connection; reconnecting");
+                }
+                Err(error) => tracing::warn!(%error, "event subscribe failed"),
+            },
+            Err(error) => tracing::warn!(%error, "event subscriber cannot reach Redis"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn dispatch(hub: &Hub, payload: &[u8]) {
+    match serde_json::from_slice::<ChatEvent>(payload) {
+        Ok(event) => {
+            hub.dispatch(Arc::new(Event::new(event)));
+        }
+        Err(error) => tracing::error!(%error, "undecodable event on the bus; dropped"),
+    }
+}

@@ -1,0 +1,202 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use bytestring::ByteString;
+use chat_domain::{ChatId, UserId};
+use chat_selectors::ChatEvent;
+use tokio::sync::{Notify, mpsc};
+
+/// The wire formats a chat event is rendered into; each is rendered at most once per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// Door 002 group broadcast `{"message":{...}}`.
+    Door002Group = 0,
+    /// Door 002 direct broadcast `{"data":{...}}`.
+    Door002Direct = 1,
+}
+
+const FRAME_KINDS: usize = 2;
+
+/// A committed chat event as delivered to local sockets, with its rendered frames cached.
+#[derive(Debug)]
+pub struct Event {
+    /// What happened.
+    pub chat_event: ChatEvent,
+    frames: [OnceLock<Option<ByteString>>; FRAME_KINDS],
+}
+
+impl Event {
+    /// Wraps an event received from the bus.
+    pub fn new(chat_event: ChatEvent) -> Self {
+        Self {
+            chat_event,
+            frames: Default::default(),
+        }
+    }
+
+    /// The event's frame in `kind`'s format, rendered by `render` on first use and shared by every
+    /// socket after that (`None`: this event has no frame in that format).
+    pub fn frame(
+        &self,
+        kind: FrameKind,
+        render: impl FnOnce(&ChatEvent) -> Option<String>,
+    ) -> Option<ByteString> {
+        self.frames[kind as usize]
+            .get_or_init(|| render(&self.chat_event).map(ByteString::from))
+            .clone()
+    }
+}
+
+/// One socket's delivery end: its bounded queue and a signal to drop it when it falls behind.
+#[derive(Debug)]
+pub struct Connection {
+    id: u64,
+    /// The socket's user.
+    pub user: UserId,
+    tx: mpsc::Sender<Arc<Event>>,
+    overflowed: Notify,
+}
+
+impl Connection {
+    /// Resolves once the hub found this socket's queue full: the client reads too slowly and is
+    /// to be disconnected (a slow reader must not grow memory without limit).
+    pub async fn overflowed(&self) {
+        self.overflowed.notified().await
+    }
+}
+
+/// The sockets of this process by chat. Cheap to share (`Arc<Hub>`); locks are held only to copy
+/// or edit the subscriber lists, never across an await.
+#[derive(Debug, Default)]
+pub struct Hub {
+    chats: RwLock<HashMap<ChatId, Vec<Arc<Connection>>>>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// A new connection for `user` delivering into `tx` (the socket's bounded queue).
+    pub fn connect(&self, user: UserId, tx: mpsc::Sender<Arc<Event>>) -> Arc<Connection> {
+        Arc::new(Connection {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user,
+            tx,
+            overflowed: Notify::new(),
+        })
+    }
+
+    /// Starts delivering `chat`'s events to `conn` until the returned guard is dropped.
+    pub fn subscribe(self: &Arc<Self>, chat: ChatId, conn: &Arc<Connection>) -> Subscription {
+        self.chats
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(chat)
+            .or_default()
+            .push(conn.clone());
+        Subscription {
+            hub: self.clone(),
+            chat,
+            conn_id: conn.id,
+        }
+    }
+
+    /// Hands `event` to every local socket on its chat without waiting: a socket whose queue is
+    /// full is told to disconnect (its `overflowed()` resolves). Returns how many queues took it.
+    pub fn dispatch(&self, event: Arc<Event>) -> usize {
+        let chats = self.chats.read().unwrap_or_else(|e| e.into_inner());
+        let Some(conns) = chats.get(&event.chat_event.chat_id()) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        for conn in conns {
+            match conn.tx.try_send(event.clone()) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => conn.overflowed.notify_one(),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        delivered
+    }
+
+    /// Number of (socket, chat) subscriptions held, for tests and metrics.
+    pub fn subscription_count(&self) -> usize {
+        self.chats
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+}
+
+/// A socket's subscription to one chat; dropping it unsubscribes (every exit path cleans up).
+#[derive(Debug)]
+pub struct Subscription {
+    hub: Arc<Hub>,
+    chat: ChatId,
+    conn_id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut chats = self.hub.chats.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(conns) = chats.get_mut(&self.chat) {
+            conns.retain(|c| c.id != self.conn_id);
+            if conns.is_empty() {
+                chats.remove(&self.chat);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deleted(chat: i64) -> Arc<Event> {
+        Arc::new(Event::new(ChatEvent::ChatDeleted {
+            chat_id: ChatId(chat),
+        }))
+    }
+
+    #[tokio::test]
+    async fn delivers_to_subscribers_of_the_chat_only_until_unsubscribed() {
+        let hub = Arc::new(Hub::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        let conn = hub.connect(UserId(1), tx);
+        let sub = hub.subscribe(ChatId(7), &conn);
+        assert_eq!(hub.dispatch(deleted(8)), 0);
+        assert_eq!(hub.dispatch(deleted(7)), 1);
+        assert_eq!(rx.recv().await.unwrap().chat_event.chat_id(), ChatId(7));
+        drop(sub);
+        assert_eq!(hub.subscription_count(), 0);
+        assert_eq!(hub.dispatch(deleted(7)), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_signals_overflow_instead_of_growing() {
+        let hub = Arc::new(Hub::default());
+        let (tx, _rx) = mpsc::channel(1);
+        let conn = hub.connect(UserId(1), tx);
+        let _sub = hub.subscribe(ChatId(7), &conn);
+        assert_eq!(hub.dispatch(deleted(7)), 1);
+        assert_eq!(hub.dispatch(deleted(7)), 0);
+        tokio::time::timeout(std::time::Duration::from_secs(1), conn.overflowed())
+            .await
+            .expect("overflow was not signalled");
+    }
+
+    #[test]
+    fn a_frame_is_rendered_once_per_event() {
+        let event = deleted(1);
+        let mut renders = 0;
+        for _ in 0..3 {
+            let frame = event.frame(FrameKind::Door002Group, |_| {
+                renders += 1;
+                Some("x".into())
+            });
+            assert_eq!(frame.as_deref(), Some("x"));
+        }
+        assert_eq!(renders, 1);
+    }
+}

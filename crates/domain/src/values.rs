@@ -1,0 +1,291 @@
+//! Validated values. Each `parse` returns [`DomainError::Invalid`] naming the field and the problem.
+
+use crate::DomainError;
+
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// A username: 3..=32 characters of letters, digits, `_`, `.`, `-` (PROTOCOLS.md, "Common to
+/// every door"). Unique case-insensitively; the case given at sign-up is kept for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// Shortest allowed username, in characters.
+    pub const MIN_CHARS: usize = 3;
+    /// Longest allowed username, in characters.
+    pub const MAX_CHARS: usize = 32;
+
+    /// Parses a username. Errors: `Invalid{"username"}` when empty, too short/long or with other
+    /// characters.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let chars = raw.chars().count();
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&chars) {
+            return Err(DomainError::invalid(
+                "username",
+                format!(
+                    "Must be {}-{} characters long.",
+                    Self::MIN_CHARS,
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        if !raw.chars().all(is_name_char) {
+            return Err(DomainError::invalid(
+                "username",
+                "May contain only letters, digits, '_', '.' and '-'.",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The username as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address, kept as given; compared case-insensitively. At most 254 characters
+/// (RFC 5321 §4.5.3.1.3), exactly one `@`, a non-empty local part and a dotted domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses an email address. Errors: `Invalid{"email"}`.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let bad = || DomainError::invalid("email", "Enter a valid email address.");
+        if raw.chars().count() > 254 || raw.chars().any(char::is_whitespace) {
+            return Err(bad());
+        }
+        let (local, domain) = raw.split_once('@').ok_or_else(bad)?;
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@');
+        if local.is_empty() || !domain_ok {
+            return Err(bad());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The address as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password: 8..=72 bytes. bcrypt reads at most 72 bytes, and we refuse longer passwords
+/// instead of silently truncating them (`bcrypt::non_truncating_hash`).
+#[derive(Clone)]
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl Password {
+    /// Shortest allowed password, in bytes.
+    pub const MIN_BYTES: usize = 8;
+    /// Longest allowed password, in bytes (bcrypt's input limit).
+    pub const MAX_BYTES: usize = 72;
+
+    /// Parses a new password. Errors: `Invalid{"password"}`.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        if !(Self::MIN_BYTES..=Self::MAX_BYTES).contains(&raw.len()) {
+            return Err(DomainError::invalid(
+                "password",
+                format!(
+                    "Must be {}-{} bytes long.",
+                    Self::MIN_BYTES,
+                    Self::MAX_BYTES
+                ),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The secret itself; only for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The text of a message: not blank, at most `max_chars` characters (4096 by default, configurable;
+/// PROTOCOLS.md "Limits"). Kept exactly as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    /// Parses a message text. Errors: `Invalid{"text"}` when blank or over `max_chars` characters.
+    pub fn parse(raw: &str, max_chars: usize) -> Result<Self, DomainError> {
+        if raw.trim().is_empty() {
+            return Err(DomainError::invalid(
+                "text",
+                "Message text may not be blank.",
+            ));
+        }
+        if raw.chars().count() > max_chars {
+            return Err(DomainError::invalid(
+                "text",
+                format!("Message text may be at most {max_chars} characters long."),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// A system line written by the server itself (joins, leaves).
+    pub fn system(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A sender's idempotency key for a message: 1..=64 characters, unique per author forever
+/// (PROTOCOLS.md: "same `client_id` again → the original message").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Longest allowed key, in characters.
+    pub const MAX_CHARS: usize = 64;
+
+    /// Parses a client id. Errors: `Invalid{"client_id"}` when empty or over 64 characters.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let chars = raw.chars().count();
+        if chars == 0 || chars > Self::MAX_CHARS {
+            return Err(DomainError::invalid(
+                "client_id",
+                format!("Must be 1-{} characters long.", Self::MAX_CHARS),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The unique name of a group, used in door 002's URLs (`/ws/group/<name>/`): 1..=64 characters
+/// of letters, digits, `_`, `.`, `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupName(String);
+
+impl GroupName {
+    /// Longest allowed group name, in characters.
+    pub const MAX_CHARS: usize = 64;
+
+    /// Parses a group name. Errors: `Invalid{"name"}`.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let chars = raw.chars().count();
+        if chars == 0 || chars > Self::MAX_CHARS || !raw.chars().all(is_name_char) {
+            return Err(DomainError::invalid(
+                "name",
+                format!(
+                    "Must be 1-{} characters of letters, digits, '_', '.' and '-'.",
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A chat's display title: not blank, at most 128 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    /// Longest allowed title, in characters.
+    pub const MAX_CHARS: usize = 128;
+
+    /// Parses a title. Errors: `Invalid{"title"}`.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        if raw.trim().is_empty() || raw.chars().count() > Self::MAX_CHARS {
+            return Err(DomainError::invalid(
+                "title",
+                format!("Must be 1-{} characters, not blank.", Self::MAX_CHARS),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The title.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_bounds_and_charset() {
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse("abc").is_ok());
+        assert!(Username::parse(&"a".repeat(32)).is_ok());
+        assert!(Username::parse(&"a".repeat(33)).is_err());
+        assert!(Username::parse("bad name").is_err());
+        assert!(Username::parse("bad/name").is_err());
+        assert!(Username::parse("Ёлка_1.x-y").is_ok());
+    }
+
+    #[test]
+    fn email_shapes() {
+        assert!(Email::parse("a@b.cc").is_ok());
+        for bad in [
+            "", "a", "a@b", "@b.cc", "a@.cc", "a@b.", "a b@c.dd", "a@b@c.dd",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn password_is_bytes_bounded_for_bcrypt() {
+        assert!(Password::parse("1234567").is_err());
+        assert!(Password::parse("12345678").is_ok());
+        assert!(Password::parse(&"x".repeat(72)).is_ok());
+        assert!(Password::parse(&"x".repeat(73)).is_err());
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-pass").unwrap()),
+            "Password(***)"
+        );
+    }
+
+    #[test]
+    fn message_text_counts_characters_not_bytes() {
+        assert!(MessageText::parse("  \n", 10).is_err());
+        assert!(MessageText::parse("ёёёёё", 5).is_ok());
+        assert!(MessageText::parse("ёёёёёё", 5).is_err());
+    }
+
+    #[test]
+    fn merge_collects_every_field() {
+        let merged = DomainError::merge([
+            DomainError::invalid("a", "x"),
+            DomainError::invalid("b", "y"),
+            DomainError::invalid("a", "z"),
+        ])
+        .unwrap();
+        let DomainError::Invalid(fields) = merged else {
+            panic!("not invalid")
+        };
+        assert_eq!(fields["a"], vec!["x", "z"]);
+        assert_eq!(fields["b"], vec!["y"]);
+        assert!(DomainError::merge([]).is_none());
+    }
+}

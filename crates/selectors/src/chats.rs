@@ -1,0 +1,258 @@
+//! Chat reads: a chat by id or name, the direct chat of a pair, and a user's chat list.
+
+use chat_domain::{ChatKind, DomainError, MessageKind};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+
+use crate::schema::chats;
+use crate::{AuthorView, ChatId, Error, MessageId, MessageView, Result, Store, UserBrief, UserId};
+
+/// A chat's own fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatView {
+    /// Id.
+    pub id: ChatId,
+    /// `direct`, `group` or `support`.
+    pub kind: ChatKind,
+    /// Unique address of a group, where it has one.
+    pub name: Option<String>,
+    /// Display title ("" for direct chats).
+    pub title: String,
+    /// Private groups are invite only.
+    pub is_private: bool,
+    /// The group's owner.
+    pub owner_id: Option<UserId>,
+    /// `seq` of the newest message (0: none yet).
+    pub last_seq: i64,
+    /// Time of the newest message.
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = chats)]
+struct ChatRow {
+    id: i64,
+    kind: String,
+    name: Option<String>,
+    title: String,
+    is_private: bool,
+    owner_id: Option<i64>,
+    last_seq: i64,
+    last_message_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl ChatRow {
+    fn into_view(self) -> Result<ChatView> {
+        Ok(ChatView {
+            id: ChatId(self.id),
+            kind: ChatKind::parse(&self.kind).map_err(|_| {
+                Error::Internal(format!("chat {} has kind {:?}", self.id, self.kind))
+            })?,
+            name: self.name,
+            title: self.title,
+            is_private: self.is_private,
+            owner_id: self.owner_id.map(UserId),
+            last_seq: self.last_seq,
+            last_message_at: self.last_message_at,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// A chat by id. Errors: `NotFound("Chat not found.")`.
+pub async fn chat_by_id(store: &Store, id: ChatId) -> Result<ChatView> {
+    let mut conn = store.conn().await?;
+    let row: Option<ChatRow> = chats::table
+        .find(id.0)
+        .select(ChatRow::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?;
+    row.ok_or_else(|| DomainError::NotFound("Chat not found.".into()))?
+        .into_view()
+}
+
+/// A group by its unique name. Errors: `NotFound("Group not found.")`.
+pub async fn group_by_name(store: &Store, name: &str) -> Result<ChatView> {
+    let mut conn = store.conn().await?;
+    let row: Option<ChatRow> = chats::table
+        .filter(chats::name.eq(name))
+        .filter(chats::kind.eq(ChatKind::Group.as_str()))
+        .select(ChatRow::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?;
+    row.ok_or_else(|| DomainError::NotFound("Group not found.".into()))?
+        .into_view()
+}
+
+/// The direct chat between two users, if it exists.
+pub async fn direct_chat_between(store: &Store, a: UserId, b: UserId) -> Result<Option<ChatView>> {
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    let mut conn = store.conn().await?;
+    let row: Option<ChatRow> = chats::table
+        .filter(chats::direct_user_lo.eq(lo.0))
+        .filter(chats::direct_user_hi.eq(hi.0))
+        .select(ChatRow::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?;
+    row.map(ChatRow::into_view).transpose()
+}
+
+/// One entry of a user's chat list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatListItem {
+    /// The chat.
+    #[serde(flatten)]
+    pub chat: ChatView,
+    /// For a direct chat, the other user.
+    pub peer: Option<UserBrief>,
+    /// The newest message, if any.
+    pub last_message: Option<MessageView>,
+    /// Messages after the user's read marker: `last_seq - last_read_seq`, O(1) per chat.
+    pub unread_count: i64,
+}
+
+#[derive(QueryableByName)]
+struct ChatListRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    name: Option<String>,
+    #[diesel(sql_type = Text)]
+    title: String,
+    #[diesel(sql_type = Bool)]
+    is_private: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    owner_id: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    last_seq: i64,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    last_message_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    last_read_seq: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    peer_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    peer_username: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lm_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    lm_author_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    lm_author_username: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    lm_kind: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    lm_text: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    lm_client_id: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    lm_created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    lm_edited_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    lm_deleted_at: Option<DateTime<Utc>>,
+}
+
+/// One query for the whole list: memberships → chats, the direct peer, the last message (by the
+/// unique `(chat_id, seq)` index) and its author.
+const CHAT_LIST_SQL: &str = "
+SELECT c.id, c.kind, c.name, c.title, c.is_private, c.owner_id, c.last_seq, c.last_message_at,
+       c.created_at, m.last_read_seq,
+       p.id AS peer_id, p.username AS peer_username,
+       lm.id AS lm_id, lm.author_id AS lm_author_id, la.username AS lm_author_username,
+       lm.kind AS lm_kind, lm.text AS lm_text, lm.client_id AS lm_client_id,
+       lm.created_at AS lm_created_at, lm.edited_at AS lm_edited_at, lm.deleted_at AS lm_deleted_at
+FROM chat_members m
+JOIN chats c ON c.id = m.chat_id
+LEFT JOIN users p ON c.kind = 'direct'
+     AND p.id = CASE WHEN c.direct_user_lo = m.user_id THEN c.direct_user_hi ELSE c.direct_user_lo END
+LEFT JOIN messages lm ON lm.chat_id = c.id AND lm.seq = c.last_seq
+LEFT JOIN users la ON la.id = lm.author_id
+WHERE m.user_id = $1
+ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC
+LIMIT $2";
+
+/// The user's chats, newest activity first (a chat with no message by its creation time), each
+/// with its last message and unread count; at most `limit` entries. One query, no N+1.
+pub async fn chat_list(store: &Store, user: UserId, limit: i64) -> Result<Vec<ChatListItem>> {
+    let mut conn = store.conn().await?;
+    let rows: Vec<ChatListRow> = diesel::sql_query(CHAT_LIST_SQL)
+        .bind::<BigInt, _>(user.0)
+        .bind::<BigInt, _>(limit)
+        .load(&mut conn)
+        .await?;
+    rows.into_iter().map(ChatListRow::into_item).collect()
+}
+
+impl ChatListRow {
+    fn into_item(self) -> Result<ChatListItem> {
+        let last_message = match (self.lm_id, self.lm_kind, self.lm_created_at) {
+            (Some(id), Some(kind), Some(created_at)) => {
+                let deleted = self.lm_deleted_at.is_some();
+                Some(MessageView {
+                    id: MessageId(id),
+                    chat_id: ChatId(self.id),
+                    seq: self.last_seq,
+                    author: self
+                        .lm_author_id
+                        .zip(self.lm_author_username)
+                        .map(|(id, username)| AuthorView {
+                            id: UserId(id),
+                            username,
+                        }),
+                    kind: MessageKind::parse(&kind)
+                        .map_err(|_| Error::Internal(format!("message {id} has kind {kind:?}")))?,
+                    text: if deleted {
+                        String::new()
+                    } else {
+                        self.lm_text.unwrap_or_default()
+                    },
+                    client_id: self.lm_client_id,
+                    created_at,
+                    edited_at: self.lm_edited_at,
+                    deleted,
+                })
+            }
+            _ => None,
+        };
+        let peer = self
+            .peer_id
+            .zip(self.peer_username)
+            .map(|(id, username)| UserBrief {
+                id: UserId(id),
+                username,
+            });
+        let unread_count = (self.last_seq - self.last_read_seq).max(0);
+        let chat = ChatRow {
+            id: self.id,
+            kind: self.kind,
+            name: self.name,
+            title: self.title,
+            is_private: self.is_private,
+            owner_id: self.owner_id,
+            last_seq: self.last_seq,
+            last_message_at: self.last_message_at,
+            created_at: self.created_at,
+        }
+        .into_view()?;
+        Ok(ChatListItem {
+            chat,
+            peer,
+            last_message,
+            unread_count,
+        })
+    }
+}

@@ -1,0 +1,35 @@
+//! Every read of the chat core, returning view models, cached in Redis where hot (membership
+//! checks, user profiles). Also home of what reads and writes share: the schema, the [`Store`]
+//! (PostgreSQL pool + Redis), the Redis keyspace and the [`ChatEvent`]s carried between instances.
+//!
+//! Cache rule: services call the `invalidate_*` functions here after their transaction commits.
+//! A Redis failure on a read is logged and the read falls back to PostgreSQL.
+
+mod cache;
+mod chats;
+mod error;
+mod events;
+mod friends;
+mod members;
+mod messages;
+pub mod schema;
+mod store;
+mod users;
+
+pub use chat_domain::{ChatId, MessageId, UserId};
+pub use chats::{
+    ChatListItem, ChatView, chat_by_id, chat_list, direct_chat_between, group_by_name,
+};
+pub use error::{Error, Result};
+pub use events::ChatEvent;
+pub use friends::{friends_of, is_friend};
+pub use members::{invalidate_members, member_ids, membership, require_member};
+pub use messages::{
+    AuthorView, HistoryCursor, MessagePage, MessageRow, MessageView, message_by_client_id,
+    message_by_id, message_history,
+};
+pub use store::{DbConn, Keys, MIGRATIONS, Store, StoreConfig, run_migrations};
+pub use users::{
+    Credentials, UserBrief, UserView, credentials_by_login, invalidate_user, user_by_id,
+    user_by_username,
+};

@@ -1,0 +1,120 @@
+//! Membership checks, the hottest read of all (every send and every socket checks one).
+//!
+//! Cached per (chat, user) as `"<generation>:<role|->"` (5 min TTL). Services bump the chat's
+//! generation (`INCR`) after committing a membership change; an entry written under an older
+//! generation is ignored. Because the generation is read *before* PostgreSQL, an entry filled
+//! from a read that raced with a change is stamped with the old generation and never served
+//! again — stale answers can't outlive the write that made them stale.
+
+use chat_domain::MemberRole;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use redis::AsyncCommands;
+
+use crate::schema::chat_members;
+use crate::{ChatId, Error, Result, Store, UserId};
+
+const MEMBER_TTL_SECS: u64 = 300;
+
+/// The user's role in the chat, or `None` when they are not a member.
+pub async fn membership(store: &Store, chat: ChatId, user: UserId) -> Result<Option<MemberRole>> {
+    let gen_key = store.keys.chat_members_gen(chat);
+    let entry_key = store.keys.chat_member(chat, user);
+    let cached: Option<(Option<u64>, Option<String>)> = match store
+        .redis()
+        .mget::<_, (Option<u64>, Option<String>)>(&[&gen_key, &entry_key])
+        .await
+    {
+        Ok(pair) => Some(pair),
+        Err(error) => {
+            tracing::warn!(%error, "membership cache read failed; using the database");
+            None
+        }
+    };
+    let generation = cached.as_ref().map(|(g, _)| g.unwrap_or(0));
+    if let (Some(generation), Some((_, Some(entry)))) = (generation, &cached)
+        && let Some(role) = parse_entry(entry, generation)
+    {
+        return Ok(role);
+    }
+
+    let mut conn = store.conn().await?;
+    let role: Option<String> = chat_members::table
+        .find((chat.0, user.0))
+        .select(chat_members::role)
+        .first(&mut conn)
+        .await
+        .optional()?;
+    let role = role
+        .map(|r| MemberRole::parse(&r))
+        .transpose()
+        .map_err(|_| Error::Internal(format!("chat {chat} member {user} has an unknown role")))?;
+    if let Some(generation) = generation {
+        let entry = format!("{generation}:{}", role.map_or("-", MemberRole::as_str));
+        if let Err(error) = store
+            .redis()
+            .set_ex::<_, _, ()>(&entry_key, entry, MEMBER_TTL_SECS)
+            .await
+        {
+            tracing::warn!(%error, "membership cache write failed");
+        }
+    }
+    Ok(role)
+}
+
+/// The user's role in the chat, for actions only members may take (read history, post).
+/// Errors: `NotFound("Chat not found.")` when the chat does not exist, `Forbidden("You are not a
+/// member of this chat.")` when the user is not a member.
+pub async fn require_member(store: &Store, chat: ChatId, user: UserId) -> Result<MemberRole> {
+    if let Some(role) = membership(store, chat, user).await? {
+        return Ok(role);
+    }
+    crate::chat_by_id(store, chat).await?;
+    Err(chat_domain::DomainError::Forbidden("You are not a member of this chat.".into()).into())
+}
+
+/// `Some(answer)` when the entry belongs to `generation`.
+fn parse_entry(entry: &str, generation: u64) -> Option<Option<MemberRole>> {
+    let (entry_gen, role) = entry.split_once(':')?;
+    if entry_gen.parse::<u64>().ok()? != generation {
+        return None;
+    }
+    match role {
+        "-" => Some(None),
+        role => MemberRole::parse(role).ok().map(Some),
+    }
+}
+
+/// Invalidates every cached membership of the chat; services call it after committing a
+/// membership change. A Redis fault is logged: entries then expire within 5 min.
+pub async fn invalidate_members(store: &Store, chat: ChatId) {
+    let key = store.keys.chat_members_gen(chat);
+    if let Err(error) = store.redis().incr::<_, _, u64>(&key, 1).await {
+        tracing::error!(chat.id = %chat, %error, "membership cache invalidation failed");
+    }
+}
+
+/// Ids of every member of the chat, by join time.
+pub async fn member_ids(store: &Store, chat: ChatId) -> Result<Vec<UserId>> {
+    let mut conn = store.conn().await?;
+    let ids: Vec<i64> = chat_members::table
+        .filter(chat_members::chat_id.eq(chat.0))
+        .order(chat_members::joined_at.asc())
+        .select(chat_members::user_id)
+        .load(&mut conn)
+        .await?;
+    Ok(ids.into_iter().map(UserId).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_of_other_generations_are_ignored() {
+        assert_eq!(parse_entry("3:owner", 3), Some(Some(MemberRole::Owner)));
+        assert_eq!(parse_entry("3:-", 3), Some(None));
+        assert_eq!(parse_entry("2:owner", 3), None);
+        assert_eq!(parse_entry("garbage", 3), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! The shared storage handles: the PostgreSQL pool, the Redis connection and keyspace, and the
+//! embedded migrations. Services (writes) and selectors (reads) both take a [`Store`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool::Runtime;
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::{ChatId, Error, Result, UserId};
+
+/// The migrations in `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// A pooled PostgreSQL connection.
+pub type DbConn = Object<AsyncPgConnection>;
+
+/// How to reach PostgreSQL and Redis.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `postgres://user@host:port/db`.
+    pub database_url: String,
+    /// `redis://host:port[/db]`.
+    pub redis_url: String,
+    /// Prepended to every Redis key and channel, so several deployments (or tests) share one Redis.
+    pub redis_prefix: String,
+    /// Most PostgreSQL connections this process opens.
+    pub db_pool_size: usize,
+    /// How long a request waits for a free connection before failing, in ms.
+    pub db_wait_timeout_ms: u64,
+}
+
+/// Handles to PostgreSQL and Redis; cheap to clone (everything inside is shared).
+#[derive(Clone)]
+pub struct Store {
+    /// PostgreSQL connection pool.
+    pub db: Pool<AsyncPgConnection>,
+    /// Shared multiplexed Redis connection for commands and publishing (reconnects by itself).
+    pub redis: redis::aio::ConnectionManager,
+    /// The Redis client, for opening the process's dedicated pub/sub connection.
+    pub redis_client: redis::Client,
+    /// The Redis keyspace of this deployment.
+    pub keys: Keys,
+}
+
+impl Store {
+    /// Builds the pool and connects to Redis. The pool opens connections lazily; Redis is
+    /// connected at once. Errors: `Pool` for a malformed database URL, `Cache` when Redis is
+    /// unreachable.
+    pub async fn connect(config: &StoreConfig) -> Result<Self> {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(&config.database_url);
+        let wait = Duration::from_millis(config.db_wait_timeout_ms);
+        let db = Pool::builder(manager)
+            .max_size(config.db_pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(wait))
+            .create_timeout(Some(wait))
+            .recycle_timeout(Some(wait))
+            .build()
+            .map_err(|e| Error::Pool(e.to_string()))?;
+        let redis_client = redis::Client::open(config.redis_url.as_str())?;
+        let redis = redis::aio::ConnectionManager::new(redis_client.clone()).await?;
+        Ok(Self {
+            db,
+            redis,
+            redis_client,
+            keys: Keys::new(&config.redis_prefix),
+        })
+    }
+
+    /// A connection from the pool. Errors: `Pool` after the wait timeout.
+    pub async fn conn(&self) -> Result<DbConn> {
+        Ok(self.db.get().await?)
+    }
+
+    /// A clone of the shared Redis connection (cheap: it is multiplexed).
+    pub fn redis(&self) -> redis::aio::ConnectionManager {
+        self.redis.clone()
+    }
+}
+
+/// Applies every pending migration to the database at `database_url`, on a blocking thread.
+/// Returns the versions applied (empty when up to date). Errors: `Internal` with the cause.
+pub async fn run_migrations(database_url: &str) -> Result<Vec<String>> {
+    use diesel::Connection;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+
+    let url = database_url.to_owned();
+    tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .map_err(|e| Error::Internal(format!("connect for migrations: {e}")))?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| Error::Internal(format!("migrations: {e}")))?;
+        Ok(applied.iter().map(ToString::to_string).collect())
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("migration task: {e}")))?
+}
+
+/// Every Redis key and channel name this deployment uses, under one prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: Arc<str>,
+}
+
+impl Keys {
+    /// Keys under `prefix` (for example `chat:`).
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix itself.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The pub/sub channel carrying every chat event between instances.
+    pub fn events_channel(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    /// The membership generation of a chat: bumped after every committed membership change, so
+    /// cached membership entries of older generations are ignored.
+    pub fn chat_members_gen(&self, chat: ChatId) -> String {
+        format!("{}chat:v1:{chat}:members:gen", self.prefix)
+    }
+
+    /// One user's cached membership in a chat: `"<generation>:<role or ->"`.
+    pub fn chat_member(&self, chat: ChatId, user: UserId) -> String {
+        format!("{}chat:v1:{chat}:member:{user}", self.prefix)
+    }
+
+    /// A cached user profile (JSON of `UserView`).
+    pub fn user(&self, user: UserId) -> String {
+        format!("{}user:v1:{user}", self.prefix)
+    }
+}

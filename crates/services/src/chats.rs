@@ -1,0 +1,271 @@
+//! Chat writes: direct chats (one per pair, race-free), groups, joining, leaving, deleting.
+//! Joins and leaves are stored as system lines, so history shows them in `seq` order.
+
+use chat_domain::{
+    ChatId, ChatKind, DomainError, GroupName, MemberRole, MessageKind, Title, UserId,
+    can_delete_chat, can_join,
+};
+use chat_selectors::schema::{chat_members, chats};
+use chat_selectors::{
+    ChatEvent, ChatView, Store, chat_by_id, invalidate_members, membership, user_by_id,
+};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::error::unique_violation;
+use crate::messages::insert_message;
+use crate::{Result, publish};
+
+/// Opens the direct chat between `me` and `other`, creating it (with both as members) when it
+/// does not exist yet. Returns the chat and whether it was created. Concurrent calls for the same
+/// pair get the same chat (a unique `(lo, hi)` pair).
+/// Errors: `Invalid{"user_id"}` for yourself, `NotFound` for an unknown user.
+pub async fn open_direct_chat(
+    store: &Store,
+    me: UserId,
+    other: UserId,
+) -> Result<(ChatView, bool)> {
+    if me == other {
+        return Err(DomainError::invalid(
+            "user_id",
+            "You cannot open a direct chat with yourself.",
+        )
+        .into());
+    }
+    user_by_id(store, other).await?;
+    let (lo, hi) = if me < other { (me, other) } else { (other, me) };
+    let mut conn = store.conn().await?;
+    let created: Option<i64> = conn
+        .transaction::<_, crate::Error, _>(async |conn| {
+            let id: Option<i64> = diesel::insert_into(chats::table)
+                .values((
+                    chats::kind.eq(ChatKind::Direct.as_str()),
+                    chats::direct_user_lo.eq(lo.0),
+                    chats::direct_user_hi.eq(hi.0),
+                ))
+                .on_conflict((chats::direct_user_lo, chats::direct_user_hi))
+                .do_nothing()
+                .returning(chats::id)
+                .get_result(conn)
+                .await
+                .optional()?;
+            if let Some(id) = id {
+                diesel::insert_into(chat_members::table)
+                    .values(&vec![
+                        (chat_members::chat_id.eq(id), chat_members::user_id.eq(lo.0)),
+                        (chat_members::chat_id.eq(id), chat_members::user_id.eq(hi.0)),
+                    ])
+                    .execute(conn)
+                    .await?;
+            }
+            crate::Result::Ok(id)
+        })
+        .await?;
+    let chat_id = match created {
+        Some(id) => {
+            invalidate_members(store, ChatId(id)).await;
+            ChatId(id)
+        }
+        None => chats::table
+            .filter(chats::direct_user_lo.eq(lo.0))
+            .filter(chats::direct_user_hi.eq(hi.0))
+            .select(chats::id)
+            .first(&mut conn)
+            .await
+            .map(ChatId)?,
+    };
+    drop(conn);
+    Ok((chat_by_id(store, chat_id).await?, created.is_some()))
+}
+
+/// Creates a group owned by `owner` (who becomes its first member, role owner).
+/// Errors: `Conflict` when `name` is taken.
+pub async fn create_group(
+    store: &Store,
+    owner: UserId,
+    name: Option<&GroupName>,
+    title: &Title,
+    is_private: bool,
+) -> Result<ChatView> {
+    let mut conn = store.conn().await?;
+    let id: Result<i64> = conn
+        .transaction::<_, crate::Error, _>(async |conn| {
+            let id: i64 = diesel::insert_into(chats::table)
+                .values((
+                    chats::kind.eq(ChatKind::Group.as_str()),
+                    chats::name.eq(name.map(GroupName::as_str)),
+                    chats::title.eq(title.as_str()),
+                    chats::is_private.eq(is_private),
+                    chats::owner_id.eq(owner.0),
+                ))
+                .returning(chats::id)
+                .get_result(conn)
+                .await?;
+            diesel::insert_into(chat_members::table)
+                .values((
+                    chat_members::chat_id.eq(id),
+                    chat_members::user_id.eq(owner.0),
+                    chat_members::role.eq(MemberRole::Owner.as_str()),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(id)
+        })
+        .await;
+    let id = match id {
+        Ok(id) => ChatId(id),
+        Err(e) if unique_violation(&e).is_some() => {
+            return Err(
+                DomainError::Conflict("A group with this name already exists.".into()).into(),
+            );
+        }
+        Err(e) => return Err(e),
+    };
+    drop(conn);
+    invalidate_members(store, id).await;
+    Ok(chat_by_id(store, id).await?)
+}
+
+/// `user` joins a public group; a system line "<username> joined the group" is stored.
+/// Errors: `NotFound` (no chat), `Forbidden` (private group, not a group), `Conflict` (already a
+/// member).
+pub async fn join_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
+    let view = chat_by_id(store, chat).await?;
+    can_join(
+        view.kind,
+        view.is_private,
+        membership(store, chat, user).await?,
+    )?;
+    let username = user_by_id(store, user).await?.username;
+    let mut conn = store.conn().await?;
+    let line = conn
+        .transaction::<_, crate::Error, _>(async |conn| {
+            let inserted = diesel::insert_into(chat_members::table)
+                .values((
+                    chat_members::chat_id.eq(chat.0),
+                    chat_members::user_id.eq(user.0),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            if inserted == 0 {
+                return Err(
+                    DomainError::Conflict("You are already a member of this chat.".into()).into(),
+                );
+            }
+            let text = format!("{username} joined the group");
+            insert_message(conn, chat, None, MessageKind::System, &text, None, false).await
+        })
+        .await?;
+    drop(conn);
+    invalidate_members(store, chat).await;
+    publish(
+        store,
+        &ChatEvent::MemberJoined {
+            chat_id: chat,
+            user_id: user,
+        },
+    )
+    .await;
+    if let Some(message) = line {
+        publish(
+            store,
+            &ChatEvent::MessageCreated {
+                chat_id: chat,
+                message,
+            },
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Hands ownership to the longest-standing admin, else the longest-standing member.
+const PROMOTE_SUCCESSOR_SQL: &str = "
+UPDATE chat_members SET role = 'owner'
+WHERE chat_id = $1 AND user_id = (
+    SELECT user_id FROM chat_members WHERE chat_id = $1
+    ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, joined_at, user_id
+    LIMIT 1)";
+
+/// `user` leaves a group; a system line "<username> left the group" is stored. When the owner
+/// leaves, the longest-standing admin (else member) becomes owner; a group with no members left
+/// keeps its history and has no owner.
+/// Errors: `NotFound` (no chat), `Forbidden` (not a member, or not a group).
+pub async fn leave_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
+    let view = chat_by_id(store, chat).await?;
+    if view.kind != ChatKind::Group {
+        return Err(DomainError::Forbidden("Only groups can be left.".into()).into());
+    }
+    let username = user_by_id(store, user).await?.username;
+    let mut conn = store.conn().await?;
+    let line = conn
+        .transaction::<_, crate::Error, _>(async |conn| {
+            let role: Option<String> = diesel::delete(chat_members::table.find((chat.0, user.0)))
+                .returning(chat_members::role)
+                .get_result(conn)
+                .await
+                .optional()?;
+            let Some(role) = role else {
+                return Err(
+                    DomainError::Forbidden("You are not a member of this chat.".into()).into(),
+                );
+            };
+            if role == MemberRole::Owner.as_str() {
+                diesel::sql_query(PROMOTE_SUCCESSOR_SQL)
+                    .bind::<diesel::sql_types::BigInt, _>(chat.0)
+                    .execute(conn)
+                    .await?;
+                let successor: Option<i64> = chat_members::table
+                    .filter(chat_members::chat_id.eq(chat.0))
+                    .filter(chat_members::role.eq(MemberRole::Owner.as_str()))
+                    .select(chat_members::user_id)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                diesel::update(chats::table.find(chat.0))
+                    .set(chats::owner_id.eq(successor))
+                    .execute(conn)
+                    .await?;
+            }
+            let text = format!("{username} left the group");
+            insert_message(conn, chat, None, MessageKind::System, &text, None, false).await
+        })
+        .await?;
+    drop(conn);
+    invalidate_members(store, chat).await;
+    publish(
+        store,
+        &ChatEvent::MemberLeft {
+            chat_id: chat,
+            user_id: user,
+        },
+    )
+    .await;
+    if let Some(message) = line {
+        publish(
+            store,
+            &ChatEvent::MessageCreated {
+                chat_id: chat,
+                message,
+            },
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Deletes a group with its members and history; only its owner may.
+/// Errors: `NotFound` (no chat), `Forbidden` (not the owner, not a group).
+pub async fn delete_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
+    let view = chat_by_id(store, chat).await?;
+    can_delete_chat(view.kind, membership(store, chat, user).await?)?;
+    let mut conn = store.conn().await?;
+    diesel::delete(chats::table.find(chat.0))
+        .execute(&mut conn)
+        .await?;
+    drop(conn);
+    invalidate_members(store, chat).await;
+    publish(store, &ChatEvent::ChatDeleted { chat_id: chat }).await;
+    Ok(())
+}

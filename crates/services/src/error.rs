@@ -1,0 +1,52 @@
+use chat_domain::DomainError;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// The error of every write. `Domain` is a refusal the client caused (mapped to 4xx by each
+/// door); the other variants are faults of ours or of the infrastructure (5xx, logged once).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rule refused the request; nothing was changed.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// PostgreSQL answered with an error the use case did not expect.
+    #[error("database: {0}")]
+    Database(#[from] DieselError),
+    /// No database connection could be had in time.
+    #[error("database pool: {0}")]
+    Pool(String),
+    /// Anything else (a failed blocking task, a broken invariant, a Redis fault on a read).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<chat_selectors::Error> for Error {
+    fn from(error: chat_selectors::Error) -> Self {
+        use chat_selectors::Error as S;
+        match error {
+            S::Domain(e) => Self::Domain(e),
+            S::Database(e) => Self::Database(e),
+            S::Pool(e) => Self::Pool(e),
+            S::Cache(e) => Self::Internal(format!("redis: {e}")),
+            S::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for Error {
+    fn from(error: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        Self::Pool(error.to_string())
+    }
+}
+
+/// Result of a write.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The name of the unique constraint or index a statement violated, if that is what failed.
+pub(crate) fn unique_violation(error: &Error) -> Option<&str> {
+    match error {
+        Error::Database(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
+            Some(info.constraint_name().unwrap_or(""))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,50 @@
+//! Contact list writes (seed 002: "add friend", "remove friend").
+
+use chat_domain::{DomainError, UserId};
+use chat_selectors::{Store, schema::friendships, user_by_username};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::Result;
+
+/// Puts the user named `friend` into `user`'s contact list.
+/// Errors: `NotFound` (no such user), `Invalid` (yourself), `Conflict` (already there).
+pub async fn add_friend(store: &Store, user: UserId, friend: &str) -> Result<()> {
+    let friend = user_by_username(store, friend).await?;
+    if friend.id == user {
+        return Err(
+            DomainError::invalid("username", "You cannot add yourself as a friend.").into(),
+        );
+    }
+    let mut conn = store.conn().await?;
+    let inserted = diesel::insert_into(friendships::table)
+        .values((
+            friendships::user_id.eq(user.0),
+            friendships::friend_id.eq(friend.id.0),
+        ))
+        .on_conflict_do_nothing()
+        .execute(&mut conn)
+        .await?;
+    if inserted == 0 {
+        return Err(DomainError::Conflict("This user is already your friend.".into()).into());
+    }
+    Ok(())
+}
+
+/// Takes the user named `friend` out of `user`'s contact list.
+/// Errors: `NotFound` (no such user, or not in the list).
+pub async fn remove_friend(store: &Store, user: UserId, friend: &str) -> Result<()> {
+    let friend = user_by_username(store, friend).await?;
+    let mut conn = store.conn().await?;
+    let deleted = diesel::delete(
+        friendships::table
+            .filter(friendships::user_id.eq(user.0))
+            .filter(friendships::friend_id.eq(friend.id.0)),
+    )
+    .execute(&mut conn)
+    .await?;
+    if deleted == 0 {
+        return Err(DomainError::NotFound("This user is not your friend.".into()).into());
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! Every write of the chat core. One async function per use case, one PostgreSQL transaction
+//! each; after the commit, caches are invalidated and [`ChatEvent`]s are published to every
+//! instance through Redis. A refused request changes nothing.
+
+mod auth;
+mod chats;
+mod error;
+mod events;
+mod friends;
+mod messages;
+
+pub use auth::{
+    authenticate, issue_refresh_token, register, revoke_refresh_token, rotate_refresh_token,
+};
+pub use chat_selectors::ChatEvent;
+pub use chats::{create_group, delete_group, join_group, leave_group, open_direct_chat};
+pub use error::{Error, Result};
+pub use events::publish;
+pub use friends::{add_friend, remove_friend};
+pub use messages::{Sent, send_message};
