@@ -43,6 +43,40 @@ async fn authenticate(state: &AppState, token: Option<String>) -> Result<UserVie
     user_by_id(&state.store, user).await.map_err(reason)
 }
 
+/// Starts the session of an accepted socket, or sends the refusal and closes. The hub
+/// subscription is taken here, before the handler returns the 101 response, so a client whose
+/// handshake completed is already receiving: nothing sent after that can miss it.
+fn start(
+    state: &AppState,
+    session: actix_ws::Session,
+    stream: actix_ws::MessageStream,
+    opened: Result<(UserView, ChatView, Option<UserView>), String>,
+) {
+    let limits = SocketLimits::from_settings(&state.settings);
+    match opened {
+        Err(why) => {
+            actix_web::rt::spawn(async move {
+                send_and_close(session, disconnect(&why), &limits).await
+            });
+        }
+        Ok((user, chat, peer)) => {
+            let (tx, rx) = mpsc::channel(limits.queue);
+            let conn = state.hub.connect(user.id, tx);
+            let subscription = state.hub.subscribe(chat.id, &conn);
+            let door = ChatSocket {
+                state: state.clone(),
+                user,
+                chat,
+                peer,
+            };
+            actix_web::rt::spawn(async move {
+                let _subscription = subscription;
+                drive(session, stream, conn, rx, door, limits).await;
+            });
+        }
+    }
+}
+
 /// `GET /ws/group/{name}/?token=<access>`: a member's socket on a group.
 pub async fn group_socket(
     req: HttpRequest,
@@ -51,34 +85,15 @@ pub async fn group_socket(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let token = request_token(&req);
-    let state = state.get_ref().clone();
-    actix_web::rt::spawn(async move {
-        let limits = SocketLimits::from_settings(&state.settings);
-        let opened = async {
-            let user = authenticate(&state, token).await?;
-            let chat = group_by_name(&state.store, &path).await.map_err(reason)?;
-            require_member(&state.store, chat.id, user.id)
-                .await
-                .map_err(reason)?;
-            Ok::<_, String>((user, chat))
-        };
-        match opened.await {
-            Err(why) => send_and_close(session, disconnect(&why), &limits).await,
-            Ok((user, chat)) => {
-                let (tx, rx) = mpsc::channel(limits.queue);
-                let conn = state.hub.connect(user.id, tx);
-                let _subscription = state.hub.subscribe(chat.id, &conn);
-                let door = ChatSocket {
-                    state,
-                    user,
-                    chat,
-                    peer: None,
-                };
-                drive(session, stream, conn, rx, door, limits).await;
-            }
-        }
-    });
+    let opened = async {
+        let user = authenticate(&state, request_token(&req)).await?;
+        let chat = group_by_name(&state.store, &path).await.map_err(reason)?;
+        require_member(&state.store, chat.id, user.id)
+            .await
+            .map_err(reason)?;
+        Ok((user, chat, None))
+    };
+    start(&state, session, stream, opened.await);
     Ok(response)
 }
 
@@ -91,42 +106,23 @@ pub async fn user_socket(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let token = request_token(&req);
-    let state = state.get_ref().clone();
-    actix_web::rt::spawn(async move {
-        let limits = SocketLimits::from_settings(&state.settings);
-        let opened = async {
-            let user = authenticate(&state, token).await?;
-            let peer = user_by_username(&state.store, &path)
-                .await
-                .map_err(reason)?;
-            if !is_friend(&state.store, user.id, peer.id)
-                .await
-                .map_err(reason)?
-            {
-                return Err("This user is not your friend.".to_owned());
-            }
-            let (chat, _) = chat_services::open_direct_chat(&state.store, user.id, peer.id)
-                .await
-                .map_err(reason)?;
-            Ok((user, peer, chat))
-        };
-        match opened.await {
-            Err(why) => send_and_close(session, disconnect(&why), &limits).await,
-            Ok((user, peer, chat)) => {
-                let (tx, rx) = mpsc::channel(limits.queue);
-                let conn = state.hub.connect(user.id, tx);
-                let _subscription = state.hub.subscribe(chat.id, &conn);
-                let door = ChatSocket {
-                    state,
-                    user,
-                    chat,
-                    peer: Some(peer),
-                };
-                drive(session, stream, conn, rx, door, limits).await;
-            }
+    let opened = async {
+        let user = authenticate(&state, request_token(&req)).await?;
+        let peer = user_by_username(&state.store, &path)
+            .await
+            .map_err(reason)?;
+        if !is_friend(&state.store, user.id, peer.id)
+            .await
+            .map_err(reason)?
+        {
+            return Err("This user is not your friend.".to_owned());
         }
-    });
+        let (chat, _) = chat_services::open_direct_chat(&state.store, user.id, peer.id)
+            .await
+            .map_err(reason)?;
+        Ok((user, chat, Some(peer)))
+    };
+    start(&state, session, stream, opened.await);
     Ok(response)
 }
 

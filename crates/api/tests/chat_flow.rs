@@ -1,0 +1,560 @@
+//! The chat core end to end over real HTTP and WebSockets: accounts and tokens, friends, groups,
+//! direct chats, history, the chat list, idempotent sends, live delivery (also across two
+//! instances through Redis).
+
+mod common;
+
+use common::{TestApp, TestUser};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_login_refresh_rotates_and_logout_revokes() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+
+    let (status, me) = app.get("/api/v1/users/me", Some(&alice.access)).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["username"], "alice");
+    assert_eq!(me["email"], "alice@example.com");
+
+    // Log in by email too, case-insensitively.
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/login/",
+            None,
+            json!({"username": "ALICE@example.com", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, pair) = app
+        .post(
+            "/api/v1/auth/login/refresh/",
+            None,
+            json!({"refresh": alice.refresh}),
+        )
+        .await;
+    assert_eq!(status, 200, "{pair}");
+    let new_refresh = pair["refresh"].as_str().unwrap().to_owned();
+    assert_ne!(new_refresh, alice.refresh);
+    let (status, _) = app
+        .get("/api/v1/users/me", Some(pair["access"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 200);
+
+    // The used token is dead; presenting it again also revokes the rotated one (reuse detection).
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/login/refresh/",
+            None,
+            json!({"refresh": alice.refresh}),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/login/refresh/",
+            None,
+            json!({"refresh": new_refresh}),
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    // Logout revokes a live session.
+    let (status, tokens) = app
+        .post(
+            "/api/v1/auth/login/",
+            None,
+            json!({"username": "alice", "password": "password123"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let refresh = tokens["refresh"].as_str().unwrap();
+    let (status, _) = app
+        .post("/api/v1/auth/logout/", None, json!({"refresh": refresh}))
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/login/refresh/",
+            None,
+            json!({"refresh": refresh}),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn friends_and_door_002_group_routes() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+
+    let (status, body) = app
+        .post(
+            "/api/v1/chat/add-friend/bob",
+            Some(&alice.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, body), (200, json!("Succussfly added friend")));
+    let (status, body) = app
+        .get("/api/v1/chat/list-friends", Some(&alice.access))
+        .await;
+    assert_eq!((status, body), (200, json!([{"username": "bob"}])));
+    // One-way: bob's list is still empty.
+    let (_, body) = app
+        .get("/api/v1/chat/list-friends", Some(&bob.access))
+        .await;
+    assert_eq!(body, json!([]));
+
+    let (status, url) = app
+        .get("/api/v1/chat/chat-friend/bob", Some(&alice.access))
+        .await;
+    assert_eq!(status, 200);
+    let expected = format!("{}/ws/user/bob/?token={}", app.ws_base, alice.access);
+    assert_eq!(url["url"], expected.as_str());
+
+    let (status, group) = app
+        .post(
+            "/api/v1/chat/create-group",
+            Some(&alice.access),
+            json!({"name": "rustaceans"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    assert_eq!(group["name"], "rustaceans");
+    assert_eq!(group["users"], json!([{"username": "alice"}]));
+    assert_eq!(group["chat"]["chat_type"], "group");
+    assert!(group["chat"]["thread_id"].is_i64());
+
+    let (status, body) = app
+        .post(
+            "/api/v1/chat/join-group/rustaceans",
+            Some(&bob.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, body), (200, json!("Succussfully joined.")));
+    let (status, url) = app
+        .get("/api/v1/chat/chat-group/rustaceans", Some(&bob.access))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        url["url"],
+        format!("{}/ws/group/rustaceans/?token={}", app.ws_base, bob.access).as_str()
+    );
+
+    // Only the owner deletes; leaving works; then the group is gone.
+    let (status, _) = app
+        .post(
+            "/api/v1/chat/delete-group/rustaceans",
+            Some(&bob.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = app
+        .post(
+            "/api/v1/chat/leave-group/rustaceans",
+            Some(&bob.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, body), (200, json!("Succussfully removed.")));
+    let (status, _) = app
+        .post(
+            "/api/v1/chat/delete-group/rustaceans",
+            Some(&alice.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .get("/api/v1/chat/chat-group/rustaceans", Some(&alice.access))
+        .await;
+    assert_eq!(status, 404);
+
+    let (status, body) = app
+        .post(
+            "/api/v1/chat/remove-friend/bob",
+            Some(&alice.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, body), (200, json!("Succussfly removed friend")));
+    let (_, body) = app
+        .get("/api/v1/chat/list-friends", Some(&alice.access))
+        .await;
+    assert_eq!(body, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_chat_is_one_per_pair_even_when_opened_concurrently() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let opens = (0..8).map(|i| {
+        let (me, other) = if i % 2 == 0 {
+            (&alice, &bob)
+        } else {
+            (&bob, &alice)
+        };
+        app.post(
+            "/api/v1/chats/direct",
+            Some(&me.access),
+            json!({"user_id": other.id}),
+        )
+    });
+    let results = futures_util::future::join_all(opens).await;
+    let created = results.iter().filter(|(s, _)| *s == 201).count();
+    assert_eq!(created, 1, "{results:?}");
+    assert!(results.iter().all(|(s, _)| *s == 200 || *s == 201));
+    let ids: std::collections::HashSet<_> = results
+        .iter()
+        .map(|(_, b)| b["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    let (_, chat) = &results[0];
+    assert_eq!(chat["kind"], "direct");
+}
+
+async fn send(app: &TestApp, user: &TestUser, chat: i64, text: &str) -> serde_json::Value {
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/chats/{chat}/messages"),
+            Some(&user.access),
+            json!({"text": text}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_get_gapless_seqs_history_pages_and_the_chat_list_orders_by_activity() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let (_, group) = app
+        .post(
+            "/api/v1/chats/groups",
+            Some(&alice.access),
+            json!({"title": "Team", "name": "team"}),
+        )
+        .await;
+    let group = group["id"].as_i64().unwrap();
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/chats/{group}/join"),
+            Some(&bob.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, direct) = app
+        .post(
+            "/api/v1/chats/direct",
+            Some(&alice.access),
+            json!({"user_id": bob.id}),
+        )
+        .await;
+    let direct = direct["id"].as_i64().unwrap();
+
+    // seq 1 is bob's join line; then five messages.
+    for i in 1..=5 {
+        let m = send(&app, &alice, group, &format!("m{i}")).await;
+        assert_eq!(m["seq"], i + 1);
+        assert_eq!(m["author"], json!({"id": alice.id, "username": "alice"}));
+        assert_eq!(m["kind"], "text");
+        assert_eq!(m["deleted"], false);
+    }
+    let (status, page) = app
+        .get(
+            &format!("/api/v1/chats/{group}/messages?limit=3"),
+            Some(&bob.access),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let seqs: Vec<i64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![4, 5, 6]);
+    assert_eq!(page["has_more"], true);
+    let (_, page) = app
+        .get(
+            &format!("/api/v1/chats/{group}/messages?before=4&limit=3"),
+            Some(&bob.access),
+        )
+        .await;
+    let first = &page["messages"][0];
+    assert_eq!(first["seq"], 1);
+    assert_eq!(first["kind"], "system");
+    assert_eq!(first["author"], serde_json::Value::Null);
+    assert_eq!(first["text"], "bob joined the group");
+    assert_eq!(page["has_more"], false);
+    let (_, page) = app
+        .get(
+            &format!("/api/v1/chats/{group}/messages?after=4"),
+            Some(&bob.access),
+        )
+        .await;
+    let texts: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, vec!["m4", "m5"]);
+
+    // The direct chat becomes the most recently active.
+    send(&app, &bob, direct, "hi alice").await;
+    let (status, list) = app.get("/api/v1/chats", Some(&alice.access)).await;
+    assert_eq!(status, 200);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], direct);
+    assert_eq!(list[0]["peer"], json!({"id": bob.id, "username": "bob"}));
+    assert_eq!(list[0]["last_message"]["text"], "hi alice");
+    assert_eq!(list[0]["unread_count"], 1);
+    assert_eq!(list[1]["id"], group);
+    assert_eq!(list[1]["last_message"]["text"], "m5");
+    assert_eq!(list[1]["unread_count"], 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_client_id_returns_the_original_message_and_uses_no_seq() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let (_, group) = app
+        .post(
+            "/api/v1/chats/groups",
+            Some(&alice.access),
+            json!({"title": "Solo"}),
+        )
+        .await;
+    let group = group["id"].as_i64().unwrap();
+    let path = format!("/api/v1/chats/{group}/messages");
+    let body = json!({"text": "once", "client_id": "c-1"});
+    let (first_status, first) = app.post(&path, Some(&alice.access), body.clone()).await;
+    assert_eq!(first_status, 201);
+    let retries = futures_util::future::join_all(
+        (0..4).map(|_| app.post(&path, Some(&alice.access), body.clone())),
+    )
+    .await;
+    for (status, again) in retries {
+        assert_eq!(status, 200);
+        assert_eq!(again, first);
+    }
+    let (_, next) = app
+        .post(&path, Some(&alice.access), json!({"text": "twice"}))
+        .await;
+    assert_eq!(
+        next["seq"],
+        first["seq"].as_i64().unwrap() + 1,
+        "a retry consumed a seq"
+    );
+    let (_, page) = app.get(&path, Some(&alice.access)).await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sockets_chat_live_in_a_group_and_retrieve_history() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.post(
+        "/api/v1/chat/create-group",
+        Some(&alice.access),
+        json!({"name": "live"}),
+    )
+    .await;
+    app.post("/api/v1/chat/join-group/live", Some(&bob.access), json!({}))
+        .await;
+
+    let mut a = app
+        .ws(&format!("/ws/group/live/?token={}", alice.access))
+        .await;
+    let mut b = app
+        .ws(&format!("/ws/group/live/?token={}", bob.access))
+        .await;
+    a.send_json(json!({"action": "send_message", "message": "hello bob"}))
+        .await;
+    for socket in [&mut a, &mut b] {
+        let frame = socket.recv_json().await;
+        let message = &frame["message"];
+        assert_eq!(message["content"], "hello bob");
+        assert_eq!(message["from_user"], json!({"username": "alice"}));
+        assert!(message["id"].is_i64());
+        assert!(message["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    b.send_json(json!({"action": "send_message", "message": "hi alice"}))
+        .await;
+    assert_eq!(a.recv_json().await["message"]["content"], "hi alice");
+    assert_eq!(b.recv_json().await["message"]["content"], "hi alice");
+
+    b.send_json(json!({"action": "retrieve_message", "number": 2}))
+        .await;
+    let frame = b.recv_json().await;
+    assert_eq!(frame["action"], "retrieve_message");
+    assert_eq!(frame["to_user"], "bob");
+    let contents: Vec<&str> = frame["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, vec!["hi alice", "hello bob"], "newest first");
+    assert_eq!(
+        frame["data"]["meta"],
+        json!({"number_msgs": 2, "has_more": true})
+    );
+    // `number` defaults to 10: all three lines (bob's join line included).
+    b.send_json(json!({"action": "retrieve_message"})).await;
+    assert_eq!(
+        b.recv_json().await["data"]["meta"],
+        json!({"number_msgs": 3, "has_more": false})
+    );
+    a.expect_silence(200).await;
+
+    // A message sent over REST reaches the sockets too.
+    let (_, chat) = app.get("/api/v1/chats", Some(&alice.access)).await;
+    let id = chat[0]["id"].as_i64().unwrap();
+    app.post(
+        &format!("/api/v1/chats/{id}/messages"),
+        Some(&alice.access),
+        json!({"text": "via rest"}),
+    )
+    .await;
+    assert_eq!(a.recv_json().await["message"]["content"], "via rest");
+    assert_eq!(b.recv_json().await["message"]["content"], "via rest");
+
+    // Leaving closes the leaver's socket with the door's disconnect frame.
+    app.post(
+        "/api/v1/chat/leave-group/live",
+        Some(&bob.access),
+        json!({}),
+    )
+    .await;
+    let (frames, close) = b.recv_close().await;
+    assert!(
+        frames.iter().any(|f| f["action"] == "disconect"),
+        "{frames:?}"
+    );
+    assert_eq!(u16::from(close.unwrap().code), 1008);
+    let left = a.recv_json().await;
+    assert_eq!(left["message"]["content"], "bob left the group", "{left}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sockets_chat_live_in_a_direct_chat() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.post(
+        "/api/v1/chat/add-friend/bob",
+        Some(&alice.access),
+        json!({}),
+    )
+    .await;
+    app.post(
+        "/api/v1/chat/add-friend/alice",
+        Some(&bob.access),
+        json!({}),
+    )
+    .await;
+    let mut a = app
+        .ws(&format!("/ws/user/bob/?token={}", alice.access))
+        .await;
+    let mut b = app
+        .ws(&format!("/ws/user/alice/?token={}", bob.access))
+        .await;
+    a.send_json(json!({"action": "send_message", "message": "psst"}))
+        .await;
+    for socket in [&mut a, &mut b] {
+        let data = socket.recv_json().await["data"].clone();
+        assert_eq!(data["content"], "psst");
+        assert_eq!(data["from_user"], json!({"username": "alice"}));
+        assert_eq!(data["to_user"], json!({"username": "bob"}));
+    }
+    b.send_json(json!({"action": "send_message", "message": "yes?"}))
+        .await;
+    let data = a.recv_json().await["data"].clone();
+    assert_eq!(data["to_user"], json!({"username": "alice"}));
+    b.recv_json().await;
+    a.send_json(json!({"action": "retrieve_message"})).await;
+    let frame = a.recv_json().await;
+    let contents: Vec<&str> = frame["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, vec!["yes?", "psst"]);
+    assert_eq!(frame["meta"], json!({"number_msgs": 2, "has_more": false}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_two_instances_chat_through_redis() {
+    let one = TestApp::spawn().await;
+    let two = one.spawn_peer().await;
+    let alice = one.user("alice").await;
+    let bob = one.user("bob").await;
+    one.post(
+        "/api/v1/chat/create-group",
+        Some(&alice.access),
+        json!({"name": "across"}),
+    )
+    .await;
+    // Bob joins through the other instance: the membership cache is shared and invalidated.
+    let (status, _) = two
+        .post(
+            "/api/v1/chat/join-group/across",
+            Some(&bob.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut a = one
+        .ws(&format!("/ws/group/across/?token={}", alice.access))
+        .await;
+    let mut b = two
+        .ws(&format!("/ws/group/across/?token={}", bob.access))
+        .await;
+    a.send_json(json!({"action": "send_message", "message": "from one"}))
+        .await;
+    assert_eq!(b.recv_json().await["message"]["content"], "from one");
+    assert_eq!(a.recv_json().await["message"]["content"], "from one");
+    b.send_json(json!({"action": "send_message", "message": "from two"}))
+        .await;
+    assert_eq!(a.recv_json().await["message"]["content"], "from two");
+    assert_eq!(b.recv_json().await["message"]["content"], "from two");
+
+    // Direct chat across instances.
+    one.post(
+        "/api/v1/chat/add-friend/bob",
+        Some(&alice.access),
+        json!({}),
+    )
+    .await;
+    two.post(
+        "/api/v1/chat/add-friend/alice",
+        Some(&bob.access),
+        json!({}),
+    )
+    .await;
+    let mut da = one
+        .ws(&format!("/ws/user/bob/?token={}", alice.access))
+        .await;
+    let mut db = two
+        .ws(&format!("/ws/user/alice/?token={}", bob.access))
+        .await;
+    db.send_json(json!({"action": "send_message", "message": "dm across"}))
+        .await;
+    let data = da.recv_json().await["data"].clone();
+    assert_eq!(data["content"], "dm across");
+    assert_eq!(data["to_user"], json!({"username": "alice"}));
+}

@@ -1,0 +1,388 @@
+//! Test harness: every test gets its own PostgreSQL database, cloned from a migrated template
+//! (`CREATE DATABASE .. TEMPLATE`, ~40 ms), its own Redis key prefix, and real server instances
+//! on port 0 talked to over real HTTP and WebSocket connections.
+//!
+//! Environment: `TEST_DATABASE_URL` (server URL without a database name, default
+//! `postgres://postgres@127.0.0.1:5432`), `REDIS_URL` (default `redis://127.0.0.1:6379`).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_api::{RunningServer, Settings};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+pub const JWT_SECRET: &str = "test-secret-not-for-production";
+
+fn pg_base() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn admin() -> AsyncPgConnection {
+    AsyncPgConnection::establish(&format!("{}/postgres", pg_base()))
+        .await
+        .expect("PostgreSQL is not reachable at TEST_DATABASE_URL (run `make services`)")
+}
+
+/// The template's name changes with the migrations, so a schema change builds a new one.
+fn template_name() -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+    let mut paths: Vec<_> = walk(std::path::Path::new(dir));
+    paths.sort();
+    let mut hasher = DefaultHasher::new();
+    for path in paths {
+        path.file_name().hash(&mut hasher);
+        std::fs::read(&path).unwrap().hash(&mut hasher);
+    }
+    format!("chat_tpl_{:016x}", hasher.finish())
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// Builds the migrated template once per machine (other test processes wait on an advisory
+/// lock), building under a temporary name so a crash never leaves a half-migrated template.
+async fn template() -> &'static str {
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = template_name();
+            let mut conn = admin().await;
+            diesel::sql_query("SELECT pg_advisory_lock(727274)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let exists: Count =
+                diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+                    .bind::<Text, _>(&name)
+                    .get_result(&mut conn)
+                    .await
+                    .unwrap();
+            if exists.n == 0 {
+                let build = format!("{name}_build");
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {build}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                diesel::sql_query(format!("CREATE DATABASE {build}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                chat_selectors::run_migrations(&format!("{}/{build}", pg_base()))
+                    .await
+                    .unwrap();
+                diesel::sql_query(format!("ALTER DATABASE {build} RENAME TO {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            diesel::sql_query("SELECT pg_advisory_unlock(727274)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            name
+        })
+        .await
+}
+
+/// A test's own database and Redis prefix; both are removed when the last holder drops it.
+pub struct TestEnv {
+    pub db_name: String,
+    pub database_url: String,
+    pub redis_prefix: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> Arc<Self> {
+        let template = template().await;
+        let suffix: u64 = rand::rng().random();
+        let db_name = format!("t_{suffix:016x}");
+        let mut conn = admin().await;
+        diesel::sql_query(format!("CREATE DATABASE {db_name} TEMPLATE {template}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        Arc::new(Self {
+            database_url: format!("{}/{db_name}", pg_base()),
+            redis_prefix: format!("test:{suffix:016x}:"),
+            db_name,
+        })
+    }
+
+    /// Settings for one instance of the app under test.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            database_url: self.database_url.clone(),
+            redis_url: redis_url(),
+            redis_prefix: self.redis_prefix.clone(),
+            listen: "127.0.0.1:0".into(),
+            jwt_secret: Some(JWT_SECRET.into()),
+            bcrypt_cost: 4,
+            workers: 1,
+            db_pool_size: 4,
+            ..Settings::default()
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let db = self.db_name.clone();
+        let prefix = self.redis_prefix.clone();
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut conn = admin().await;
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+                if let Ok(client) = redis::Client::open(redis_url())
+                    && let Ok(mut redis) = client.get_multiplexed_async_connection().await
+                {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{prefix}*"))
+                        .query_async(&mut redis)
+                        .await
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<(), _> =
+                            redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// One running instance of the server under test.
+pub struct TestApp {
+    pub env: Arc<TestEnv>,
+    pub server: Option<RunningServer>,
+    pub base: String,
+    pub ws_base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    /// A fresh environment and one instance on it.
+    pub async fn spawn() -> Self {
+        let env = TestEnv::new().await;
+        Self::spawn_with(env.clone(), env.settings()).await
+    }
+
+    /// Another instance sharing this one's database and Redis prefix (a second server process
+    /// in a deployment).
+    pub async fn spawn_peer(&self) -> Self {
+        Self::spawn_with(self.env.clone(), self.env.settings()).await
+    }
+
+    pub async fn spawn_with(env: Arc<TestEnv>, settings: Settings) -> Self {
+        // Server logs go to the test's captured output (shown for failing tests); RUST_LOG filters.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+        let server = chat_api::start(settings)
+            .await
+            .expect("server failed to start");
+        let addr = server.addr;
+        Self {
+            env,
+            server: Some(server),
+            base: format!("http://{addr}"),
+            ws_base: format!("ws://{addr}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    /// Registers and logs in `username` (password `password123`, email `<username>@example.com`).
+    pub async fn user(&self, username: &str) -> TestUser {
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/register/",
+                None,
+                json!({"username": username, "email": format!("{username}@example.com"),
+                       "password": "password123", "password2": "password123"}),
+            )
+            .await;
+        assert_eq!(status, 201, "register {username}: {body}");
+        let id = body["id"].as_i64().unwrap();
+        let (status, tokens) = self
+            .post(
+                "/api/v1/auth/login/",
+                None,
+                json!({"username": username, "password": "password123"}),
+            )
+            .await;
+        assert_eq!(status, 200, "login {username}: {tokens}");
+        TestUser {
+            id,
+            username: username.to_owned(),
+            access: tokens["access"].as_str().unwrap().to_owned(),
+            refresh: tokens["refresh"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Opens a WebSocket at `path` (with `?token=` already in it where wanted).
+    pub async fn ws(&self, path: &str) -> WsClient {
+        let (stream, _) = tokio_tungstenite::connect_async(format!("{}{path}", self.ws_base))
+            .await
+            .expect("WebSocket handshake failed");
+        WsClient { stream }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            // The stop command is sent at once; the database drop that follows ends what remains.
+            drop(server.handle().stop(false));
+        }
+    }
+}
+
+async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: i64,
+    pub username: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub struct WsClient {
+    pub stream: Ws,
+}
+
+/// How long a test waits for a frame that should come.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+impl WsClient {
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next text frame as JSON (pings are skipped). Panics after `WAIT` or on close.
+    pub async fn recv_json(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("no frame within 5 s")
+                .expect("socket ended")
+                .expect("socket error");
+            match msg {
+                Message::Text(text) => {
+                    return serde_json::from_str(&text).expect("frame is not JSON");
+                }
+                Message::Close(frame) => panic!("socket closed: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The close frame the server sends next, skipping text frames (returned alongside).
+    pub async fn recv_close(&mut self) -> (Vec<Value>, Option<CloseFrame>) {
+        let mut texts = Vec::new();
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("no close within 5 s");
+            match msg {
+                Some(Ok(Message::Text(text))) => texts.push(serde_json::from_str(&text).unwrap()),
+                Some(Ok(Message::Close(frame))) => return (texts, frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return (texts, None),
+            }
+        }
+    }
+
+    /// Asserts that no text frame arrives within `ms` milliseconds.
+    pub async fn expect_silence(&mut self, ms: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(text)))) => panic!("unexpected frame: {text}"),
+                Ok(Some(Ok(_))) => continue,
+                Ok(other) => panic!("socket ended: {other:?}"),
+            }
+        }
+    }
+}
