@@ -322,7 +322,20 @@ async fn messages_get_gapless_seqs_history_pages_and_the_chat_list_orders_by_act
     assert_eq!(list[0]["unread_count"], 1);
     assert_eq!(list[1]["id"], group);
     assert_eq!(list[1]["last_message"]["text"], "m5");
-    assert_eq!(list[1]["unread_count"], 6);
+    assert_eq!(
+        list[1]["unread_count"], 0,
+        "alice wrote the last message: nothing is unread for her"
+    );
+
+    // Bob's own message and his own join line are not unread for him; alice's five are.
+    let (_, list) = app.get("/api/v1/chats", Some(&bob.access)).await;
+    assert_eq!(list[0]["id"], direct);
+    assert_eq!(list[0]["unread_count"], 0);
+    assert_eq!(
+        list[0]["peer"],
+        json!({"id": alice.id, "username": "alice"})
+    );
+    assert_eq!(list[1]["unread_count"], 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

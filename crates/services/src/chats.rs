@@ -154,7 +154,16 @@ pub async fn join_group(store: &Store, user: UserId, chat: ChatId) -> Result<()>
                 );
             }
             let text = format!("{username} joined the group");
-            insert_message(conn, chat, None, MessageKind::System, &text, None, false).await
+            let line =
+                insert_message(conn, chat, None, MessageKind::System, &text, None, false).await?;
+            // Nothing before (and including) your own join line is unread for you.
+            if let Some(line) = &line {
+                diesel::update(chat_members::table.find((chat.0, user.0)))
+                    .set(chat_members::last_read_seq.eq(line.seq))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(line)
         })
         .await?;
     drop(conn);

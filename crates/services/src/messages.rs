@@ -14,7 +14,8 @@ use crate::{Error, Result, publish};
 /// here), insert the message with that seq, and return it joined with its author's name. The
 /// bump only happens when the author is a member (`$6`) and has not used `client_id` before, so
 /// a refused or repeated send leaves no gap; a racing duplicate fails on the unique index and the
-/// statement changes nothing.
+/// statement changes nothing. Sending also moves the author's read marker to the new message
+/// (replying means you have read the chat), so your own messages are never unread.
 const INSERT_MESSAGE_SQL: &str = "
 WITH c AS (
     UPDATE chats SET last_seq = last_seq + 1, last_message_at = now()
@@ -27,6 +28,10 @@ WITH c AS (
     INSERT INTO messages (chat_id, seq, author_id, kind, text, client_id, created_at)
     SELECT id, last_seq, $2, $3, $4, $5, last_message_at FROM c
     RETURNING *
+), read_own AS (
+    UPDATE chat_members SET last_read_seq = ins.seq FROM ins
+    WHERE chat_members.chat_id = ins.chat_id AND chat_members.user_id = ins.author_id
+      AND chat_members.last_read_seq < ins.seq
 )
 SELECT ins.id, ins.chat_id, ins.seq, ins.author_id, u.username AS author_username, ins.kind,
        ins.text, ins.client_id, ins.created_at, ins.edited_at, ins.deleted_at

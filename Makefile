@@ -1,0 +1,41 @@
+# The two commands a new user needs: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+CARGO ?= cargo
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chat
+export REDIS_URL ?= redis://127.0.0.1:6379
+# Where the tests create their databases (server URL, no database name).
+export TEST_DATABASE_URL ?= $(DATABASE_URL:%/chat=%)
+
+.PHONY: run test services migrate build lint fmt clean-test-dbs
+
+## Start PostgreSQL and Redis if needed, create and migrate the database, serve on CHAT_LISTEN.
+run: services
+	$(CARGO) run --release --locked -p chat-api --bin chat-server -- serve
+
+## Run every test against the real PostgreSQL and Redis (started if needed).
+test: services clean-test-dbs
+	$(CARGO) test --workspace --locked
+
+## Make PostgreSQL and Redis reachable and create the application database.
+services:
+	@bash scripts/services.sh --create-db
+
+## Apply pending migrations and exit.
+migrate: services
+	$(CARGO) run --release --locked -p chat-api --bin chat-server -- migrate
+
+build:
+	$(CARGO) build --release --locked -p chat-api --bin chat-server
+
+## Formatting and lints, as CI checks them.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Drop test databases left behind by interrupted test runs (t_<hex>, and stale templates).
+clean-test-dbs:
+	@psql "$(TEST_DATABASE_URL)/postgres" -tAc "SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9a-f]{16}$$' OR datname ~ '^chat_tpl_.*_build$$'" 2>/dev/null \
+	  | while read -r db; do [ -n "$$db" ] && psql "$(TEST_DATABASE_URL)/postgres" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"; done; true
