@@ -57,8 +57,9 @@ CREATE TABLE chats (
     CHECK ((kind = 'support') = (support_user_id IS NOT NULL)),
     UNIQUE (direct_user_lo, direct_user_hi)
 );
--- Chat lists sort by last activity (a chat with no message by its creation time).
-CREATE INDEX chats_activity_idx ON chats ((COALESCE(last_message_at, created_at)) DESC);
+-- No index on last_seq / last_message_at: every send updates them, and leaving them unindexed
+-- keeps those updates HOT (no index writes). Chat lists reach a user's chats through
+-- chat_members_user_idx and sort that set by activity.
 
 CREATE TABLE chat_members (
     chat_id       BIGINT NOT NULL REFERENCES chats (id) ON DELETE CASCADE,

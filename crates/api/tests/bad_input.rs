@@ -341,7 +341,7 @@ async fn door_002_rest_errors_are_detail_json_with_4xx() {
     let cases: Vec<(&str, Value, u16)> = vec![
         ("/api/v1/chat/add-friend/nobody", json!({}), 404),
         ("/api/v1/chat/add-friend/alice", json!({}), 400),
-        ("/api/v1/chat/remove-friend/bob", json!({}), 404),
+        ("/api/v1/chat/remove-friend/bob", json!({}), 403),
         ("/api/v1/chat/join-group/none", json!({}), 404),
         (
             "/api/v1/chat/create-group",
@@ -370,12 +370,7 @@ async fn door_002_rest_errors_are_detail_json_with_4xx() {
         )
         .await;
     assert_eq!(status, 409);
-    app.post(
-        "/api/v1/chat/create-group",
-        Some(&alice.access),
-        json!({"name": "g"}),
-    )
-    .await;
+    app.create_group_002(&alice, "g").await;
     let (status, _) = app
         .post(
             "/api/v1/chat/create-group",
@@ -404,12 +399,7 @@ async fn refused_sockets_get_the_disconnect_frame_and_a_close() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    app.post(
-        "/api/v1/chat/create-group",
-        Some(&alice.access),
-        json!({"name": "club"}),
-    )
-    .await;
+    app.create_group_002(&alice, "club").await;
     let expired = forged(JWT_SECRET, alice.id, -3600);
     let cases = [
         "/ws/group/club/".to_owned(),
@@ -434,15 +424,8 @@ async fn refused_sockets_get_the_disconnect_frame_and_a_close() {
 async fn bad_frames_get_error_frames_and_the_socket_keeps_working() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
-    app.post(
-        "/api/v1/chat/create-group",
-        Some(&alice.access),
-        json!({"name": "club"}),
-    )
-    .await;
-    let mut socket = app
-        .ws(&format!("/ws/group/club/?token={}", alice.access))
-        .await;
+    app.create_group_002(&alice, "club").await;
+    let mut socket = app.group_socket(&alice, "club").await;
     let bad: Vec<Value> = vec![
         json!({"action": "dance"}),
         json!({"message": "no action"}),
@@ -485,15 +468,8 @@ async fn bad_frames_get_error_frames_and_the_socket_keeps_working() {
 async fn an_oversize_frame_closes_with_1009() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
-    app.post(
-        "/api/v1/chat/create-group",
-        Some(&alice.access),
-        json!({"name": "club"}),
-    )
-    .await;
-    let mut socket = app
-        .ws(&format!("/ws/group/club/?token={}", alice.access))
-        .await;
+    app.create_group_002(&alice, "club").await;
+    let mut socket = app.group_socket(&alice, "club").await;
     let big = json!({"action": "send_message", "message": "x".repeat(65 * 1024)});
     socket.send_json(big).await;
     let (_, close) = socket.recv_close().await;
@@ -502,9 +478,132 @@ async fn an_oversize_frame_closes_with_1009() {
     assert!(close.reason.contains("65536"), "{}", close.reason);
 
     // The server is fine and nothing was stored.
-    let mut again = app
-        .ws(&format!("/ws/group/club/?token={}", alice.access))
-        .await;
+    let mut again = app.group_socket(&alice, "club").await;
     again.send_json(json!({"action": "retrieve_message"})).await;
     assert_eq!(again.recv_json().await["data"]["meta"]["number_msgs"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_longer_than_bcrypt_reads_are_refused_not_truncated() {
+    let app = TestApp::spawn().await;
+    let register = |name: &str, password: &str| {
+        json!({"username": name, "email": format!("{name}@example.com"),
+               "password": password, "password2": password})
+    };
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/register/",
+            None,
+            register("long", &"p".repeat(72)),
+        )
+        .await;
+    assert_error(status, &body, 400, "invalid");
+    assert!(body["fields"]["password"].is_array(), "{body}");
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/register/",
+            None,
+            register("longest", &"p".repeat(71)),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/login/",
+            None,
+            json!({"username": "longest", "password": "p".repeat(71)}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/login/",
+            None,
+            json!({"username": "longest", "password": "p".repeat(72)}),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_refused_everywhere_not_a_500() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    app.create_group_002(&alice, "club").await;
+    let (_, list) = app.get("/api/v1/chats", Some(&alice.access)).await;
+    let path = format!("/api/v1/chats/{}/messages", list[0]["id"]);
+    let (status, body) = app
+        .post(&path, Some(&alice.access), json!({"text": "a\0b"}))
+        .await;
+    assert_error(status, &body, 400, "invalid");
+    let (status, body) = app
+        .post(
+            &path,
+            Some(&alice.access),
+            json!({"text": "ok", "client_id": "a\0"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "invalid");
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/register/",
+            None,
+            json!({"username": "x\0y", "email": "x\0@example.com", "password": "pass\0word", "password2": "pass\0word"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "invalid");
+    assert_eq!(body["fields"].as_object().unwrap().len(), 3, "{body}");
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/login/",
+            None,
+            json!({"username": "a\0", "password": "password123"}),
+        )
+        .await;
+    assert_error(status, &body, 401, "not_authenticated");
+    let (status, body) = app
+        .post(
+            "/api/v1/chats/groups",
+            Some(&alice.access),
+            json!({"title": "t\0"}),
+        )
+        .await;
+    assert_error(status, &body, 400, "invalid");
+    for route in ["add-friend/a%00", "join-group/x%00"] {
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/chat/{route}"),
+                Some(&alice.access),
+                json!({}),
+            )
+            .await;
+        assert_error(status, &body, 404, "not_found");
+    }
+    let mut socket = app.group_socket(&alice, "club").await;
+    socket
+        .send_json(json!({"action": "send_message", "message": "a\0b"}))
+        .await;
+    let answer = socket.recv_json().await;
+    assert_eq!(answer["action"], "error", "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("NUL"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_get_on_a_socket_route_is_a_json_400() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    app.create_group_002(&alice, "club").await;
+    let (status, body) = app
+        .get(&format!("/ws/group/club/?token={}", alice.access), None)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("WebSocket")),
+        "{body}"
+    );
 }

@@ -379,21 +379,11 @@ async fn two_sockets_chat_live_in_a_group_and_retrieve_history() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    app.post(
-        "/api/v1/chat/create-group",
-        Some(&alice.access),
-        json!({"name": "live"}),
-    )
-    .await;
-    app.post("/api/v1/chat/join-group/live", Some(&bob.access), json!({}))
-        .await;
+    app.create_group_002(&alice, "live").await;
+    app.join_group_002(&bob, "live").await;
 
-    let mut a = app
-        .ws(&format!("/ws/group/live/?token={}", alice.access))
-        .await;
-    let mut b = app
-        .ws(&format!("/ws/group/live/?token={}", bob.access))
-        .await;
+    let mut a = app.group_socket(&alice, "live").await;
+    let mut b = app.group_socket(&bob, "live").await;
     a.send_json(json!({"action": "send_message", "message": "hello bob"}))
         .await;
     for socket in [&mut a, &mut b] {
@@ -467,24 +457,9 @@ async fn two_sockets_chat_live_in_a_direct_chat() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    app.post(
-        "/api/v1/chat/add-friend/bob",
-        Some(&alice.access),
-        json!({}),
-    )
-    .await;
-    app.post(
-        "/api/v1/chat/add-friend/alice",
-        Some(&bob.access),
-        json!({}),
-    )
-    .await;
-    let mut a = app
-        .ws(&format!("/ws/user/bob/?token={}", alice.access))
-        .await;
-    let mut b = app
-        .ws(&format!("/ws/user/alice/?token={}", bob.access))
-        .await;
+    app.befriend(&alice, &bob).await;
+    let mut a = app.user_socket(&alice, &bob).await;
+    let mut b = app.user_socket(&bob, &alice).await;
     a.send_json(json!({"action": "send_message", "message": "psst"}))
         .await;
     for socket in [&mut a, &mut b] {
@@ -516,12 +491,7 @@ async fn clients_on_two_instances_chat_through_redis() {
     let two = one.spawn_peer().await;
     let alice = one.user("alice").await;
     let bob = one.user("bob").await;
-    one.post(
-        "/api/v1/chat/create-group",
-        Some(&alice.access),
-        json!({"name": "across"}),
-    )
-    .await;
+    one.create_group_002(&alice, "across").await;
     // Bob joins through the other instance: the membership cache is shared and invalidated.
     let (status, _) = two
         .post(
@@ -531,12 +501,8 @@ async fn clients_on_two_instances_chat_through_redis() {
         )
         .await;
     assert_eq!(status, 200);
-    let mut a = one
-        .ws(&format!("/ws/group/across/?token={}", alice.access))
-        .await;
-    let mut b = two
-        .ws(&format!("/ws/group/across/?token={}", bob.access))
-        .await;
+    let mut a = one.group_socket(&alice, "across").await;
+    let mut b = two.group_socket(&bob, "across").await;
     a.send_json(json!({"action": "send_message", "message": "from one"}))
         .await;
     assert_eq!(b.recv_json().await["message"]["content"], "from one");
@@ -547,27 +513,94 @@ async fn clients_on_two_instances_chat_through_redis() {
     assert_eq!(b.recv_json().await["message"]["content"], "from two");
 
     // Direct chat across instances.
-    one.post(
-        "/api/v1/chat/add-friend/bob",
-        Some(&alice.access),
-        json!({}),
-    )
-    .await;
-    two.post(
-        "/api/v1/chat/add-friend/alice",
-        Some(&bob.access),
-        json!({}),
-    )
-    .await;
-    let mut da = one
-        .ws(&format!("/ws/user/bob/?token={}", alice.access))
-        .await;
-    let mut db = two
-        .ws(&format!("/ws/user/alice/?token={}", bob.access))
-        .await;
+    one.befriend(&alice, &bob).await;
+    let mut da = one.user_socket(&alice, &bob).await;
+    let mut db = two.user_socket(&bob, &alice).await;
     db.send_json(json!({"action": "send_message", "message": "dm across"}))
         .await;
     let data = da.recv_json().await["data"].clone();
     assert_eq!(data["content"], "dm across");
     assert_eq!(data["to_user"], json!({"username": "alice"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_while_sending_never_fails_the_server() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    for round in 0..5 {
+        let name = format!("g{round}");
+        app.create_group_002(&alice, &name).await;
+        app.join_group_002(&bob, &name).await;
+        let (_, list) = app.get("/api/v1/chats", Some(&bob.access)).await;
+        let path = format!("/api/v1/chats/{}/messages", list[0]["id"]);
+        let sends =
+            (0..10).map(|i| app.post(&path, Some(&bob.access), json!({"text": format!("m{i}")})));
+        let leave_path = format!("/api/v1/chat/leave-group/{name}");
+        let leave = app.post(&leave_path, Some(&bob.access), json!({}));
+        let (sent, (left, _)) = tokio::join!(futures_util::future::join_all(sends), leave);
+        assert_eq!(left, 200);
+        for (status, body) in sent {
+            assert!(status == 201 || status == 403, "{status}: {body}");
+        }
+        // Seqs stay gapless whatever interleaving happened.
+        let (_, page) = app
+            .get(&format!("{path}?limit=200"), Some(&alice.access))
+            .await;
+        let seqs: Vec<i64> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ownership_passes_on_when_the_owner_leaves() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    app.create_group_002(&alice, "club").await;
+    app.join_group_002(&bob, "club").await;
+    app.join_group_002(&carol, "club").await;
+    app.post(
+        "/api/v1/chat/leave-group/club",
+        Some(&alice.access),
+        json!({}),
+    )
+    .await;
+    // Bob, the longest-standing member, is the owner now: carol may not delete, bob may leave.
+    let (status, _) = app
+        .post(
+            "/api/v1/chat/delete-group/club",
+            Some(&carol.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    app.post(
+        "/api/v1/chat/leave-group/club",
+        Some(&bob.access),
+        json!({}),
+    )
+    .await;
+    app.post(
+        "/api/v1/chat/leave-group/club",
+        Some(&carol.access),
+        json!({}),
+    )
+    .await;
+    // Everyone left: the next to join takes the group over and can delete it.
+    app.join_group_002(&alice, "club").await;
+    let (status, _) = app
+        .post(
+            "/api/v1/chat/delete-group/club",
+            Some(&alice.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
 }

@@ -55,7 +55,7 @@ impl Email {
     /// Parses an email address. Errors: `Invalid{"email"}`.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let bad = || DomainError::invalid("email", "Enter a valid email address.");
-        if raw.chars().count() > 254 || raw.chars().any(char::is_whitespace) {
+        if raw.chars().count() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad());
         }
         let (local, domain) = raw.split_once('@').ok_or_else(bad)?;
@@ -75,8 +75,9 @@ impl Email {
     }
 }
 
-/// A password: 8..=72 bytes. bcrypt reads at most 72 bytes, and we refuse longer passwords
-/// instead of silently truncating them (`bcrypt::non_truncating_hash`).
+/// A password: 8..=71 bytes without NUL. bcrypt reads at most 72 bytes including its NUL
+/// terminator, and we refuse longer passwords instead of silently truncating them
+/// (`bcrypt::non_truncating_hash` refuses 72 and more).
 #[derive(Clone)]
 pub struct Password(String);
 
@@ -89,11 +90,17 @@ impl std::fmt::Debug for Password {
 impl Password {
     /// Shortest allowed password, in bytes.
     pub const MIN_BYTES: usize = 8;
-    /// Longest allowed password, in bytes (bcrypt's input limit).
-    pub const MAX_BYTES: usize = 72;
+    /// Longest allowed password, in bytes (bcrypt's input limit less its terminator).
+    pub const MAX_BYTES: usize = 71;
 
     /// Parses a new password. Errors: `Invalid{"password"}`.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        if raw.contains('\0') {
+            return Err(DomainError::invalid(
+                "password",
+                "May not contain NUL characters.",
+            ));
+        }
         if !(Self::MIN_BYTES..=Self::MAX_BYTES).contains(&raw.len()) {
             return Err(DomainError::invalid(
                 "password",
@@ -119,8 +126,15 @@ impl Password {
 pub struct MessageText(String);
 
 impl MessageText {
-    /// Parses a message text. Errors: `Invalid{"text"}` when blank or over `max_chars` characters.
+    /// Parses a message text. Errors: `Invalid{"text"}` when blank, over `max_chars` characters,
+    /// or holding a NUL (which PostgreSQL text cannot store).
     pub fn parse(raw: &str, max_chars: usize) -> Result<Self, DomainError> {
+        if raw.contains('\0') {
+            return Err(DomainError::invalid(
+                "text",
+                "Message text may not contain NUL characters.",
+            ));
+        }
         if raw.trim().is_empty() {
             return Err(DomainError::invalid(
                 "text",
@@ -159,10 +173,13 @@ impl ClientId {
     /// Parses a client id. Errors: `Invalid{"client_id"}` when empty or over 64 characters.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let chars = raw.chars().count();
-        if chars == 0 || chars > Self::MAX_CHARS {
+        if chars == 0 || chars > Self::MAX_CHARS || raw.chars().any(char::is_control) {
             return Err(DomainError::invalid(
                 "client_id",
-                format!("Must be 1-{} characters long.", Self::MAX_CHARS),
+                format!(
+                    "Must be 1-{} characters long, without control characters.",
+                    Self::MAX_CHARS
+                ),
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -214,10 +231,13 @@ impl Title {
 
     /// Parses a title. Errors: `Invalid{"title"}`.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        if raw.trim().is_empty() || raw.chars().count() > Self::MAX_CHARS {
+        if raw.trim().is_empty() || raw.chars().count() > Self::MAX_CHARS || raw.contains('\0') {
             return Err(DomainError::invalid(
                 "title",
-                format!("Must be 1-{} characters, not blank.", Self::MAX_CHARS),
+                format!(
+                    "Must be 1-{} characters, not blank, without NUL.",
+                    Self::MAX_CHARS
+                ),
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -258,8 +278,9 @@ mod tests {
     fn password_is_bytes_bounded_for_bcrypt() {
         assert!(Password::parse("1234567").is_err());
         assert!(Password::parse("12345678").is_ok());
-        assert!(Password::parse(&"x".repeat(72)).is_ok());
-        assert!(Password::parse(&"x".repeat(73)).is_err());
+        assert!(Password::parse(&"x".repeat(71)).is_ok());
+        assert!(Password::parse(&"x".repeat(72)).is_err());
+        assert!(Password::parse("pass\0word").is_err());
         assert_eq!(
             format!("{:?}", Password::parse("secret-pass").unwrap()),
             "Password(***)"
@@ -271,6 +292,7 @@ mod tests {
         assert!(MessageText::parse("  \n", 10).is_err());
         assert!(MessageText::parse("ёёёёё", 5).is_ok());
         assert!(MessageText::parse("ёёёёёё", 5).is_err());
+        assert!(MessageText::parse("a\0b", 5).is_err());
     }
 
     #[test]

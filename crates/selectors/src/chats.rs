@@ -80,6 +80,9 @@ pub async fn chat_by_id(store: &Store, id: ChatId) -> Result<ChatView> {
 
 /// A group by its unique name. Errors: `NotFound("Group not found.")`.
 pub async fn group_by_name(store: &Store, name: &str) -> Result<ChatView> {
+    if name.contains('\0') {
+        return Err(DomainError::NotFound("Group not found.".into()).into());
+    }
     let mut conn = store.conn().await?;
     let row: Option<ChatRow> = chats::table
         .filter(chats::name.eq(name))

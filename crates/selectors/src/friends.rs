@@ -4,6 +4,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::schema::{friendships, users};
+use chat_domain::DomainError;
+
 use crate::{Result, Store, UserBrief, UserId};
 
 /// The users in `user`'s contact list, by username.
@@ -36,4 +38,14 @@ pub async fn is_friend(store: &Store, user: UserId, friend: UserId) -> Result<bo
     .get_result(&mut conn)
     .await?;
     Ok(found)
+}
+
+/// For actions that need `friend` in `user`'s contact list (door 002's direct chats).
+/// Errors: `Forbidden("This user is not your friend.")`.
+pub async fn require_friend(store: &Store, user: UserId, friend: UserId) -> Result<()> {
+    if is_friend(store, user, friend).await? {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden("This user is not your friend.".into()).into())
+    }
 }

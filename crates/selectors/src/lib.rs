@@ -22,7 +22,7 @@ pub use chats::{
 };
 pub use error::{Error, Result};
 pub use events::ChatEvent;
-pub use friends::{friends_of, is_friend};
+pub use friends::{friends_of, is_friend, require_friend};
 pub use members::{invalidate_members, member_ids, membership, require_member};
 pub use messages::{
     AuthorView, HistoryCursor, MessagePage, MessageRow, MessageView, message_by_client_id,

@@ -1,10 +1,13 @@
 //! Membership checks, the hottest read of all (every send and every socket checks one).
 //!
-//! Cached per (chat, user) as `"<generation>:<role|->"` (5 min TTL). Services bump the chat's
-//! generation (`INCR`) after committing a membership change; an entry written under an older
-//! generation is ignored. Because the generation is read *before* PostgreSQL, an entry filled
-//! from a read that raced with a change is stamped with the old generation and never served
-//! again — stale answers can't outlive the write that made them stale.
+//! Cached per (chat, user) as `"<generation>:<role|->"` (5 min TTL). Each chat has a
+//! generation, a random 64-bit value replaced after every committed membership change; an entry
+//! stamped with any other generation is ignored. Because the generation is read *before*
+//! PostgreSQL, an entry filled from a read that raced with a change is stamped with the old
+//! generation and never served again. Random values (not a counter) mean that a generation key
+//! lost to eviction or a Redis restart can never come back as an old value and revive stale
+//! entries. Left open: between a commit and its invalidation (one Redis round trip) the old
+//! answer can still be served; sends re-check membership inside their SQL statement anyway.
 
 use chat_domain::MemberRole;
 use diesel::prelude::*;
@@ -20,23 +23,24 @@ const MEMBER_TTL_SECS: u64 = 300;
 pub async fn membership(store: &Store, chat: ChatId, user: UserId) -> Result<Option<MemberRole>> {
     let gen_key = store.keys.chat_members_gen(chat);
     let entry_key = store.keys.chat_member(chat, user);
-    let cached: Option<(Option<u64>, Option<String>)> = match store
-        .redis()
+    let mut redis = store.redis();
+    let cached = redis
         .mget::<_, (Option<u64>, Option<String>)>(&[&gen_key, &entry_key])
-        .await
-    {
-        Ok(pair) => Some(pair),
+        .await;
+    let generation = match cached {
+        Ok((Some(generation), entry)) => {
+            if let Some(role) = entry.as_deref().and_then(|e| parse_entry(e, generation)) {
+                return Ok(role);
+            }
+            Some(generation)
+        }
+        // No generation yet (or it was lost): start one; whoever wins the SET NX sets it.
+        Ok((None, _)) => start_generation(&mut redis, &gen_key).await,
         Err(error) => {
             tracing::warn!(%error, "membership cache read failed; using the database");
             None
         }
     };
-    let generation = cached.as_ref().map(|(g, _)| g.unwrap_or(0));
-    if let (Some(generation), Some((_, Some(entry)))) = (generation, &cached)
-        && let Some(role) = parse_entry(entry, generation)
-    {
-        return Ok(role);
-    }
 
     let mut conn = store.conn().await?;
     let role: Option<String> = chat_members::table
@@ -51,8 +55,7 @@ pub async fn membership(store: &Store, chat: ChatId, user: UserId) -> Result<Opt
         .map_err(|_| Error::Internal(format!("chat {chat} member {user} has an unknown role")))?;
     if let Some(generation) = generation {
         let entry = format!("{generation}:{}", role.map_or("-", MemberRole::as_str));
-        if let Err(error) = store
-            .redis()
+        if let Err(error) = redis
             .set_ex::<_, _, ()>(&entry_key, entry, MEMBER_TTL_SECS)
             .await
         {
@@ -60,6 +63,21 @@ pub async fn membership(store: &Store, chat: ChatId, user: UserId) -> Result<Opt
         }
     }
     Ok(role)
+}
+
+async fn start_generation(redis: &mut redis::aio::ConnectionManager, key: &str) -> Option<u64> {
+    let fresh: u64 = rand::random();
+    let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
+        .arg(key)
+        .arg(fresh)
+        .arg("NX")
+        .query_async(redis)
+        .await;
+    match set {
+        Ok(Some(_)) => Some(fresh),
+        Ok(None) => redis.get::<_, Option<u64>>(key).await.ok().flatten(),
+        Err(_) => None,
+    }
 }
 
 /// The user's role in the chat, for actions only members may take (read history, post).
@@ -85,11 +103,13 @@ fn parse_entry(entry: &str, generation: u64) -> Option<Option<MemberRole>> {
     }
 }
 
-/// Invalidates every cached membership of the chat; services call it after committing a
-/// membership change. A Redis fault is logged: entries then expire within 5 min.
+/// Invalidates every cached membership of the chat by giving it a new random generation;
+/// services call it after committing a membership change. A Redis fault is logged: entries then
+/// expire within 5 min.
 pub async fn invalidate_members(store: &Store, chat: ChatId) {
     let key = store.keys.chat_members_gen(chat);
-    if let Err(error) = store.redis().incr::<_, _, u64>(&key, 1).await {
+    let fresh: u64 = rand::random();
+    if let Err(error) = store.redis().set::<_, _, ()>(&key, fresh).await {
         tracing::error!(chat.id = %chat, %error, "membership cache invalidation failed");
     }
 }

@@ -125,8 +125,8 @@ impl Keys {
         format!("{}events", self.prefix)
     }
 
-    /// The membership generation of a chat: bumped after every committed membership change, so
-    /// cached membership entries of older generations are ignored.
+    /// The membership generation of a chat: a random value replaced after every committed
+    /// membership change, so cached entries of other generations are ignored.
     pub fn chat_members_gen(&self, chat: ChatId) -> String {
         format!("{}chat:v1:{chat}:members:gen", self.prefix)
     }

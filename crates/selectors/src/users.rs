@@ -108,6 +108,10 @@ pub async fn invalidate_user(store: &Store, id: UserId) {
 
 /// A user by username (case-insensitive). Errors: `NotFound("User not found.")`.
 pub async fn user_by_username(store: &Store, username: &str) -> Result<UserView> {
+    if username.contains('\0') {
+        // PostgreSQL text cannot hold NUL: no user can have such a name.
+        return Err(DomainError::NotFound("User not found.".into()).into());
+    }
     let mut conn = store.conn().await?;
     let row: Option<UserRow> = users::table
         .filter(lower(users::username).eq(username.to_lowercase()))
@@ -124,6 +128,9 @@ pub async fn user_by_username(store: &Store, username: &str) -> Result<UserView>
 /// The user whose username or (when `login` contains `@`) email matches `login`,
 /// case-insensitively, with their password hash. `None` when there is no such user.
 pub async fn credentials_by_login(store: &Store, login: &str) -> Result<Option<Credentials>> {
+    if login.contains('\0') {
+        return Ok(None);
+    }
     let mut conn = store.conn().await?;
     let wanted = login.to_lowercase();
     let query = users::table.select(UserRow::as_select()).into_boxed();

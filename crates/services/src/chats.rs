@@ -16,6 +16,24 @@ use crate::error::unique_violation;
 use crate::messages::insert_message;
 use crate::{Result, publish};
 
+/// Locks the chat's row for the rest of the transaction and returns its owner. Every membership
+/// change takes this lock first, as sends do (their `UPDATE chats`), so the two never wait on
+/// each other in opposite orders (no deadlock between leaving and sending).
+/// Errors: `NotFound` when the chat is gone.
+async fn lock_chat(
+    conn: &mut diesel_async::AsyncPgConnection,
+    chat: ChatId,
+) -> Result<Option<i64>> {
+    let owner: Option<Option<i64>> = chats::table
+        .find(chat.0)
+        .select(chats::owner_id)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    owner.ok_or_else(|| DomainError::NotFound("Chat not found.".into()).into())
+}
+
 /// Opens the direct chat between `me` and `other`, creating it (with both as members) when it
 /// does not exist yet. Returns the chat and whether it was created. Concurrent calls for the same
 /// pair get the same chat (a unique `(lo, hi)` pair).
@@ -126,7 +144,8 @@ pub async fn create_group(
     Ok(chat_by_id(store, id).await?)
 }
 
-/// `user` joins a public group; a system line "<username> joined the group" is stored.
+/// `user` joins a public group; a system line "<username> joined the group" is stored. Joining a
+/// group that everyone left (it has no owner) makes `user` its owner.
 /// Errors: `NotFound` (no chat), `Forbidden` (private group, not a group), `Conflict` (already a
 /// member).
 pub async fn join_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
@@ -140,10 +159,22 @@ pub async fn join_group(store: &Store, user: UserId, chat: ChatId) -> Result<()>
     let mut conn = store.conn().await?;
     let line = conn
         .transaction::<_, crate::Error, _>(async |conn| {
+            // A group left by everyone has no owner: whoever joins next takes it over.
+            let role = match lock_chat(conn, chat).await? {
+                None => {
+                    diesel::update(chats::table.find(chat.0))
+                        .set(chats::owner_id.eq(user.0))
+                        .execute(conn)
+                        .await?;
+                    MemberRole::Owner
+                }
+                Some(_) => MemberRole::Member,
+            };
             let inserted = diesel::insert_into(chat_members::table)
                 .values((
                     chat_members::chat_id.eq(chat.0),
                     chat_members::user_id.eq(user.0),
+                    chat_members::role.eq(role.as_str()),
                 ))
                 .on_conflict_do_nothing()
                 .execute(conn)
@@ -210,6 +241,7 @@ pub async fn leave_group(store: &Store, user: UserId, chat: ChatId) -> Result<()
     let mut conn = store.conn().await?;
     let line = conn
         .transaction::<_, crate::Error, _>(async |conn| {
+            lock_chat(conn, chat).await?;
             let role: Option<String> = diesel::delete(chat_members::table.find((chat.0, user.0)))
                 .returning(chat_members::role)
                 .get_result(conn)
@@ -270,10 +302,21 @@ pub async fn delete_group(store: &Store, user: UserId, chat: ChatId) -> Result<(
     let view = chat_by_id(store, chat).await?;
     can_delete_chat(view.kind, membership(store, chat, user).await?)?;
     let mut conn = store.conn().await?;
-    diesel::delete(chats::table.find(chat.0))
-        .execute(&mut conn)
-        .await?;
+    // The cached role said "owner"; the delete itself checks it again, in the same statement.
+    let deleted = diesel::delete(
+        chats::table.find(chat.0).filter(diesel::dsl::exists(
+            chat_members::table
+                .filter(chat_members::chat_id.eq(chat.0))
+                .filter(chat_members::user_id.eq(user.0))
+                .filter(chat_members::role.eq(MemberRole::Owner.as_str())),
+        )),
+    )
+    .execute(&mut conn)
+    .await?;
     drop(conn);
+    if deleted == 0 {
+        return Err(DomainError::Forbidden("Only the owner may delete this group.".into()).into());
+    }
     invalidate_members(store, chat).await;
     publish(store, &ChatEvent::ChatDeleted { chat_id: chat }).await;
     Ok(())

@@ -32,7 +32,8 @@ pub async fn add_friend(store: &Store, user: UserId, friend: &str) -> Result<()>
 }
 
 /// Takes the user named `friend` out of `user`'s contact list.
-/// Errors: `NotFound` (no such user, or not in the list).
+/// Errors: `NotFound` (no such user), `Forbidden` (not in the list; PROTOCOLS.md door 002: 403
+/// "not a friend").
 pub async fn remove_friend(store: &Store, user: UserId, friend: &str) -> Result<()> {
     let friend = user_by_username(store, friend).await?;
     let mut conn = store.conn().await?;
@@ -44,7 +45,7 @@ pub async fn remove_friend(store: &Store, user: UserId, friend: &str) -> Result<
     .execute(&mut conn)
     .await?;
     if deleted == 0 {
-        return Err(DomainError::NotFound("This user is not your friend.".into()).into());
+        return Err(DomainError::Forbidden("This user is not your friend.".into()).into());
     }
     Ok(())
 }

@@ -11,14 +11,15 @@ use crate::error::unique_violation;
 use crate::{Error, Result, publish};
 
 /// One statement: bump the chat's `last_seq` (row lock: concurrent senders to one chat queue
-/// here), insert the message with that seq, and return it joined with its author's name. The
+/// here; `last_message_at` never moves backwards, so the chat list order follows `seq`), insert the message with that seq, and return it joined with its author's name. The
 /// bump only happens when the author is a member (`$6`) and has not used `client_id` before, so
 /// a refused or repeated send leaves no gap; a racing duplicate fails on the unique index and the
 /// statement changes nothing. Sending also moves the author's read marker to the new message
 /// (replying means you have read the chat), so your own messages are never unread.
 const INSERT_MESSAGE_SQL: &str = "
 WITH c AS (
-    UPDATE chats SET last_seq = last_seq + 1, last_message_at = now()
+    UPDATE chats SET last_seq = last_seq + 1,
+        last_message_at = GREATEST(last_message_at, clock_timestamp())
     WHERE id = $1
       AND (NOT $6 OR EXISTS (SELECT 1 FROM chat_members WHERE chat_id = $1 AND user_id = $2))
       AND ($5::text IS NULL OR NOT EXISTS (

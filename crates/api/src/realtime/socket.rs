@@ -102,14 +102,29 @@ impl SocketLimits {
 /// Sends `reply`'s frames and closes if it says so (for sessions refused before they start).
 pub async fn send_and_close(mut session: Session, reply: Reply, limits: &SocketLimits) {
     for frame in reply.frames {
-        if !matches!(
-            tokio::time::timeout(limits.write_timeout, session.text(frame)).await,
-            Ok(Ok(()))
-        ) {
+        if !written(limits, session.text(frame)).await {
             return;
         }
     }
-    let _ = session.close(reply.close).await;
+    close_session(session, reply.close, limits).await;
+}
+
+/// Whether a write to the client finished within the write timeout. Every write (frames, pings,
+/// pongs, the close) goes through here: actix-ws queues at most 32 frames per socket, and a
+/// client that stops reading must not keep the session task (and its hub entry) alive.
+async fn written<F>(limits: &SocketLimits, write: F) -> bool
+where
+    F: Future<Output = Result<(), actix_ws::Closed>>,
+{
+    matches!(
+        tokio::time::timeout(limits.write_timeout, write).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Closes the socket, giving up after the write timeout (the connection is dropped then).
+async fn close_session(session: Session, reason: Option<CloseReason>, limits: &SocketLimits) {
+    let _ = tokio::time::timeout(limits.write_timeout, session.close(reason)).await;
 }
 
 /// Runs a session until the client leaves, a limit is hit or the door closes it. `conn` must be
@@ -159,7 +174,7 @@ pub async fn drive<D: SocketDoor>(
                         AggregatedMessage::Text(text) => door.on_text(&text).await,
                         AggregatedMessage::Binary(_) => door.on_binary(),
                         AggregatedMessage::Ping(payload) => {
-                            if session.pong(&payload).await.is_err() {
+                            if !written(&limits, session.pong(&payload)).await {
                                 break None;
                             }
                             Reply::none()
@@ -173,27 +188,23 @@ pub async fn drive<D: SocketDoor>(
                 if last_seen.elapsed() > limits.client_timeout {
                     break Some(close_reason(CloseCode::Away, "heartbeat timeout"));
                 }
-                if session.ping(b"").await.is_err() {
+                if !written(&limits, session.ping(b"")).await {
                     break None;
                 }
                 Reply::none()
             }
         };
         for frame in reply.frames {
-            match tokio::time::timeout(limits.write_timeout, session.text(frame)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_closed)) => break 'session None,
-                Err(_elapsed) => {
-                    break 'session Some(close_reason(
-                        CloseCode::Policy,
-                        "write timeout: client reads too slowly",
-                    ));
-                }
+            if !written(&limits, session.text(frame)).await {
+                break 'session Some(close_reason(
+                    CloseCode::Policy,
+                    "write timeout: client reads too slowly",
+                ));
             }
         }
         if let Some(close) = reply.close {
             break Some(close);
         }
     };
-    let _ = session.close(close).await;
+    close_session(session, close, &limits).await;
 }

@@ -280,6 +280,54 @@ impl TestApp {
         }
     }
 
+    /// Door 002: `owner` creates the group `name` (asserting 201).
+    pub async fn create_group_002(&self, owner: &TestUser, name: &str) {
+        let (status, body) = self
+            .post(
+                "/api/v1/chat/create-group",
+                Some(&owner.access),
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(status, 201, "create-group {name}: {body}");
+    }
+
+    /// Door 002: `user` joins the group `name` (asserting 200).
+    pub async fn join_group_002(&self, user: &TestUser, name: &str) {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/chat/join-group/{name}"),
+                Some(&user.access),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "join-group {name}: {body}");
+    }
+
+    /// Door 002: `a` and `b` add each other as friends.
+    pub async fn befriend(&self, a: &TestUser, b: &TestUser) {
+        for (me, other) in [(a, b), (b, a)] {
+            let path = format!("/api/v1/chat/add-friend/{}", other.username);
+            let (status, body) = self.post(&path, Some(&me.access), json!({})).await;
+            assert_eq!(status, 200, "add-friend: {body}");
+        }
+    }
+
+    /// `user`'s door-002 socket on the group `name`.
+    pub async fn group_socket(&self, user: &TestUser, name: &str) -> WsClient {
+        self.ws(&format!("/ws/group/{name}/?token={}", user.access))
+            .await
+    }
+
+    /// `user`'s door-002 socket on the direct chat with `peer`.
+    pub async fn user_socket(&self, user: &TestUser, peer: &TestUser) -> WsClient {
+        self.ws(&format!(
+            "/ws/user/{}/?token={}",
+            peer.username, user.access
+        ))
+        .await
+    }
+
     /// Opens a WebSocket at `path` (with `?token=` already in it where wanted).
     pub async fn ws(&self, path: &str) -> WsClient {
         let (stream, _) = tokio_tungstenite::connect_async(format!("{}{path}", self.ws_base))

@@ -3,9 +3,9 @@
 //! original answered 500 for every domain error).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chat_domain::{DomainError, GroupName, Title};
+use chat_domain::{GroupName, Title};
 use chat_selectors::{
-    friends_of, group_by_name, is_friend, require_member, user_by_id, user_by_username,
+    friends_of, group_by_name, require_friend, require_member, user_by_id, user_by_username,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -144,9 +144,7 @@ pub async fn chat_friend(
     path: web::Path<String>,
 ) -> ApiResult<web::Json<SocketUrl>> {
     let friend = user_by_username(&state.store, &path).await?;
-    if !is_friend(&state.store, user.id, friend.id).await? {
-        return Err(DomainError::Forbidden("This user is not your friend.".into()).into());
-    }
+    require_friend(&state.store, user.id, friend.id).await?;
     Ok(web::Json(socket_url(
         &req,
         &format!("/ws/user/{}/", friend.username),

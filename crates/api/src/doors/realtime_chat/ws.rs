@@ -6,15 +6,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::CloseCode;
 use chat_domain::{ChatId, MessageText};
 use chat_selectors::{
-    ChatEvent, ChatView, HistoryCursor, MessagePage, UserView, group_by_name, is_friend,
-    message_history, require_member, user_by_id, user_by_username,
+    ChatEvent, ChatView, HistoryCursor, MessagePage, UserView, group_by_name, message_history,
+    require_friend, require_member, user_by_id, user_by_username,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::message_json;
 use crate::auth::request_token;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::realtime::socket::{Reply, SocketDoor, SocketLimits, drive, send_and_close};
 use crate::realtime::{Event, FrameKind};
 use crate::state::AppState;
@@ -41,6 +41,17 @@ async fn authenticate(state: &AppState, token: Option<String>) -> Result<UserVie
     let token = token.ok_or("Anonymous users may not connect: pass ?token=<access>.")?;
     let user = state.jwt.verify(&token).map_err(reason)?;
     user_by_id(&state.store, user).await.map_err(reason)
+}
+
+/// Accepts the WebSocket handshake. Errors: 400 `{"detail"}` for a request that is not a valid
+/// WebSocket upgrade (a plain GET, a missing `Sec-WebSocket-Key`, ...).
+fn upgrade(
+    req: &HttpRequest,
+    body: web::Payload,
+) -> ApiResult<(HttpResponse, actix_ws::Session, actix_ws::MessageStream)> {
+    actix_ws::handle(req, body).map_err(|e| {
+        ApiError::bad_request(format!("This route takes a WebSocket upgrade request: {e}"))
+    })
 }
 
 /// Starts the session of an accepted socket, or sends the refusal and closes. The hub
@@ -83,8 +94,8 @@ pub async fn group_socket(
     body: web::Payload,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+) -> ApiResult<HttpResponse> {
+    let (response, session, stream) = upgrade(&req, body)?;
     let opened = async {
         let user = authenticate(&state, request_token(&req)).await?;
         let chat = group_by_name(&state.store, &path).await.map_err(reason)?;
@@ -104,19 +115,16 @@ pub async fn user_socket(
     body: web::Payload,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+) -> ApiResult<HttpResponse> {
+    let (response, session, stream) = upgrade(&req, body)?;
     let opened = async {
         let user = authenticate(&state, request_token(&req)).await?;
         let peer = user_by_username(&state.store, &path)
             .await
             .map_err(reason)?;
-        if !is_friend(&state.store, user.id, peer.id)
+        require_friend(&state.store, user.id, peer.id)
             .await
-            .map_err(reason)?
-        {
-            return Err("This user is not your friend.".to_owned());
-        }
+            .map_err(reason)?;
         let (chat, _) = chat_services::open_direct_chat(&state.store, user.id, peer.id)
             .await
             .map_err(reason)?;
