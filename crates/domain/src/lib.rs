@@ -10,5 +10,8 @@ mod values;
 
 pub use error::{DomainError, FieldErrors};
 pub use ids::{ChatId, MessageId, UserId};
-pub use rules::{ChatKind, MemberRole, MessageKind, UserRole, can_delete_chat, can_join, can_post};
+pub use rules::{
+    ChatKind, MemberRole, MessageKind, UserRole, can_change_message, can_delete_chat, can_invite,
+    can_join, can_post, can_remove, can_set_role,
+};
 pub use values::{ClientId, Email, GroupName, MessageText, Password, Title, Username};

@@ -98,6 +98,97 @@ pub fn can_delete_chat(kind: ChatKind, membership: Option<MemberRole>) -> Result
     }
 }
 
+/// May `actor` add members to the chat? Owners and admins of a group (PROTOCOLS.md: "invite/kick:
+/// owner or admin"). Errors: `Forbidden`.
+pub fn can_invite(kind: ChatKind, actor: Option<MemberRole>) -> Result<(), DomainError> {
+    match (kind, actor) {
+        (ChatKind::Group, Some(MemberRole::Owner | MemberRole::Admin)) => Ok(()),
+        (ChatKind::Group, _) => Err(DomainError::Forbidden(
+            "Only the owner or an admin may add members.".into(),
+        )),
+        _ => Err(DomainError::Forbidden(
+            "Only groups take new members.".into(),
+        )),
+    }
+}
+
+/// May `actor` remove `target` from the chat? The owner removes anyone else; an admin removes
+/// plain members; nobody removes themselves this way (they leave). Errors: `Forbidden`.
+pub fn can_remove(
+    kind: ChatKind,
+    actor: Option<MemberRole>,
+    target: MemberRole,
+    is_self: bool,
+) -> Result<(), DomainError> {
+    if kind != ChatKind::Group {
+        return Err(DomainError::Forbidden(
+            "Only groups have members to remove.".into(),
+        ));
+    }
+    if is_self {
+        return Err(DomainError::Forbidden(
+            "Leave the group instead of removing yourself.".into(),
+        ));
+    }
+    match (actor, target) {
+        (Some(MemberRole::Owner), _) => Ok(()),
+        (Some(MemberRole::Admin), MemberRole::Member) => Ok(()),
+        (Some(MemberRole::Admin), _) => Err(DomainError::Forbidden(
+            "Admins may remove members only, not the owner or other admins.".into(),
+        )),
+        _ => Err(DomainError::Forbidden(
+            "Only the owner or an admin may remove members.".into(),
+        )),
+    }
+}
+
+/// May `actor` give a member the role `new_role`? Only the owner: promoting to admin, demoting
+/// to member, or handing over ownership (`Owner`: the actor becomes an admin). Errors:
+/// `Forbidden`, or `Invalid{"role"}` for changing one's own role.
+pub fn can_set_role(
+    kind: ChatKind,
+    actor: Option<MemberRole>,
+    is_self: bool,
+) -> Result<(), DomainError> {
+    if kind != ChatKind::Group {
+        return Err(DomainError::Forbidden(
+            "Only group members have roles.".into(),
+        ));
+    }
+    if actor != Some(MemberRole::Owner) {
+        return Err(DomainError::Forbidden(
+            "Only the owner may change roles.".into(),
+        ));
+    }
+    if is_self {
+        return Err(DomainError::invalid(
+            "user_id",
+            "Hand ownership to another member instead of changing your own role.",
+        ));
+    }
+    Ok(())
+}
+
+/// May `actor` edit or delete a message by `author`? Only its author, only text messages, not
+/// once deleted (seed-independent rule of the native door: "author only").
+/// Errors: `Forbidden`, `NotFound` for a deleted message.
+pub fn can_change_message(
+    actor: crate::UserId,
+    author: Option<crate::UserId>,
+    kind: MessageKind,
+    deleted: bool,
+) -> Result<(), DomainError> {
+    if deleted {
+        return Err(DomainError::NotFound("Message not found.".into()));
+    }
+    if kind != MessageKind::Text || author != Some(actor) {
+        return Err(DomainError::Forbidden(
+            "Only the author may change this message.".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +213,40 @@ mod tests {
             Err(DomainError::Conflict(_))
         ));
         assert!(can_join(ChatKind::Direct, false, None).is_err());
+    }
+
+    #[test]
+    fn role_matrix() {
+        use MemberRole::*;
+        let g = ChatKind::Group;
+        assert!(can_invite(g, Some(Owner)).is_ok());
+        assert!(can_invite(g, Some(Admin)).is_ok());
+        assert!(can_invite(g, Some(Member)).is_err());
+        assert!(can_invite(g, None).is_err());
+        assert!(can_invite(ChatKind::Direct, Some(Owner)).is_err());
+
+        assert!(can_remove(g, Some(Owner), Admin, false).is_ok());
+        assert!(can_remove(g, Some(Admin), Member, false).is_ok());
+        assert!(can_remove(g, Some(Admin), Admin, false).is_err());
+        assert!(can_remove(g, Some(Admin), Owner, false).is_err());
+        assert!(can_remove(g, Some(Member), Member, false).is_err());
+        assert!(can_remove(g, Some(Owner), Owner, true).is_err());
+
+        assert!(can_set_role(g, Some(Owner), false).is_ok());
+        assert!(can_set_role(g, Some(Admin), false).is_err());
+        assert!(matches!(
+            can_set_role(g, Some(Owner), true),
+            Err(DomainError::Invalid(_))
+        ));
+
+        let (me, other) = (crate::UserId(1), crate::UserId(2));
+        assert!(can_change_message(me, Some(me), MessageKind::Text, false).is_ok());
+        assert!(can_change_message(me, Some(other), MessageKind::Text, false).is_err());
+        assert!(can_change_message(me, None, MessageKind::System, false).is_err());
+        assert!(matches!(
+            can_change_message(me, Some(me), MessageKind::Text, true),
+            Err(DomainError::NotFound(_))
+        ));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Events carried between server instances over Redis pub/sub, after the write that caused them
-//! has committed. JSON on the channel `Keys::events_channel()`, tagged by `"event"`.
+//! has committed (typing and presence are never stored). JSON on the channel
+//! `Keys::events_channel()`, tagged by `"event"`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChatId, MessageView, UserId};
+use crate::{ChatId, MessageView, UserBrief, UserId};
 
 /// Something that happened in a chat, for every member connected to any instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -17,21 +18,75 @@ pub enum ChatEvent {
         /// The stored message.
         message: MessageView,
     },
-    /// A user became a member.
+    /// A message's text was edited by its author.
+    #[serde(rename = "message.updated")]
+    MessageUpdated {
+        /// The chat.
+        chat_id: ChatId,
+        /// The message as it is now.
+        message: MessageView,
+    },
+    /// A message was deleted; `message` is its tombstone (`deleted: true`, empty text).
+    #[serde(rename = "message.deleted")]
+    MessageDeleted {
+        /// The chat.
+        chat_id: ChatId,
+        /// The tombstone.
+        message: MessageView,
+    },
+    /// A user became a member (joined, or was added by `by`). Also delivered to that user's own
+    /// sockets, which start receiving the chat at once.
     #[serde(rename = "member.joined")]
     MemberJoined {
         /// The chat.
         chat_id: ChatId,
         /// Who joined.
-        user_id: UserId,
+        user: UserBrief,
+        /// Who added them (`None`: they joined by themselves).
+        by: Option<UserId>,
+        /// The chat's `last_seq` just before the join: the new member receives what follows.
+        since_seq: i64,
     },
-    /// A user stopped being a member (left or was removed): their sockets stop receiving the chat.
+    /// A user stopped being a member (left, or was removed by `by`): their sockets stop
+    /// receiving the chat.
     #[serde(rename = "member.left")]
     MemberLeft {
         /// The chat.
         chat_id: ChatId,
         /// Who left.
+        user: UserBrief,
+        /// Who removed them (`None`: they left by themselves).
+        by: Option<UserId>,
+    },
+    /// A member is typing; clients show it for `expires_in_ms` unless renewed.
+    #[serde(rename = "typing")]
+    Typing {
+        /// The chat.
+        chat_id: ChatId,
+        /// Who is typing.
+        user: UserBrief,
+        /// How long the indicator lasts, ms.
+        expires_in_ms: u64,
+    },
+    /// A member's read marker moved forward.
+    #[serde(rename = "read")]
+    Read {
+        /// The chat.
+        chat_id: ChatId,
+        /// Whose marker.
         user_id: UserId,
+        /// The highest seq they have read.
+        seq: i64,
+    },
+    /// A member came online (first socket) or went offline (last socket closed).
+    #[serde(rename = "presence")]
+    Presence {
+        /// The chat.
+        chat_id: ChatId,
+        /// Who.
+        user_id: UserId,
+        /// Online now?
+        online: bool,
     },
     /// The chat was deleted: every socket on it is told and stops receiving it.
     #[serde(rename = "chat.deleted")]
@@ -46,8 +101,13 @@ impl ChatEvent {
     pub fn chat_id(&self) -> ChatId {
         match self {
             Self::MessageCreated { chat_id, .. }
+            | Self::MessageUpdated { chat_id, .. }
+            | Self::MessageDeleted { chat_id, .. }
             | Self::MemberJoined { chat_id, .. }
             | Self::MemberLeft { chat_id, .. }
+            | Self::Typing { chat_id, .. }
+            | Self::Read { chat_id, .. }
+            | Self::Presence { chat_id, .. }
             | Self::ChatDeleted { chat_id } => *chat_id,
         }
     }

@@ -23,13 +23,15 @@ pub use chats::{
 pub use error::{Error, Result};
 pub use events::ChatEvent;
 pub use friends::{friends_of, is_friend, require_friend};
-pub use members::{invalidate_members, member_ids, membership, require_member};
+pub use members::{
+    MemberView, invalidate_members, member_ids, member_list, membership, require_member, user_chats,
+};
 pub use messages::{
     AuthorView, HistoryCursor, MessagePage, MessageRow, MessageView, message_by_client_id,
-    message_by_id, message_history,
+    message_by_seq, message_history,
 };
 pub use store::{DbConn, Keys, MIGRATIONS, Store, StoreConfig, run_migrations};
 pub use users::{
-    Credentials, UserBrief, UserView, credentials_by_login, invalidate_user, user_by_id,
-    user_by_username,
+    Credentials, UserBrief, UserView, credentials_by_login, invalidate_user, search_users,
+    user_by_id, user_by_username,
 };

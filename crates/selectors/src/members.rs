@@ -14,8 +14,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use redis::AsyncCommands;
 
-use crate::schema::chat_members;
-use crate::{ChatId, Error, Result, Store, UserId};
+use crate::schema::{chat_members, chats, users};
+use crate::{ChatId, Error, Result, Store, UserBrief, UserId};
 
 const MEMBER_TTL_SECS: u64 = 300;
 
@@ -137,4 +137,74 @@ mod tests {
         assert_eq!(parse_entry("2:owner", 3), None);
         assert_eq!(parse_entry("garbage", 3), None);
     }
+}
+
+/// A member as listed: `{"user":{"id","username"},"role","joined_at","last_read_seq"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MemberView {
+    /// Who.
+    pub user: UserBrief,
+    /// Their role.
+    pub role: MemberRole,
+    /// When they joined (UTC).
+    pub joined_at: chrono::DateTime<chrono::Utc>,
+    /// Their read marker.
+    pub last_read_seq: i64,
+}
+
+/// The chat's members, owner first, then admins, then members, each by join time. One query.
+pub async fn member_list(store: &Store, chat: ChatId) -> Result<Vec<MemberView>> {
+    let mut conn = store.conn().await?;
+    let rows: Vec<(i64, String, String, chrono::DateTime<chrono::Utc>, i64)> = chat_members::table
+        .inner_join(users::table)
+        .filter(chat_members::chat_id.eq(chat.0))
+        .order(chat_members::joined_at.asc())
+        .select((
+            users::id,
+            users::username,
+            chat_members::role,
+            chat_members::joined_at,
+            chat_members::last_read_seq,
+        ))
+        .load(&mut conn)
+        .await?;
+    let mut members = rows
+        .into_iter()
+        .map(|(id, username, role, joined_at, last_read_seq)| {
+            let role = MemberRole::parse(&role).map_err(|_| {
+                Error::Internal(format!("chat {chat} member {id} has role {role:?}"))
+            })?;
+            Ok(MemberView {
+                user: UserBrief {
+                    id: UserId(id),
+                    username,
+                },
+                role,
+                joined_at,
+                last_read_seq,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    members.sort_by_key(|m| match m.role {
+        MemberRole::Owner => 0,
+        MemberRole::Admin => 1,
+        MemberRole::Member => 2,
+    });
+    Ok(members)
+}
+
+/// Every chat `user` is a member of, with its current `last_seq` (what a gateway socket
+/// subscribes to on connect).
+pub async fn user_chats(store: &Store, user: UserId) -> Result<Vec<(ChatId, i64)>> {
+    let mut conn = store.conn().await?;
+    let rows: Vec<(i64, i64)> = chat_members::table
+        .inner_join(chats::table)
+        .filter(chat_members::user_id.eq(user.0))
+        .select((chats::id, chats::last_seq))
+        .load(&mut conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, seq)| (ChatId(id), seq))
+        .collect())
 }

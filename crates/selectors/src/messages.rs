@@ -210,12 +210,13 @@ pub async fn message_by_client_id(
         .transpose()
 }
 
-/// A message by id. Errors: `NotFound("Message not found.")`.
-pub async fn message_by_id(store: &Store, id: MessageId) -> Result<MessageView> {
+/// The message with `seq` in `chat`. Errors: `NotFound("Message not found.")`.
+pub async fn message_by_seq(store: &Store, chat: ChatId, seq: i64) -> Result<MessageView> {
     let mut conn = store.conn().await?;
     messages::table
         .left_join(users::table)
-        .filter(messages::id.eq(id.0))
+        .filter(messages::chat_id.eq(chat.0))
+        .filter(messages::seq.eq(seq))
         .select(message_columns())
         .first::<MessageRow>(&mut conn)
         .await

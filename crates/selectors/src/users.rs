@@ -146,3 +146,34 @@ pub async fn credentials_by_login(store: &Store, login: &str) -> Result<Option<C
         .map(UserRow::into_credentials)
         .transpose()
 }
+
+/// Users whose username starts with `prefix` (case-insensitive), shortest names first, at most
+/// `limit`. Uses the `text_pattern_ops` index; `%` and `_` in `prefix` match themselves.
+pub async fn search_users(store: &Store, prefix: &str, limit: i64) -> Result<Vec<UserBrief>> {
+    if prefix.contains('\0') {
+        return Ok(Vec::new());
+    }
+    let escaped = prefix
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let mut conn = store.conn().await?;
+    let rows: Vec<(i64, String)> = users::table
+        .filter(lower(users::username).like(format!("{escaped}%")))
+        .order((
+            diesel::dsl::sql::<diesel::sql_types::Integer>("length(username)"),
+            users::username.asc(),
+        ))
+        .limit(limit)
+        .select((users::id, users::username))
+        .load(&mut conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, username)| UserBrief {
+            id: UserId(id),
+            username,
+        })
+        .collect())
+}

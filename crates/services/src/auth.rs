@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_domain::{DomainError, Email, Password, UserId, Username};
 use chat_selectors::schema::{refresh_tokens, users};
-use chat_selectors::{Store, UserView, credentials_by_login, user_by_id};
+use chat_selectors::{Store, UserView, credentials_by_login, invalidate_user, user_by_id};
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -222,4 +222,27 @@ pub async fn revoke_refresh_token(store: &Store, token: &str) -> Result<()> {
         return Err(invalid_refresh());
     }
     Ok(())
+}
+
+/// Renames `user`. Errors: `Conflict` when the name is taken (case-insensitively).
+pub async fn rename_user(store: &Store, user: UserId, username: &Username) -> Result<UserView> {
+    let mut conn = store.conn().await?;
+    let updated = diesel::update(users::table.find(user.0))
+        .set(users::username.eq(username.as_str()))
+        .execute(&mut conn)
+        .await
+        .map_err(Error::from);
+    drop(conn);
+    match updated {
+        Ok(0) => return Err(DomainError::NotFound("User not found.".into()).into()),
+        Ok(_) => {}
+        Err(e) if unique_violation(&e).is_some() => {
+            return Err(
+                DomainError::Conflict("A user with that username already exists.".into()).into(),
+            );
+        }
+        Err(e) => return Err(e),
+    }
+    invalidate_user(store, user).await;
+    Ok(user_by_id(store, user).await?)
 }

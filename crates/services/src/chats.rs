@@ -1,9 +1,8 @@
-//! Chat writes: direct chats (one per pair, race-free), groups, joining, leaving, deleting.
-//! Joins and leaves are stored as system lines, so history shows them in `seq` order.
+//! Chat writes: direct chats (one per pair, race-free), creating and deleting groups.
+//! Membership changes are in `members.rs`.
 
 use chat_domain::{
-    ChatId, ChatKind, DomainError, GroupName, MemberRole, MessageKind, Title, UserId,
-    can_delete_chat, can_join,
+    ChatId, ChatKind, DomainError, GroupName, MemberRole, Title, UserId, can_delete_chat,
 };
 use chat_selectors::schema::{chat_members, chats};
 use chat_selectors::{
@@ -13,14 +12,13 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::error::unique_violation;
-use crate::messages::insert_message;
 use crate::{Result, publish};
 
 /// Locks the chat's row for the rest of the transaction and returns its owner. Every membership
 /// change takes this lock first, as sends do (their `UPDATE chats`), so the two never wait on
 /// each other in opposite orders (no deadlock between leaving and sending).
 /// Errors: `NotFound` when the chat is gone.
-async fn lock_chat(
+pub(crate) async fn lock_chat(
     conn: &mut diesel_async::AsyncPgConnection,
     chat: ChatId,
 ) -> Result<Option<i64>> {
@@ -142,158 +140,6 @@ pub async fn create_group(
     drop(conn);
     invalidate_members(store, id).await;
     Ok(chat_by_id(store, id).await?)
-}
-
-/// `user` joins a public group; a system line "<username> joined the group" is stored. Joining a
-/// group that everyone left (it has no owner) makes `user` its owner.
-/// Errors: `NotFound` (no chat), `Forbidden` (private group, not a group), `Conflict` (already a
-/// member).
-pub async fn join_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
-    let view = chat_by_id(store, chat).await?;
-    can_join(
-        view.kind,
-        view.is_private,
-        membership(store, chat, user).await?,
-    )?;
-    let username = user_by_id(store, user).await?.username;
-    let mut conn = store.conn().await?;
-    let line = conn
-        .transaction::<_, crate::Error, _>(async |conn| {
-            // A group left by everyone has no owner: whoever joins next takes it over.
-            let role = match lock_chat(conn, chat).await? {
-                None => {
-                    diesel::update(chats::table.find(chat.0))
-                        .set(chats::owner_id.eq(user.0))
-                        .execute(conn)
-                        .await?;
-                    MemberRole::Owner
-                }
-                Some(_) => MemberRole::Member,
-            };
-            let inserted = diesel::insert_into(chat_members::table)
-                .values((
-                    chat_members::chat_id.eq(chat.0),
-                    chat_members::user_id.eq(user.0),
-                    chat_members::role.eq(role.as_str()),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
-            if inserted == 0 {
-                return Err(
-                    DomainError::Conflict("You are already a member of this chat.".into()).into(),
-                );
-            }
-            let text = format!("{username} joined the group");
-            let line =
-                insert_message(conn, chat, None, MessageKind::System, &text, None, false).await?;
-            // Nothing before (and including) your own join line is unread for you.
-            if let Some(line) = &line {
-                diesel::update(chat_members::table.find((chat.0, user.0)))
-                    .set(chat_members::last_read_seq.eq(line.seq))
-                    .execute(conn)
-                    .await?;
-            }
-            Ok(line)
-        })
-        .await?;
-    drop(conn);
-    invalidate_members(store, chat).await;
-    publish(
-        store,
-        &ChatEvent::MemberJoined {
-            chat_id: chat,
-            user_id: user,
-        },
-    )
-    .await;
-    if let Some(message) = line {
-        publish(
-            store,
-            &ChatEvent::MessageCreated {
-                chat_id: chat,
-                message,
-            },
-        )
-        .await;
-    }
-    Ok(())
-}
-
-/// Hands ownership to the longest-standing admin, else the longest-standing member.
-const PROMOTE_SUCCESSOR_SQL: &str = "
-UPDATE chat_members SET role = 'owner'
-WHERE chat_id = $1 AND user_id = (
-    SELECT user_id FROM chat_members WHERE chat_id = $1
-    ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, joined_at, user_id
-    LIMIT 1)";
-
-/// `user` leaves a group; a system line "<username> left the group" is stored. When the owner
-/// leaves, the longest-standing admin (else member) becomes owner; a group with no members left
-/// keeps its history and has no owner.
-/// Errors: `NotFound` (no chat), `Forbidden` (not a member, or not a group).
-pub async fn leave_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
-    let view = chat_by_id(store, chat).await?;
-    if view.kind != ChatKind::Group {
-        return Err(DomainError::Forbidden("Only groups can be left.".into()).into());
-    }
-    let username = user_by_id(store, user).await?.username;
-    let mut conn = store.conn().await?;
-    let line = conn
-        .transaction::<_, crate::Error, _>(async |conn| {
-            lock_chat(conn, chat).await?;
-            let role: Option<String> = diesel::delete(chat_members::table.find((chat.0, user.0)))
-                .returning(chat_members::role)
-                .get_result(conn)
-                .await
-                .optional()?;
-            let Some(role) = role else {
-                return Err(
-                    DomainError::Forbidden("You are not a member of this chat.".into()).into(),
-                );
-            };
-            if role == MemberRole::Owner.as_str() {
-                diesel::sql_query(PROMOTE_SUCCESSOR_SQL)
-                    .bind::<diesel::sql_types::BigInt, _>(chat.0)
-                    .execute(conn)
-                    .await?;
-                let successor: Option<i64> = chat_members::table
-                    .filter(chat_members::chat_id.eq(chat.0))
-                    .filter(chat_members::role.eq(MemberRole::Owner.as_str()))
-                    .select(chat_members::user_id)
-                    .first(conn)
-                    .await
-                    .optional()?;
-                diesel::update(chats::table.find(chat.0))
-                    .set(chats::owner_id.eq(successor))
-                    .execute(conn)
-                    .await?;
-            }
-            let text = format!("{username} left the group");
-            insert_message(conn, chat, None, MessageKind::System, &text, None, false).await
-        })
-        .await?;
-    drop(conn);
-    invalidate_members(store, chat).await;
-    publish(
-        store,
-        &ChatEvent::MemberLeft {
-            chat_id: chat,
-            user_id: user,
-        },
-    )
-    .await;
-    if let Some(message) = line {
-        publish(
-            store,
-            &ChatEvent::MessageCreated {
-                chat_id: chat,
-                message,
-            },
-        )
-        .await;
-    }
-    Ok(())
 }
 
 /// Deletes a group with its members and history; only its owner may.

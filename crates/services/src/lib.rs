@@ -7,14 +7,17 @@ mod chats;
 mod error;
 mod events;
 mod friends;
+mod members;
 mod messages;
 
 pub use auth::{
-    authenticate, issue_refresh_token, register, revoke_refresh_token, rotate_refresh_token,
+    authenticate, issue_refresh_token, register, rename_user, revoke_refresh_token,
+    rotate_refresh_token,
 };
 pub use chat_selectors::ChatEvent;
-pub use chats::{create_group, delete_group, join_group, leave_group, open_direct_chat};
+pub use chats::{create_group, delete_group, open_direct_chat};
 pub use error::{Error, Result};
 pub use events::publish;
 pub use friends::{add_friend, remove_friend};
-pub use messages::{Sent, send_message};
+pub use members::{invite_member, join_group, leave_group, remove_member, set_member_role};
+pub use messages::{Sent, delete_message, edit_message, mark_read, send_message};

@@ -1,9 +1,13 @@
 //! Sending messages: gapless `seq` per chat, idempotent by `(author, client_id)`.
 
-use chat_domain::{ChatId, ClientId, DomainError, MessageKind, MessageText, UserId};
-use chat_selectors::{
-    ChatEvent, MessageRow, MessageView, Store, message_by_client_id, require_member,
+use chat_domain::{
+    ChatId, ClientId, DomainError, MessageKind, MessageText, UserId, can_change_message,
 };
+use chat_selectors::schema::{chat_members, chats, messages};
+use chat_selectors::{
+    ChatEvent, MessageRow, MessageView, Store, message_by_client_id, message_by_seq, require_member,
+};
+use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -62,8 +66,6 @@ pub(crate) async fn insert_message(
         .optional()?;
     Ok(row.map(MessageRow::into_view).transpose()?)
 }
-
-use diesel::OptionalExtension;
 
 /// The outcome of a send.
 #[derive(Debug, Clone)]
@@ -153,4 +155,129 @@ async fn not_member_or_missing(store: &Store, chat: ChatId, author: UserId) -> E
         Err(e) => e.into(),
         Ok(_) => DomainError::Forbidden("You are not a member of this chat.".into()).into(),
     }
+}
+
+/// The author edits the text of message `seq`; publishes `message.updated`.
+/// Errors: `NotFound` (no chat or message, or deleted), `Forbidden` (not the author, not a
+/// member, a system line).
+pub async fn edit_message(
+    store: &Store,
+    actor: UserId,
+    chat: ChatId,
+    seq: i64,
+    text: &MessageText,
+) -> Result<MessageView> {
+    change_message(store, actor, chat, seq, Some(text)).await
+}
+
+/// The author deletes message `seq`, leaving a tombstone (history shows `deleted: true`, no
+/// text); publishes `message.deleted`. Errors as for [`edit_message`].
+pub async fn delete_message(
+    store: &Store,
+    actor: UserId,
+    chat: ChatId,
+    seq: i64,
+) -> Result<MessageView> {
+    change_message(store, actor, chat, seq, None).await
+}
+
+async fn change_message(
+    store: &Store,
+    actor: UserId,
+    chat: ChatId,
+    seq: i64,
+    text: Option<&MessageText>,
+) -> Result<MessageView> {
+    require_member(store, chat, actor).await?;
+    let current = message_by_seq(store, chat, seq).await?;
+    can_change_message(
+        actor,
+        current.author.as_ref().map(|a| a.id),
+        current.kind,
+        current.deleted,
+    )?;
+    let mut conn = store.conn().await?;
+    let target = messages::table
+        .filter(messages::chat_id.eq(chat.0))
+        .filter(messages::seq.eq(seq))
+        .filter(messages::author_id.eq(actor.0))
+        .filter(messages::deleted_at.is_null());
+    let now = chrono::Utc::now();
+    let changed = match text {
+        Some(text) => {
+            diesel::update(target)
+                .set((
+                    messages::text.eq(text.as_str()),
+                    messages::edited_at.eq(now),
+                ))
+                .execute(&mut conn)
+                .await?
+        }
+        None => {
+            diesel::update(target)
+                .set((messages::text.eq(""), messages::deleted_at.eq(now)))
+                .execute(&mut conn)
+                .await?
+        }
+    };
+    drop(conn);
+    if changed == 0 {
+        // Deleted (or changed hands) between the check and the update.
+        return Err(DomainError::NotFound("Message not found.".into()).into());
+    }
+    let message = message_by_seq(store, chat, seq).await?;
+    let event = match text {
+        Some(_) => ChatEvent::MessageUpdated {
+            chat_id: chat,
+            message: message.clone(),
+        },
+        None => ChatEvent::MessageDeleted {
+            chat_id: chat,
+            message: message.clone(),
+        },
+    };
+    publish(store, &event).await;
+    Ok(message)
+}
+
+/// Moves `user`'s read marker in `chat` to `seq`; it never moves backwards (a lower `seq` is
+/// accepted and changes nothing). Publishes `read` when it moved.
+/// Errors: `NotFound`/`Forbidden` (not a member), `Invalid{"seq"}` beyond the chat's `last_seq`
+/// or below 0.
+pub async fn mark_read(store: &Store, user: UserId, chat: ChatId, seq: i64) -> Result<()> {
+    require_member(store, chat, user).await?;
+    let mut conn = store.conn().await?;
+    let last_seq: i64 = chats::table
+        .find(chat.0)
+        .select(chats::last_seq)
+        .first(&mut conn)
+        .await?;
+    if !(0..=last_seq).contains(&seq) {
+        return Err(DomainError::invalid(
+            "seq",
+            format!("Must be from 0 to the chat's last_seq ({last_seq})."),
+        )
+        .into());
+    }
+    let moved = diesel::update(
+        chat_members::table
+            .find((chat.0, user.0))
+            .filter(chat_members::last_read_seq.lt(seq)),
+    )
+    .set(chat_members::last_read_seq.eq(seq))
+    .execute(&mut conn)
+    .await?;
+    drop(conn);
+    if moved > 0 {
+        publish(
+            store,
+            &ChatEvent::Read {
+                chat_id: chat,
+                user_id: user,
+                seq,
+            },
+        )
+        .await;
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use chat_domain::{DomainError, Email, Password, Username};
-use chat_selectors::{UserView, user_by_id};
+use chat_selectors::{UserBrief, UserView, search_users, user_by_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -142,4 +142,49 @@ pub async fn me(
     user: CurrentUser,
 ) -> ApiResult<web::Json<UserResponse>> {
     Ok(web::Json(user_by_id(&state.store, user.id).await?.into()))
+}
+
+/// Body of `PATCH /api/v1/users/me`.
+#[derive(Deserialize)]
+pub struct RenameRequest {
+    username: Option<String>,
+}
+
+/// `PATCH /api/v1/users/me {"username"}` → 200 the renamed user. 400 bad name, 409 taken.
+pub async fn rename(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: web::Json<RenameRequest>,
+) -> ApiResult<web::Json<UserResponse>> {
+    let username =
+        required("username", body.into_inner().username.as_deref()).and_then(Username::parse)?;
+    Ok(web::Json(
+        chat_services::rename_user(&state.store, user.id, &username)
+            .await?
+            .into(),
+    ))
+}
+
+/// Query of `GET /api/v1/users`.
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    search: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/users?search=<prefix>&limit=` → 200 `[{"id","username"}]`: usernames starting
+/// with the prefix (case-insensitive), shortest first; `limit` 1..=100, default 20.
+pub async fn search(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    query: web::Query<SearchQuery>,
+) -> ApiResult<web::Json<Vec<UserBrief>>> {
+    let query = query.into_inner();
+    let prefix = required("search", query.search)?;
+    let limit = match query.limit {
+        None => 20,
+        Some(n) if (1..=100).contains(&n) => n,
+        Some(_) => return Err(DomainError::invalid("limit", "Must be from 1 to 100.").into()),
+    };
+    Ok(web::Json(search_users(&state.store, &prefix, limit).await?))
 }

@@ -3,8 +3,8 @@
 use actix_web::{HttpResponse, web};
 use chat_domain::{ChatId, ClientId, DomainError, GroupName, MessageText, Title, UserId};
 use chat_selectors::{
-    ChatListItem, ChatView, HistoryCursor, MessagePage, chat_by_id, chat_list, message_history,
-    require_member,
+    ChatListItem, ChatView, HistoryCursor, MessagePage, MessageView, chat_by_id, chat_list,
+    message_history, require_member,
 };
 use serde::{Deserialize, Serialize};
 
@@ -187,4 +187,58 @@ pub async fn send(
         HttpResponse::Ok()
     }
     .json(sent.message))
+}
+
+/// Body of `PATCH /api/v1/chats/{id}/messages/{seq}`.
+#[derive(Deserialize)]
+pub struct EditRequest {
+    text: Option<String>,
+}
+
+/// `PATCH /api/v1/chats/{id}/messages/{seq} {"text"}` → 200 the edited message (`edited_at`
+/// set). Author only: 403 otherwise; 404 for no such (or a deleted) message.
+pub async fn edit(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<EditRequest>,
+) -> ApiResult<web::Json<MessageView>> {
+    let (chat, seq) = path.into_inner();
+    let max = state.settings.max_message_chars;
+    let text = required("text", body.into_inner().text.as_deref())
+        .and_then(|t| MessageText::parse(t, max))?;
+    let message =
+        chat_services::edit_message(&state.store, user.id, ChatId(chat), seq, &text).await?;
+    Ok(web::Json(message))
+}
+
+/// `DELETE /api/v1/chats/{id}/messages/{seq}` → 204; the message becomes a tombstone. Author
+/// only: 403 otherwise; 404 for no such (or an already deleted) message.
+pub async fn delete(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(i64, i64)>,
+) -> ApiResult<HttpResponse> {
+    let (chat, seq) = path.into_inner();
+    chat_services::delete_message(&state.store, user.id, ChatId(chat), seq).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Body of `POST /api/v1/chats/{id}/read`.
+#[derive(Deserialize)]
+pub struct ReadRequest {
+    seq: Option<i64>,
+}
+
+/// `POST /api/v1/chats/{id}/read {"seq"}` → 204; the read marker moves to `seq` (never
+/// backwards). 400 for a seq beyond the chat's `last_seq`, 403 for non-members.
+pub async fn read(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i64>,
+    body: web::Json<ReadRequest>,
+) -> ApiResult<HttpResponse> {
+    let seq = required("seq", body.into_inner().seq)?;
+    chat_services::mark_read(&state.store, user.id, ChatId(path.into_inner()), seq).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod chats;
+mod members;
 
 use actix_web::web;
 
@@ -15,7 +16,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/auth/login/").route(web::post().to(auth::login)))
         .service(resource("/api/v1/auth/login/refresh/").route(web::post().to(auth::refresh)))
         .service(resource("/api/v1/auth/logout/").route(web::post().to(auth::logout)))
-        .service(resource("/api/v1/users/me").route(web::get().to(auth::me)))
+        .service(
+            resource("/api/v1/users/me")
+                .route(web::get().to(auth::me))
+                .route(web::patch().to(auth::rename)),
+        )
+        .service(resource("/api/v1/users").route(web::get().to(auth::search)))
         .service(resource("/api/v1/chats").route(web::get().to(chats::list)))
         .service(resource("/api/v1/chats/direct").route(web::post().to(chats::open_direct)))
         .service(resource("/api/v1/chats/groups").route(web::post().to(chats::create_group)))
@@ -25,5 +31,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/api/v1/chats/{id}/messages")
                 .route(web::get().to(chats::history))
                 .route(web::post().to(chats::send)),
+        )
+        .service(
+            resource("/api/v1/chats/{id}/messages/{seq}")
+                .route(web::patch().to(chats::edit))
+                .route(web::delete().to(chats::delete)),
+        )
+        .service(resource("/api/v1/chats/{id}/read").route(web::post().to(chats::read)))
+        .service(
+            resource("/api/v1/chats/{id}/members")
+                .route(web::get().to(members::list))
+                .route(web::post().to(members::invite)),
+        )
+        .service(
+            resource("/api/v1/chats/{id}/members/{user_id}")
+                .route(web::delete().to(members::remove))
+                .route(web::patch().to(members::set_role)),
         );
 }

@@ -261,7 +261,7 @@ impl SocketDoor for ChatSocket {
                 };
                 frame.map_or_else(Reply::none, Reply::frame)
             }
-            ChatEvent::MemberLeft { user_id, .. } if *user_id == self.user.id => {
+            ChatEvent::MemberLeft { user, .. } if user.id == self.user.id => {
                 disconnect("You are no longer a member of this group.")
             }
             ChatEvent::ChatDeleted { .. } => disconnect("This group was deleted."),

@@ -1,0 +1,78 @@
+//! Group membership: list, invite, remove, change roles.
+
+use actix_web::{HttpResponse, web};
+use chat_domain::{ChatId, DomainError, MemberRole, UserId};
+use chat_selectors::{MemberView, member_list, require_member};
+use serde::Deserialize;
+
+use crate::auth::CurrentUser;
+use crate::doors::required;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// `GET /api/v1/chats/{id}/members` → 200 `[{"user":{"id","username"},"role","joined_at","last_read_seq"}]`,
+/// owner first. 403 for non-members.
+pub async fn list(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i64>,
+) -> ApiResult<web::Json<Vec<MemberView>>> {
+    let chat = ChatId(path.into_inner());
+    require_member(&state.store, chat, user.id).await?;
+    Ok(web::Json(member_list(&state.store, chat).await?))
+}
+
+/// Body of `POST /api/v1/chats/{id}/members`.
+#[derive(Deserialize)]
+pub struct InviteRequest {
+    user_id: Option<i64>,
+}
+
+/// `POST /api/v1/chats/{id}/members {"user_id"}` → 201; owner or admin adds a user to a group
+/// (private ones too). 403 for others, 404 unknown user, 409 already a member.
+pub async fn invite(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i64>,
+    body: web::Json<InviteRequest>,
+) -> ApiResult<HttpResponse> {
+    let target = UserId(required("user_id", body.into_inner().user_id)?);
+    chat_services::invite_member(&state.store, user.id, ChatId(path.into_inner()), target).await?;
+    Ok(HttpResponse::Created().finish())
+}
+
+/// `DELETE /api/v1/chats/{id}/members/{user_id}` → 204; the owner removes anyone, an admin plain
+/// members. 403 otherwise (and for yourself: leave instead), 404 not a member.
+pub async fn remove(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(i64, i64)>,
+) -> ApiResult<HttpResponse> {
+    let (chat, target) = path.into_inner();
+    chat_services::remove_member(&state.store, user.id, ChatId(chat), UserId(target)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Body of `PATCH /api/v1/chats/{id}/members/{user_id}`.
+#[derive(Deserialize)]
+pub struct RoleRequest {
+    role: Option<String>,
+}
+
+/// `PATCH /api/v1/chats/{id}/members/{user_id} {"role":"admin"|"member"|"owner"}` → 204; the
+/// owner promotes, demotes, or hands over ownership (`owner`; they become an admin).
+/// 403 for others, 404 not a member, 400 bad role or your own.
+pub async fn set_role(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(i64, i64)>,
+    body: web::Json<RoleRequest>,
+) -> ApiResult<HttpResponse> {
+    let (chat, target) = path.into_inner();
+    let role = required("role", body.into_inner().role)?;
+    let role = MemberRole::parse(&role)
+        .map_err(|_| DomainError::invalid("role", "Must be \"owner\", \"admin\" or \"member\"."))?;
+    chat_services::set_member_role(&state.store, user.id, ChatId(chat), UserId(target), role)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,329 @@
+//! Membership changes: joining, inviting, leaving, removing, roles and ownership. Each is one
+//! transaction that first locks the chat row (see `lock_chat`), stores a system line
+//! ("alice joined the group", "bob removed carol"), and after the commit invalidates the
+//! membership cache and publishes `member.*` events plus the system line.
+
+use chat_domain::{
+    ChatId, ChatKind, DomainError, MemberRole, MessageKind, UserId, can_invite, can_join,
+    can_remove, can_set_role,
+};
+use chat_selectors::schema::{chat_members, chats};
+use chat_selectors::{
+    ChatEvent, MessageView, Store, UserBrief, chat_by_id, invalidate_members, membership,
+    user_by_id,
+};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use crate::chats::lock_chat;
+use crate::messages::insert_message;
+use crate::{Result, publish};
+
+/// `user` joins a public group. Joining a group that everyone left (it has no owner) makes
+/// `user` its owner. Errors: `NotFound` (no chat), `Forbidden` (private group, not a group),
+/// `Conflict` (already a member).
+pub async fn join_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
+    let view = chat_by_id(store, chat).await?;
+    can_join(
+        view.kind,
+        view.is_private,
+        membership(store, chat, user).await?,
+    )?;
+    let name = user_by_id(store, user).await?.username;
+    add_member(
+        store,
+        chat,
+        UserBrief {
+            id: user,
+            username: name.clone(),
+        },
+        None,
+        format!("{name} joined the group"),
+    )
+    .await
+}
+
+/// `actor` (owner or admin) adds `target` to a group, public or private.
+/// Errors: `NotFound` (no chat or user), `Forbidden` (not owner/admin), `Conflict` (already in).
+pub async fn invite_member(
+    store: &Store,
+    actor: UserId,
+    chat: ChatId,
+    target: UserId,
+) -> Result<()> {
+    let view = chat_by_id(store, chat).await?;
+    can_invite(view.kind, membership(store, chat, actor).await?)?;
+    let actor_name = user_by_id(store, actor).await?.username;
+    let target = user_by_id(store, target).await?;
+    let line = format!("{actor_name} added {}", target.username);
+    add_member(
+        store,
+        chat,
+        UserBrief {
+            id: target.id,
+            username: target.username,
+        },
+        Some(actor),
+        line,
+    )
+    .await
+}
+
+async fn add_member(
+    store: &Store,
+    chat: ChatId,
+    user: UserBrief,
+    by: Option<UserId>,
+    line: String,
+) -> Result<()> {
+    let mut conn = store.conn().await?;
+    let (since_seq, message) = conn
+        .transaction::<_, crate::Error, _>(async |conn| {
+            // A group left by everyone has no owner: whoever joins next takes it over.
+            let role = match lock_chat(conn, chat).await? {
+                None => {
+                    diesel::update(chats::table.find(chat.0))
+                        .set(chats::owner_id.eq(user.id.0))
+                        .execute(conn)
+                        .await?;
+                    MemberRole::Owner
+                }
+                Some(_) => MemberRole::Member,
+            };
+            let inserted = diesel::insert_into(chat_members::table)
+                .values((
+                    chat_members::chat_id.eq(chat.0),
+                    chat_members::user_id.eq(user.id.0),
+                    chat_members::role.eq(role.as_str()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            if inserted == 0 {
+                return Err(DomainError::Conflict("Already a member of this chat.".into()).into());
+            }
+            let message = system_line(conn, chat, &line).await?;
+            // Nothing before (and including) the join line is unread for the new member.
+            diesel::update(chat_members::table.find((chat.0, user.id.0)))
+                .set(chat_members::last_read_seq.eq(message.seq))
+                .execute(conn)
+                .await?;
+            Ok((message.seq - 1, message))
+        })
+        .await?;
+    drop(conn);
+    invalidate_members(store, chat).await;
+    publish(
+        store,
+        &ChatEvent::MemberJoined {
+            chat_id: chat,
+            user,
+            by,
+            since_seq,
+        },
+    )
+    .await;
+    publish(
+        store,
+        &ChatEvent::MessageCreated {
+            chat_id: chat,
+            message,
+        },
+    )
+    .await;
+    Ok(())
+}
+
+async fn system_line(
+    conn: &mut AsyncPgConnection,
+    chat: ChatId,
+    text: &str,
+) -> Result<MessageView> {
+    insert_message(conn, chat, None, MessageKind::System, text, None, false)
+        .await?
+        .ok_or_else(|| DomainError::NotFound("Chat not found.".into()).into())
+}
+
+/// `user` leaves a group. When the owner leaves, the longest-standing admin (else member)
+/// becomes owner; a group with no members left keeps its history and has no owner.
+/// Errors: `NotFound` (no chat), `Forbidden` (not a member, or not a group).
+pub async fn leave_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
+    let view = chat_by_id(store, chat).await?;
+    if view.kind != ChatKind::Group {
+        return Err(DomainError::Forbidden("Only groups can be left.".into()).into());
+    }
+    let name = user_by_id(store, user).await?.username;
+    let line = format!("{name} left the group");
+    drop_member(
+        store,
+        chat,
+        UserBrief {
+            id: user,
+            username: name,
+        },
+        None,
+        line,
+    )
+    .await
+}
+
+/// `actor` removes `target` from a group: the owner removes anyone, an admin plain members.
+/// Errors: `NotFound` (no chat, or `target` not a member), `Forbidden` (by the role rules).
+pub async fn remove_member(
+    store: &Store,
+    actor: UserId,
+    chat: ChatId,
+    target: UserId,
+) -> Result<()> {
+    let view = chat_by_id(store, chat).await?;
+    let target_role = membership(store, chat, target)
+        .await?
+        .ok_or_else(|| DomainError::NotFound("That user is not a member of this chat.".into()))?;
+    can_remove(
+        view.kind,
+        membership(store, chat, actor).await?,
+        target_role,
+        actor == target,
+    )?;
+    let actor_name = user_by_id(store, actor).await?.username;
+    let target = user_by_id(store, target).await?;
+    let line = format!("{actor_name} removed {}", target.username);
+    drop_member(
+        store,
+        chat,
+        UserBrief {
+            id: target.id,
+            username: target.username,
+        },
+        Some(actor),
+        line,
+    )
+    .await
+}
+
+/// Hands ownership to the longest-standing admin, else the longest-standing member.
+const PROMOTE_SUCCESSOR_SQL: &str = "
+UPDATE chat_members SET role = 'owner'
+WHERE chat_id = $1 AND user_id = (
+    SELECT user_id FROM chat_members WHERE chat_id = $1
+    ORDER BY CASE role WHEN 'admin' THEN 0 ELSE 1 END, joined_at, user_id
+    LIMIT 1)
+RETURNING user_id";
+
+async fn drop_member(
+    store: &Store,
+    chat: ChatId,
+    user: UserBrief,
+    by: Option<UserId>,
+    line: String,
+) -> Result<()> {
+    let mut conn = store.conn().await?;
+    let message = conn
+        .transaction::<_, crate::Error, _>(async |conn| {
+            lock_chat(conn, chat).await?;
+            let role: Option<String> =
+                diesel::delete(chat_members::table.find((chat.0, user.id.0)))
+                    .returning(chat_members::role)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+            let Some(role) = role else {
+                return Err(DomainError::Forbidden("Not a member of this chat.".into()).into());
+            };
+            if role == MemberRole::Owner.as_str() {
+                #[derive(QueryableByName)]
+                struct Successor {
+                    #[diesel(sql_type = diesel::sql_types::BigInt)]
+                    user_id: i64,
+                }
+                let successor: Option<Successor> = diesel::sql_query(PROMOTE_SUCCESSOR_SQL)
+                    .bind::<diesel::sql_types::BigInt, _>(chat.0)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                diesel::update(chats::table.find(chat.0))
+                    .set(chats::owner_id.eq(successor.map(|s| s.user_id)))
+                    .execute(conn)
+                    .await?;
+            }
+            system_line(conn, chat, &line).await
+        })
+        .await?;
+    drop(conn);
+    invalidate_members(store, chat).await;
+    publish(
+        store,
+        &ChatEvent::MemberLeft {
+            chat_id: chat,
+            user,
+            by,
+        },
+    )
+    .await;
+    publish(
+        store,
+        &ChatEvent::MessageCreated {
+            chat_id: chat,
+            message,
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// The owner gives `target` the role `role`: `admin` (promote), `member` (demote), or `owner`
+/// (hand over ownership; the old owner becomes an admin).
+/// Errors: `NotFound` (no chat; `target` not a member), `Forbidden` (not the owner), `Invalid`
+/// (your own role).
+pub async fn set_member_role(
+    store: &Store,
+    actor: UserId,
+    chat: ChatId,
+    target: UserId,
+    role: MemberRole,
+) -> Result<()> {
+    let view = chat_by_id(store, chat).await?;
+    can_set_role(
+        view.kind,
+        membership(store, chat, actor).await?,
+        actor == target,
+    )?;
+    require_target(store, chat, target).await?;
+    let mut conn = store.conn().await?;
+    conn.transaction::<_, crate::Error, _>(async |conn| {
+        // Re-check under the chat lock: the cached "owner" may be a moment old.
+        if lock_chat(conn, chat).await? != Some(actor.0) {
+            return Err(DomainError::Forbidden("Only the owner may change roles.".into()).into());
+        }
+        let updated = diesel::update(chat_members::table.find((chat.0, target.0)))
+            .set(chat_members::role.eq(role.as_str()))
+            .execute(conn)
+            .await?;
+        if updated == 0 {
+            return Err(
+                DomainError::NotFound("That user is not a member of this chat.".into()).into(),
+            );
+        }
+        if role == MemberRole::Owner {
+            diesel::update(chat_members::table.find((chat.0, actor.0)))
+                .set(chat_members::role.eq(MemberRole::Admin.as_str()))
+                .execute(conn)
+                .await?;
+            diesel::update(chats::table.find(chat.0))
+                .set(chats::owner_id.eq(target.0))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+    .await?;
+    drop(conn);
+    invalidate_members(store, chat).await;
+    Ok(())
+}
+
+async fn require_target(store: &Store, chat: ChatId, target: UserId) -> Result<MemberRole> {
+    Ok(membership(store, chat, target)
+        .await?
+        .ok_or_else(|| DomainError::NotFound("That user is not a member of this chat.".into()))?)
+}
