@@ -14,9 +14,11 @@ pub enum FrameKind {
     Door002Group = 0,
     /// Door 002 direct broadcast `{"data":{...}}`.
     Door002Direct = 1,
+    /// The native gateway's event frame.
+    Gateway = 2,
 }
 
-const FRAME_KINDS: usize = 2;
+const FRAME_KINDS: usize = 3;
 
 /// A committed chat event as delivered to local sockets, with its rendered frames cached.
 #[derive(Debug)]
@@ -59,6 +61,18 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Queues `event` without waiting; a full queue signals overflow instead of growing.
+    fn offer(&self, event: &Arc<Event>) -> bool {
+        match self.tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflowed.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
     /// Resolves once the hub found this socket's queue full: the client reads too slowly and is
     /// to be disconnected (a slow reader must not grow memory without limit).
     pub async fn overflowed(&self) {
@@ -71,6 +85,7 @@ impl Connection {
 #[derive(Debug, Default)]
 pub struct Hub {
     chats: RwLock<HashMap<ChatId, Vec<Arc<Connection>>>>,
+    users: RwLock<HashMap<UserId, Vec<Arc<Connection>>>>,
     next_id: AtomicU64,
 }
 
@@ -100,19 +115,48 @@ impl Hub {
         }
     }
 
-    /// Hands `event` to every local socket on its chat without waiting: a socket whose queue is
+    /// Also delivers events about `conn.user` (a `member.joined` for a chat the socket is not on
+    /// yet) until the returned guard is dropped. Gateway sockets register; per-chat door sockets
+    /// don't need to.
+    pub fn register_user(self: &Arc<Self>, conn: &Arc<Connection>) -> UserRegistration {
+        self.users
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(conn.user)
+            .or_default()
+            .push(conn.clone());
+        UserRegistration {
+            hub: self.clone(),
+            user: conn.user,
+            conn_id: conn.id,
+        }
+    }
+
+    /// Hands `event` to every local socket on its chat — and, for `member.joined`, to the joining
+    /// user's registered sockets not on the chat yet — without waiting: a socket whose queue is
     /// full is told to disconnect (its `overflowed()` resolves). Returns how many queues took it.
     pub fn dispatch(&self, event: Arc<Event>) -> usize {
-        let chats = self.chats.read().unwrap_or_else(|e| e.into_inner());
-        let Some(conns) = chats.get(&event.chat_event.chat_id()) else {
-            return 0;
+        let joining = match &event.chat_event {
+            ChatEvent::MemberJoined { user, .. } => Some(user.id),
+            _ => None,
         };
         let mut delivered = 0;
-        for conn in conns {
-            match conn.tx.try_send(event.clone()) {
-                Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => conn.overflowed.notify_one(),
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+        let mut reached = Vec::new();
+        {
+            let chats = self.chats.read().unwrap_or_else(|e| e.into_inner());
+            for conn in chats.get(&event.chat_event.chat_id()).into_iter().flatten() {
+                delivered += usize::from(conn.offer(&event));
+                if joining == Some(conn.user) {
+                    reached.push(conn.id);
+                }
+            }
+        }
+        if let Some(user) = joining {
+            let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+            for conn in users.get(&user).into_iter().flatten() {
+                if !reached.contains(&conn.id) {
+                    delivered += usize::from(conn.offer(&event));
+                }
             }
         }
         delivered
@@ -144,6 +188,26 @@ impl Drop for Subscription {
             conns.retain(|c| c.id != self.conn_id);
             if conns.is_empty() {
                 chats.remove(&self.chat);
+            }
+        }
+    }
+}
+
+/// A socket's registration for events about its user; dropping it unregisters.
+#[derive(Debug)]
+pub struct UserRegistration {
+    hub: Arc<Hub>,
+    user: UserId,
+    conn_id: u64,
+}
+
+impl Drop for UserRegistration {
+    fn drop(&mut self) {
+        let mut users = self.hub.users.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(conns) = users.get_mut(&self.user) {
+            conns.retain(|c| c.id != self.conn_id);
+            if conns.is_empty() {
+                users.remove(&self.user);
             }
         }
     }
@@ -184,6 +248,33 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(1), conn.overflowed())
             .await
             .expect("overflow was not signalled");
+    }
+
+    #[tokio::test]
+    async fn a_new_member_is_reached_through_the_user_index_exactly_once() {
+        let hub = Arc::new(Hub::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        let conn = hub.connect(UserId(5), tx);
+        let registration = hub.register_user(&conn);
+        let joined = || {
+            Arc::new(Event::new(ChatEvent::MemberJoined {
+                chat_id: ChatId(7),
+                user: chat_selectors::UserBrief {
+                    id: UserId(5),
+                    username: "e".into(),
+                },
+                by: None,
+                since_seq: 0,
+            }))
+        };
+        assert_eq!(hub.dispatch(joined()), 1);
+        assert!(rx.recv().await.is_some());
+        // Once on the chat too, it still gets the event once.
+        let _sub = hub.subscribe(ChatId(7), &conn);
+        assert_eq!(hub.dispatch(joined()), 1);
+        drop(registration);
+        drop(_sub);
+        assert_eq!(hub.dispatch(joined()), 0);
     }
 
     #[test]

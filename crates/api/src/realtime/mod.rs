@@ -11,4 +11,4 @@ pub mod bus;
 mod hub;
 pub mod socket;
 
-pub use hub::{Connection, Event, FrameKind, Hub, Subscription};
+pub use hub::{Connection, Event, FrameKind, Hub, Subscription, UserRegistration};

@@ -1,6 +1,7 @@
 //! The one loop every WebSocket session runs: a single task `select!`ing over the client's
 //! frames, the socket's bounded event queue, the hub's overflow signal and a heartbeat. A door
-//! plugs in through [`SocketDoor`]; the loop owns limits, heartbeats and closing.
+//! plugs in through [`SocketDoor`] and writes through an [`Outbox`]; the loop owns limits,
+//! heartbeats and closing.
 //!
 //! Close codes (RFC 6455 §7.4.1): 1009 for a frame over the limit, 1008 for a reader too slow
 //! to keep its queue below the limit or a write blocked past the write timeout, 1001 for a
@@ -17,41 +18,19 @@ use tokio::sync::mpsc;
 use super::{Connection, Event};
 use crate::config::Settings;
 
-/// What a door wants done after a client frame or an event.
-#[derive(Debug, Default)]
-pub struct Reply {
-    /// Frames to send to this client, in order.
-    pub frames: Vec<ByteString>,
-    /// Close the socket after sending them.
-    pub close: Option<CloseReason>,
-}
+/// Why a session ends early: `None` when the connection is already gone, else the close to send.
+#[derive(Debug)]
+pub struct Stop(pub Option<CloseReason>);
 
-impl Reply {
-    /// Nothing to do.
-    pub fn none() -> Self {
-        Self::default()
-    }
-
-    /// Send one frame.
-    pub fn frame(frame: impl Into<ByteString>) -> Self {
-        Self {
-            frames: vec![frame.into()],
-            close: None,
-        }
-    }
-
-    /// Send one frame, then close with `code` and `description`.
-    pub fn frame_and_close(
-        frame: impl Into<ByteString>,
-        code: CloseCode,
-        description: &str,
-    ) -> Self {
-        Self {
-            frames: vec![frame.into()],
-            close: Some(close_reason(code, description)),
-        }
+impl Stop {
+    /// Close with `code` and `description`.
+    pub fn close(code: CloseCode, description: &str) -> Self {
+        Self(Some(close_reason(code, description)))
     }
 }
+
+/// What a door's handlers return: `Err` ends the session.
+pub type Flow = Result<(), Stop>;
 
 /// A close reason with a description.
 pub fn close_reason(code: CloseCode, description: &str) -> CloseReason {
@@ -61,14 +40,43 @@ pub fn close_reason(code: CloseCode, description: &str) -> CloseReason {
     }
 }
 
+/// Where a door writes its frames. Each write waits for room in the socket (backpressure) but no
+/// longer than the write timeout.
+pub struct Outbox<'a> {
+    session: &'a mut Session,
+    limits: &'a SocketLimits,
+}
+
+impl Outbox<'_> {
+    /// Sends one text frame. Errors: `Stop` when the client is gone or reads too slowly.
+    pub async fn send(&mut self, frame: impl Into<ByteString>) -> Flow {
+        match tokio::time::timeout(self.limits.write_timeout, self.session.text(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_closed)) => Err(Stop(None)),
+            Err(_elapsed) => Err(Stop::close(
+                CloseCode::Policy,
+                "write timeout: client reads too slowly",
+            )),
+        }
+    }
+}
+
 /// A door's side of a session.
 pub trait SocketDoor {
     /// A text frame from the client (already within the frame limit).
-    fn on_text(&mut self, text: &str) -> impl Future<Output = Reply>;
+    fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
     /// A binary frame from the client.
-    fn on_binary(&mut self) -> Reply;
-    /// A committed event on one of the socket's chats.
-    fn on_event(&mut self, event: &Event) -> Reply;
+    fn on_binary(&mut self, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
+    /// An event on one of the socket's chats.
+    fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
+    /// Every heartbeat (after the ping), e.g. to refresh presence.
+    fn on_heartbeat(&mut self) -> impl Future<Output = ()> {
+        async {}
+    }
+    /// Once, when the session has ended, whatever the reason.
+    fn on_end(&mut self) -> impl Future<Output = ()> {
+        async {}
+    }
 }
 
 /// Socket limits, from the settings.
@@ -99,19 +107,30 @@ impl SocketLimits {
     }
 }
 
-/// Sends `reply`'s frames and closes if it says so (for sessions refused before they start).
-pub async fn send_and_close(mut session: Session, reply: Reply, limits: &SocketLimits) {
-    for frame in reply.frames {
-        if !written(limits, session.text(frame)).await {
-            return;
-        }
+/// Sends `frame` then closes with 1008 and `reason` (for sessions refused before they start).
+pub async fn reject(
+    mut session: Session,
+    frame: impl Into<ByteString>,
+    reason: &str,
+    limits: SocketLimits,
+) {
+    let mut out = Outbox {
+        session: &mut session,
+        limits: &limits,
+    };
+    if out.send(frame).await.is_ok() {
+        close_session(
+            session,
+            Some(close_reason(CloseCode::Policy, reason)),
+            &limits,
+        )
+        .await;
     }
-    close_session(session, reply.close, limits).await;
 }
 
-/// Whether a write to the client finished within the write timeout. Every write (frames, pings,
-/// pongs, the close) goes through here: actix-ws queues at most 32 frames per socket, and a
-/// client that stops reading must not keep the session task (and its hub entry) alive.
+/// Whether a control write (ping, pong) finished within the write timeout: actix-ws queues at
+/// most 32 frames per socket, and a client that stops reading must not keep the session task
+/// (and its hub entries) alive.
 async fn written<F>(limits: &SocketLimits, write: F) -> bool
 where
     F: Future<Output = Result<(), actix_ws::Closed>>,
@@ -127,8 +146,8 @@ async fn close_session(session: Session, reason: Option<CloseReason>, limits: &S
     let _ = tokio::time::timeout(limits.write_timeout, session.close(reason)).await;
 }
 
-/// Runs a session until the client leaves, a limit is hit or the door closes it. `conn` must be
-/// the hub connection feeding `events`; the caller holds its subscriptions for the duration.
+/// Runs a session until the client leaves, a limit is hit or the door stops it. `conn` must be
+/// the hub connection feeding `events`; the door (or the caller) holds its subscriptions.
 pub async fn drive<D: SocketDoor>(
     mut session: Session,
     stream: MessageStream,
@@ -147,64 +166,65 @@ pub async fn drive<D: SocketDoor>(
     );
     let mut last_seen = Instant::now();
     let too_big = || {
-        close_reason(
+        Stop::close(
             CloseCode::Size,
             &format!("frame exceeds {} bytes", limits.max_frame_bytes),
         )
     };
-    let close = 'session: loop {
-        let reply = tokio::select! {
+    let stop = loop {
+        let flow = tokio::select! {
             () = conn.overflowed() => {
-                break Some(close_reason(CloseCode::Policy, "outbound queue full: client reads too slowly"));
+                Err(Stop::close(CloseCode::Policy, "outbound queue full: client reads too slowly"))
             }
             event = events.recv() => match event {
-                Some(event) => door.on_event(&event),
-                None => break None,
+                Some(event) => {
+                    door.on_event(&event, &mut Outbox { session: &mut session, limits: &limits }).await
+                }
+                None => Err(Stop(None)),
             },
             msg = stream.recv() => match msg {
-                None => break None,
-                Some(Err(ProtocolError::Overflow)) => break Some(too_big()),
+                None => Err(Stop(None)),
+                Some(Err(ProtocolError::Overflow)) => Err(too_big()),
                 Some(Err(ProtocolError::Io(e))) if e.to_string().contains("maximum continuation size") => {
-                    break Some(too_big());
+                    Err(too_big())
                 }
-                Some(Err(e)) => break Some(close_reason(CloseCode::Protocol, &e.to_string())),
+                Some(Err(e)) => Err(Stop::close(CloseCode::Protocol, &e.to_string())),
                 Some(Ok(msg)) => {
                     last_seen = Instant::now();
                     match msg {
-                        AggregatedMessage::Text(text) => door.on_text(&text).await,
-                        AggregatedMessage::Binary(_) => door.on_binary(),
-                        AggregatedMessage::Ping(payload) => {
-                            if !written(&limits, session.pong(&payload)).await {
-                                break None;
-                            }
-                            Reply::none()
+                        AggregatedMessage::Text(text) => {
+                            door.on_text(&text, &mut Outbox { session: &mut session, limits: &limits }).await
                         }
-                        AggregatedMessage::Pong(_) => Reply::none(),
-                        AggregatedMessage::Close(reason) => break reason.or(Some(CloseCode::Normal.into())),
+                        AggregatedMessage::Binary(_) => {
+                            door.on_binary(&mut Outbox { session: &mut session, limits: &limits }).await
+                        }
+                        AggregatedMessage::Ping(payload) => {
+                            if written(&limits, session.pong(&payload)).await { Ok(()) } else { Err(Stop(None)) }
+                        }
+                        AggregatedMessage::Pong(_) => Ok(()),
+                        AggregatedMessage::Close(reason) => {
+                            Err(Stop(reason.or(Some(CloseCode::Normal.into()))))
+                        }
                     }
                 }
             },
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() > limits.client_timeout {
-                    break Some(close_reason(CloseCode::Away, "heartbeat timeout"));
+                    Err(Stop::close(CloseCode::Away, "heartbeat timeout"))
+                } else if written(&limits, session.ping(b"")).await {
+                    door.on_heartbeat().await;
+                    Ok(())
+                } else {
+                    Err(Stop(None))
                 }
-                if !written(&limits, session.ping(b"")).await {
-                    break None;
-                }
-                Reply::none()
             }
         };
-        for frame in reply.frames {
-            if !written(&limits, session.text(frame)).await {
-                break 'session Some(close_reason(
-                    CloseCode::Policy,
-                    "write timeout: client reads too slowly",
-                ));
-            }
-        }
-        if let Some(close) = reply.close {
-            break Some(close);
+        if let Err(stop) = flow {
+            break stop;
         }
     };
-    close_session(session, close, &limits).await;
+    door.on_end().await;
+    if let Stop(Some(reason)) = stop {
+        close_session(session, Some(reason), &limits).await;
+    }
 }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::message_json;
 use crate::auth::request_token;
 use crate::error::{ApiError, ApiResult};
-use crate::realtime::socket::{Reply, SocketDoor, SocketLimits, drive, send_and_close};
+use crate::realtime::socket::{Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject};
 use crate::realtime::{Event, FrameKind};
 use crate::state::AppState;
 
@@ -23,13 +23,20 @@ use crate::state::AppState;
 const DEFAULT_NUMBER: i64 = 10;
 const MAX_NUMBER: i64 = 100;
 
-fn disconnect(reason: &str) -> Reply {
-    let frame = json!({"action": "disconect", "message": reason}).to_string();
-    Reply::frame_and_close(frame, CloseCode::Policy, reason)
+fn disconnect_frame(reason: &str) -> String {
+    json!({"action": "disconect", "message": reason}).to_string()
 }
 
-fn error(reason: &str) -> Reply {
-    Reply::frame(json!({"action": "error", "message": reason}).to_string())
+/// Sends the disconnect frame and ends the session with 1008.
+async fn disconnect(out: &mut Outbox<'_>, reason: &str) -> Flow {
+    out.send(disconnect_frame(reason)).await?;
+    Err(Stop::close(CloseCode::Policy, reason))
+}
+
+/// Sends an error frame; the socket stays open.
+async fn error(out: &mut Outbox<'_>, reason: &str) -> Flow {
+    out.send(json!({"action": "error", "message": reason}).to_string())
+        .await
 }
 
 /// The text a client sees for a failed use case (infrastructure faults are logged, not shown).
@@ -67,7 +74,7 @@ fn start(
     match opened {
         Err(why) => {
             actix_web::rt::spawn(async move {
-                send_and_close(session, disconnect(&why), &limits).await
+                reject(session, disconnect_frame(&why), &why, limits).await
             });
         }
         Ok((user, chat, peer)) => {
@@ -147,13 +154,13 @@ impl ChatSocket {
         self.chat.id
     }
 
-    async fn send_message(&self, frame: &Value) -> Reply {
+    async fn send_message(&self, frame: &Value, out: &mut Outbox<'_>) -> Flow {
         let Some(text) = frame.get("message").and_then(Value::as_str) else {
-            return error("\"message\" must be a string.");
+            return error(out, "\"message\" must be a string.").await;
         };
         let text = match MessageText::parse(text, self.state.settings.max_message_chars) {
             Ok(text) => text,
-            Err(e) => return error(&reason(e)),
+            Err(e) => return error(out, &reason(e)).await,
         };
         match chat_services::send_message(
             &self.state.store,
@@ -165,20 +172,19 @@ impl ChatSocket {
         .await
         {
             // The broadcast (sender included) arrives through the bus like everyone else's.
-            Ok(_) => Reply::none(),
-            Err(e) => error(&reason(e)),
+            Ok(_) => Ok(()),
+            Err(e) => error(out, &reason(e)).await,
         }
     }
 
-    async fn retrieve_message(&self, frame: &Value) -> Reply {
+    async fn retrieve_message(&self, frame: &Value, out: &mut Outbox<'_>) -> Flow {
         let number = match frame.get("number") {
             None | Some(Value::Null) => DEFAULT_NUMBER,
             Some(n) => match n.as_i64() {
                 Some(n) if (1..=MAX_NUMBER).contains(&n) => n,
                 _ => {
-                    return error(&format!(
-                        "\"number\" must be an integer from 1 to {MAX_NUMBER}."
-                    ));
+                    let problem = format!("\"number\" must be an integer from 1 to {MAX_NUMBER}.");
+                    return error(out, &problem).await;
                 }
             },
         };
@@ -188,8 +194,8 @@ impl ChatSocket {
             Err(e) => Err(e),
         };
         match page {
-            Ok(page) => Reply::frame(self.retrieve_frame(page).to_string()),
-            Err(e) => error(&reason(e)),
+            Ok(page) => out.send(self.retrieve_frame(page).to_string()).await,
+            Err(e) => error(out, &reason(e)).await,
         }
     }
 
@@ -229,26 +235,33 @@ fn direct_json(message: &chat_selectors::MessageView, me: &UserView, peer: &User
 }
 
 impl SocketDoor for ChatSocket {
-    async fn on_text(&mut self, text: &str) -> Reply {
+    async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let frame: Value = match serde_json::from_str(text) {
             Ok(frame) => frame,
-            Err(e) => return error(&format!("Invalid JSON: {e}")),
+            Err(e) => return error(out, &format!("Invalid JSON: {e}")).await,
         };
         match frame.get("action").and_then(Value::as_str) {
-            Some("send_message") => self.send_message(&frame).await,
-            Some("retrieve_message") => self.retrieve_message(&frame).await,
-            Some(other) => error(&format!(
-                "Unknown action {other:?}: use \"send_message\" or \"retrieve_message\"."
-            )),
-            None => error("\"action\" must be a string."),
+            Some("send_message") => self.send_message(&frame, out).await,
+            Some("retrieve_message") => self.retrieve_message(&frame, out).await,
+            Some(other) => {
+                let problem = format!(
+                    "Unknown action {other:?}: use \"send_message\" or \"retrieve_message\"."
+                );
+                error(out, &problem).await
+            }
+            None => error(out, "\"action\" must be a string.").await,
         }
     }
 
-    fn on_binary(&mut self) -> Reply {
-        error("Binary frames are not supported: send JSON text frames.")
+    async fn on_binary(&mut self, out: &mut Outbox<'_>) -> Flow {
+        error(
+            out,
+            "Binary frames are not supported: send JSON text frames.",
+        )
+        .await
     }
 
-    fn on_event(&mut self, event: &Event) -> Reply {
+    async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {
         match &event.chat_event {
             ChatEvent::MessageCreated { message, .. } => {
                 let frame = match &self.peer {
@@ -259,13 +272,16 @@ impl SocketDoor for ChatSocket {
                         Some(json!({"data": direct_json(message, &self.user, peer)}).to_string())
                     }),
                 };
-                frame.map_or_else(Reply::none, Reply::frame)
+                match frame {
+                    Some(frame) => out.send(frame).await,
+                    None => Ok(()),
+                }
             }
             ChatEvent::MemberLeft { user, .. } if user.id == self.user.id => {
-                disconnect("You are no longer a member of this group.")
+                disconnect(out, "You are no longer a member of this group.").await
             }
-            ChatEvent::ChatDeleted { .. } => disconnect("This group was deleted."),
-            _ => Reply::none(),
+            ChatEvent::ChatDeleted { .. } => disconnect(out, "This group was deleted.").await,
+            _ => Ok(()),
         }
     }
 }
