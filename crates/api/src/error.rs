@@ -55,6 +55,11 @@ impl ApiError {
         &self.detail
     }
 
+    /// The snake_case code (`invalid`, `forbidden`, `not_found`, ...).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "request failed");
         Self::new(

@@ -12,6 +12,7 @@ mod events;
 mod friends;
 mod members;
 mod messages;
+pub mod presence;
 pub mod schema;
 mod store;
 mod users;

@@ -136,6 +136,12 @@ impl Keys {
         format!("{}chat:v1:{chat}:member:{user}", self.prefix)
     }
 
+    /// A user's live connections (presence): a sorted set of connection tokens scored by their
+    /// expiry time (unix ms). The user is online while any score lies in the future.
+    pub fn presence(&self, user: UserId) -> String {
+        format!("{}presence:v1:{user}", self.prefix)
+    }
+
     /// A cached user profile (JSON of `UserView`).
     pub fn user(&self, user: UserId) -> String {
         format!("{}user:v1:{user}", self.prefix)

@@ -9,6 +9,7 @@ mod events;
 mod friends;
 mod members;
 mod messages;
+pub mod presence;
 
 pub use auth::{
     authenticate, issue_refresh_token, register, rename_user, revoke_refresh_token,

@@ -47,7 +47,12 @@ pub struct Outbox<'a> {
     limits: &'a SocketLimits,
 }
 
-impl Outbox<'_> {
+impl<'a> Outbox<'a> {
+    /// An outbox on `session` (for writes before [`drive`] starts, e.g. a greeting).
+    pub fn new(session: &'a mut Session, limits: &'a SocketLimits) -> Self {
+        Self { session, limits }
+    }
+
     /// Sends one text frame. Errors: `Stop` when the client is gone or reads too slowly.
     pub async fn send(&mut self, frame: impl Into<ByteString>) -> Flow {
         match tokio::time::timeout(self.limits.write_timeout, self.session.text(frame)).await {
@@ -107,11 +112,24 @@ impl SocketLimits {
     }
 }
 
+/// Accepts the WebSocket handshake. Errors: 400 `{"detail"}` for a request that is not a valid
+/// WebSocket upgrade (a plain GET, a missing `Sec-WebSocket-Key`, ...).
+pub fn upgrade(
+    req: &actix_web::HttpRequest,
+    body: actix_web::web::Payload,
+) -> crate::error::ApiResult<(actix_web::HttpResponse, Session, MessageStream)> {
+    actix_ws::handle(req, body).map_err(|e| {
+        crate::error::ApiError::bad_request(format!(
+            "This route takes a WebSocket upgrade request: {e}"
+        ))
+    })
+}
+
 /// Sends `frame` then closes with 1008 and `reason` (for sessions refused before they start).
 pub async fn reject(
     mut session: Session,
     frame: impl Into<ByteString>,
-    reason: &str,
+    reason: String,
     limits: SocketLimits,
 ) {
     let mut out = Outbox {
@@ -121,7 +139,7 @@ pub async fn reject(
     if out.send(frame).await.is_ok() {
         close_session(
             session,
-            Some(close_reason(CloseCode::Policy, reason)),
+            Some(close_reason(CloseCode::Policy, &reason)),
             &limits,
         )
         .await;

@@ -328,6 +328,33 @@ impl TestApp {
         .await
     }
 
+    /// `user`'s gateway socket (`/api/v1/ws?token=`), after its `ready` frame (returned).
+    pub async fn gateway(&self, user: &TestUser) -> (WsClient, Value) {
+        let mut socket = self.ws(&format!("/api/v1/ws?token={}", user.access)).await;
+        let ready = socket.recv_json().await;
+        assert_eq!(ready["event"], "ready", "{ready}");
+        (socket, ready)
+    }
+
+    /// The id of `user`'s most recently active chat.
+    pub async fn latest_chat(&self, user: &TestUser) -> i64 {
+        let (_, list) = self.get("/api/v1/chats", Some(&user.access)).await;
+        list[0]["id"].as_i64().expect("no chat")
+    }
+
+    /// `user` sends `text` to `chat` over REST (asserting 201); returns the message.
+    pub async fn send(&self, user: &TestUser, chat: i64, text: &str) -> Value {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/chats/{chat}/messages"),
+                Some(&user.access),
+                json!({"text": text}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
     /// Opens a WebSocket at `path` (with `?token=` already in it where wanted).
     pub async fn ws(&self, path: &str) -> WsClient {
         let (stream, _) = tokio_tungstenite::connect_async(format!("{}{path}", self.ws_base))
@@ -417,6 +444,31 @@ impl WsClient {
                 Some(Ok(Message::Close(frame))) => return (texts, frame),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return (texts, None),
+            }
+        }
+    }
+
+    /// The next frame whose `"event"` is `event`, skipping others (presence, typing, ...).
+    pub async fn recv_event(&mut self, event: &str) -> Value {
+        loop {
+            let frame = self.recv_json().await;
+            if frame["event"] == event {
+                return frame;
+            }
+        }
+    }
+
+    /// Every text frame that arrives within `ms` milliseconds.
+    pub async fn drain(&mut self, ms: u64) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        let mut frames = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    frames.push(serde_json::from_str(&text).unwrap())
+                }
+                Ok(Some(Ok(_))) => continue,
+                _ => return frames,
             }
         }
     }

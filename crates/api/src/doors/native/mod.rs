@@ -4,6 +4,7 @@
 
 mod auth;
 mod chats;
+mod gateway;
 mod members;
 
 use actix_web::web;
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(auth::rename)),
         )
         .service(resource("/api/v1/users").route(web::get().to(auth::search)))
+        .service(resource("/api/v1/ws").route(web::get().to(gateway::socket)))
         .service(resource("/api/v1/chats").route(web::get().to(chats::list)))
         .service(resource("/api/v1/chats/direct").route(web::post().to(chats::open_direct)))
         .service(resource("/api/v1/chats/groups").route(web::post().to(chats::create_group)))

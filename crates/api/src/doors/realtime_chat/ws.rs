@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 use super::message_json;
 use crate::auth::request_token;
 use crate::error::{ApiError, ApiResult};
-use crate::realtime::socket::{Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject};
+use crate::realtime::socket::{
+    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject, upgrade,
+};
 use crate::realtime::{Event, FrameKind};
 use crate::state::AppState;
 
@@ -50,17 +52,6 @@ async fn authenticate(state: &AppState, token: Option<String>) -> Result<UserVie
     user_by_id(&state.store, user).await.map_err(reason)
 }
 
-/// Accepts the WebSocket handshake. Errors: 400 `{"detail"}` for a request that is not a valid
-/// WebSocket upgrade (a plain GET, a missing `Sec-WebSocket-Key`, ...).
-fn upgrade(
-    req: &HttpRequest,
-    body: web::Payload,
-) -> ApiResult<(HttpResponse, actix_ws::Session, actix_ws::MessageStream)> {
-    actix_ws::handle(req, body).map_err(|e| {
-        ApiError::bad_request(format!("This route takes a WebSocket upgrade request: {e}"))
-    })
-}
-
 /// Starts the session of an accepted socket, or sends the refusal and closes. The hub
 /// subscription is taken here, before the handler returns the 101 response, so a client whose
 /// handshake completed is already receiving: nothing sent after that can miss it.
@@ -74,7 +65,7 @@ fn start(
     match opened {
         Err(why) => {
             actix_web::rt::spawn(async move {
-                reject(session, disconnect_frame(&why), &why, limits).await
+                reject(session, disconnect_frame(&why), why.clone(), limits).await
             });
         }
         Ok((user, chat, peer)) => {

@@ -1,0 +1,617 @@
+//! The gateway WebSocket `GET /api/v1/ws`: one socket per client carrying every chat the user is
+//! in (PROTOCOLS.md, "Gateway WebSocket").
+//!
+//! Delivery guarantee: per chat, the socket sends `message.created` events in `seq` order, each
+//! exactly once. The socket remembers the last seq it delivered per chat; a live event at or
+//! below it is a duplicate and dropped, one beyond the next expected seq means events were
+//! missed (published out of order, or before the socket subscribed) and the gap is filled from
+//! PostgreSQL first. `ready` reports each chat's `last_seq` as of the moment live delivery
+//! started; `sync {chat_id: seq}` replays everything after `seq` from PostgreSQL and moves the
+//! mark, so live events committed during the replay are delivered once, after it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{Message, MessageStream, Session};
+use chat_domain::{ChatId, ClientId, MessageText};
+use chat_selectors::{
+    ChatEvent, HistoryCursor, MessageView, UserBrief, UserView, chat_by_id, member_ids,
+    message_history, presence::online_users, user_by_id, user_chats,
+};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::auth::request_token;
+use crate::error::{ApiError, ApiResult};
+use crate::realtime::socket::{Flow, Outbox, SocketDoor, SocketLimits, drive, reject, upgrade};
+use crate::realtime::{Connection, Event, FrameKind, Subscription, UserRegistration};
+use crate::state::AppState;
+
+/// How long an unauthenticated socket may take to send its `auth` frame.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages per page when replaying history (`sync`, gap repair).
+const REPLAY_PAGE: i64 = 200;
+/// How long a typing indicator lasts, ms.
+const TYPING_MS: u64 = 6_000;
+
+/// `GET /api/v1/ws[?token=<access>]`. With a token (query or `Authorization: Bearer`) the
+/// socket is live when the handshake completes; without one the first frame must be
+/// `{"action":"auth","token":...}` within 10 s. Either way the first server frame is `ready`.
+pub async fn socket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let (response, session, stream) = upgrade(&req, body)?;
+    let state = state.get_ref().clone();
+    let limits = SocketLimits::from_settings(&state.settings);
+    match request_token(&req) {
+        Some(token) => match authenticate(&state, &token).await {
+            // Subscribed before the 101 goes out: nothing sent after the handshake is missed.
+            Ok(user) => {
+                let started = Gateway::start(state, user, limits).await;
+                actix_web::rt::spawn(run(session, stream, started, limits));
+            }
+            Err(e) => {
+                actix_web::rt::spawn(reject(
+                    session,
+                    error_frame(None, &e),
+                    e.detail().to_owned(),
+                    limits,
+                ));
+            }
+        },
+        None => {
+            actix_web::rt::spawn(async move {
+                let mut stream = stream.max_frame_size(limits.max_frame_bytes);
+                match first_frame_auth(&state, &mut stream).await {
+                    Ok(user) => {
+                        let started = Gateway::start(state, user, limits).await;
+                        run(session, stream, started, limits).await;
+                    }
+                    Err(e) => {
+                        reject(
+                            session,
+                            error_frame(None, &e),
+                            e.detail().to_owned(),
+                            limits,
+                        )
+                        .await
+                    }
+                }
+            });
+        }
+    }
+    Ok(response)
+}
+
+async fn authenticate(state: &AppState, token: &str) -> Result<UserView, ApiError> {
+    let user = state.jwt.verify(token)?;
+    Ok(user_by_id(&state.store, user).await?)
+}
+
+async fn first_frame_auth(
+    state: &AppState,
+    stream: &mut MessageStream,
+) -> Result<UserView, ApiError> {
+    let unauthorized = || {
+        ApiError::unauthorized(
+            "Authenticate first: send {\"action\":\"auth\",\"token\":\"<access>\"}.",
+        )
+    };
+    let frame = match tokio::time::timeout(AUTH_TIMEOUT, stream.recv()).await {
+        Ok(Some(Ok(Message::Text(text)))) => text,
+        _ => return Err(unauthorized()),
+    };
+    let frame: Value = serde_json::from_str(&frame).map_err(|_| unauthorized())?;
+    match (
+        frame.get("action").and_then(Value::as_str),
+        frame.get("token").and_then(Value::as_str),
+    ) {
+        (Some("auth"), Some(token)) => authenticate(state, token).await,
+        _ => Err(unauthorized()),
+    }
+}
+
+type Started = Result<(Gateway, Arc<Connection>, mpsc::Receiver<Arc<Event>>), ApiError>;
+
+async fn run(mut session: Session, stream: MessageStream, started: Started, limits: SocketLimits) {
+    let (mut gateway, conn, events) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            return reject(
+                session,
+                error_frame(None, &e),
+                e.detail().to_owned(),
+                limits,
+            )
+            .await;
+        }
+    };
+    let ready = gateway.ready_frame();
+    if Outbox::new(&mut session, &limits)
+        .send(ready)
+        .await
+        .is_err()
+    {
+        gateway.end().await;
+        return;
+    }
+    drive(session, stream, conn, events, gateway, limits).await;
+}
+
+/// One chat as this socket follows it.
+struct Followed {
+    _subscription: Subscription,
+    /// The highest seq delivered to the client (or reported to it in `ready`).
+    delivered: i64,
+}
+
+/// A gateway session.
+struct Gateway {
+    state: AppState,
+    user: UserView,
+    conn: Arc<Connection>,
+    chats: HashMap<ChatId, Followed>,
+    presence_token: String,
+    _registration: UserRegistration,
+}
+
+impl Gateway {
+    /// Registers the socket for its user, subscribes to every chat, then reads each chat's
+    /// `last_seq` (after subscribing, so what comes later arrives live) and goes online.
+    async fn start(state: AppState, user: UserView, limits: SocketLimits) -> Started {
+        let (tx, rx) = mpsc::channel(limits.queue);
+        let conn = state.hub.connect(user.id, tx);
+        let registration = state.hub.register_user(&conn);
+        let store = &state.store;
+        let mut subscriptions: HashMap<ChatId, Subscription> = user_chats(store, user.id)
+            .await?
+            .into_iter()
+            .map(|(chat, _)| (chat, state.hub.subscribe(chat, &conn)))
+            .collect();
+        let mut chats = HashMap::new();
+        for (chat, last_seq) in user_chats(store, user.id).await? {
+            let subscription = subscriptions
+                .remove(&chat)
+                .unwrap_or_else(|| state.hub.subscribe(chat, &conn));
+            chats.insert(
+                chat,
+                Followed {
+                    _subscription: subscription,
+                    delivered: last_seq,
+                },
+            );
+        }
+        let presence_token = format!("{:016x}", rand_token());
+        let ttl = limits.client_timeout.as_millis() as i64;
+        chat_services::presence::connect(store, user.id, &presence_token, ttl).await?;
+        let gateway = Gateway {
+            state,
+            user,
+            conn: conn.clone(),
+            chats,
+            presence_token,
+            _registration: registration,
+        };
+        Ok((gateway, conn, rx))
+    }
+
+    fn ready_frame(&self) -> String {
+        let chats: serde_json::Map<String, Value> = self
+            .chats
+            .iter()
+            .map(|(id, f)| (id.to_string(), json!(f.delivered)))
+            .collect();
+        json!({
+            "event": "ready",
+            "user": {"id": self.user.id, "username": self.user.username},
+            "chats": chats,
+        })
+        .to_string()
+    }
+
+    async fn end(&mut self) {
+        let store = &self.state.store;
+        if let Err(e) =
+            chat_services::presence::disconnect(store, self.user.id, &self.presence_token).await
+        {
+            tracing::warn!(error = %e, "presence disconnect failed; the entry expires by itself");
+        }
+    }
+
+    fn brief(&self) -> UserBrief {
+        UserBrief {
+            id: self.user.id,
+            username: self.user.username.clone(),
+        }
+    }
+
+    /// Sends chat `chat`'s messages after the delivered mark up to `target`, in order, from
+    /// PostgreSQL, page by page (each write waits for the client).
+    async fn catch_up(&mut self, chat: ChatId, target: i64, out: &mut Outbox<'_>) -> Flow {
+        loop {
+            let Some(from) = self.chats.get(&chat).map(|f| f.delivered) else {
+                return Ok(());
+            };
+            if from >= target {
+                return Ok(());
+            }
+            let limit = REPLAY_PAGE.min(target - from);
+            let page =
+                match message_history(&self.state.store, chat, HistoryCursor::After(from), limit)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => return out.send(error_frame(None, &e.into())).await,
+                };
+            if page.messages.is_empty() {
+                // Nothing stored past `from` (the chat was emptied): nothing to repair.
+                return Ok(());
+            }
+            for message in page.messages.iter().filter(|m| m.seq <= target) {
+                out.send(created_frame(chat, message)).await?;
+                if let Some(followed) = self.chats.get_mut(&chat) {
+                    followed.delivered = message.seq;
+                }
+            }
+        }
+    }
+
+    async fn on_message_created(
+        &mut self,
+        event: &Event,
+        message: &MessageView,
+        out: &mut Outbox<'_>,
+    ) -> Flow {
+        let chat = message.chat_id;
+        let Some(delivered) = self.chats.get(&chat).map(|f| f.delivered) else {
+            return Ok(());
+        };
+        if message.seq <= delivered {
+            return Ok(()); // already delivered (by a replay, or as our own message.sent)
+        }
+        if message.seq > delivered + 1 {
+            self.catch_up(chat, message.seq - 1, out).await?;
+        }
+        out.send(shared_frame(event)).await?;
+        if let Some(followed) = self.chats.get_mut(&chat) {
+            followed.delivered = followed.delivered.max(message.seq);
+        }
+        Ok(())
+    }
+
+    async fn act(
+        &mut self,
+        frame: &Value,
+        request_id: Option<&Value>,
+        out: &mut Outbox<'_>,
+    ) -> Result<Flow, ApiError> {
+        let action = frame.get("action").and_then(Value::as_str);
+        Ok(match action {
+            Some("send_message") => {
+                let chat = self.member_chat(frame)?;
+                let max = self.state.settings.max_message_chars;
+                let text = MessageText::parse(str_field(frame, "message")?, max)?;
+                let client_id = match frame.get("client_id") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(id)) => Some(ClientId::parse(id)?),
+                    Some(_) => return Err(invalid("client_id", "Must be a string.")),
+                };
+                let sent = chat_services::send_message(
+                    &self.state.store,
+                    self.user.id,
+                    chat,
+                    &text,
+                    client_id.as_ref(),
+                )
+                .await?;
+                let seq = sent.message.seq;
+                if sent.created {
+                    // This socket receives its own message as the reply, in order, instead of
+                    // again as message.created.
+                    if let Err(stop) = self.catch_up(chat, seq - 1, out).await {
+                        return Ok(Err(stop));
+                    }
+                    if let Some(followed) = self.chats.get_mut(&chat) {
+                        followed.delivered = followed.delivered.max(seq);
+                    }
+                }
+                let reply = with_request_id(
+                    json!({"event": "message.sent", "chat_id": chat, "seq": seq,
+                           "message": sent.message, "duplicate": !sent.created}),
+                    request_id,
+                );
+                out.send(reply).await
+            }
+            Some("retrieve_message") => {
+                let chat = self.member_chat(frame)?;
+                let number = opt_i64(frame, "number")?.unwrap_or(50);
+                if !(1..=200).contains(&number) {
+                    return Err(invalid("number", "Must be from 1 to 200."));
+                }
+                let cursor = match opt_i64(frame, "before")? {
+                    Some(before) => HistoryCursor::Before(before),
+                    None => HistoryCursor::Latest,
+                };
+                let page = message_history(&self.state.store, chat, cursor, number).await?;
+                let reply = with_request_id(
+                    json!({"event": "messages", "chat_id": chat, "messages": page.messages, "has_more": page.has_more}),
+                    request_id,
+                );
+                out.send(reply).await
+            }
+            Some("sync") => self.sync(frame, request_id, out).await?,
+            Some("typing") => {
+                let chat = self.member_chat(frame)?;
+                chat_services::presence::typing(&self.state.store, chat, self.brief(), TYPING_MS)
+                    .await;
+                out.send(ack(request_id, "typing")).await
+            }
+            Some("read") => {
+                let chat = self.member_chat(frame)?;
+                let seq = opt_i64(frame, "seq")?
+                    .ok_or_else(|| invalid("seq", "This field is required."))?;
+                chat_services::mark_read(&self.state.store, self.user.id, chat, seq).await?;
+                out.send(ack(request_id, "read")).await
+            }
+            Some("presence") => {
+                let chat = self.member_chat(frame)?;
+                let members = member_ids(&self.state.store, chat).await?;
+                let online = online_users(&self.state.store, &members).await?;
+                out.send(with_request_id(
+                    json!({"event": "online", "chat_id": chat, "user_ids": online}),
+                    request_id,
+                ))
+                .await
+            }
+            Some("ping") => {
+                out.send(with_request_id(json!({"event": "pong"}), request_id))
+                    .await
+            }
+            Some("auth") => return Err(ApiError::bad_request("Already authenticated.")),
+            Some(other) => {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "unknown_action",
+                    format!(
+                        "Unknown action {other:?}: use send_message, retrieve_message, sync, typing, read, presence or ping."
+                    ),
+                ));
+            }
+            None => return Err(invalid("action", "Must be a string.")),
+        })
+    }
+
+    /// `{"action":"sync","chats":{"<chat_id>": <last seq seen>, ...}}`: replays, per chat, every
+    /// message after the given seq, then answers `synced` with the seq each chat is now at.
+    async fn sync(
+        &mut self,
+        frame: &Value,
+        request_id: Option<&Value>,
+        out: &mut Outbox<'_>,
+    ) -> Result<Flow, ApiError> {
+        let Some(wanted) = frame.get("chats").and_then(Value::as_object) else {
+            return Err(invalid("chats", "Must be an object of chat_id: last_seq."));
+        };
+        let mut parsed = Vec::with_capacity(wanted.len());
+        for (id, seq) in wanted {
+            let chat = id
+                .parse::<i64>()
+                .map(ChatId)
+                .map_err(|_| invalid("chats", "Keys must be chat ids."))?;
+            let seq = seq
+                .as_i64()
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| invalid("chats", "Values must be seqs (integers >= 0)."))?;
+            if !self.chats.contains_key(&chat) {
+                return Err(forbidden_chat());
+            }
+            let last_seq = chat_by_id(&self.state.store, chat).await?.last_seq;
+            if seq > last_seq {
+                return Err(invalid(
+                    "chats",
+                    &format!("seq {seq} of chat {chat} is beyond its last_seq {last_seq}."),
+                ));
+            }
+            parsed.push((chat, seq, last_seq));
+        }
+        let mut synced = serde_json::Map::new();
+        for (chat, seq, last_seq) in parsed {
+            if let Some(followed) = self.chats.get_mut(&chat) {
+                followed.delivered = seq;
+            }
+            if let Err(stop) = self.catch_up(chat, last_seq, out).await {
+                return Ok(Err(stop));
+            }
+            let at = self.chats.get(&chat).map_or(last_seq, |f| f.delivered);
+            synced.insert(chat.to_string(), json!(at));
+        }
+        Ok(out
+            .send(with_request_id(
+                json!({"event": "synced", "chats": synced}),
+                request_id,
+            ))
+            .await)
+    }
+
+    fn member_chat(&self, frame: &Value) -> Result<ChatId, ApiError> {
+        let chat = ChatId(
+            opt_i64(frame, "chat_id")?
+                .ok_or_else(|| invalid("chat_id", "This field is required."))?,
+        );
+        if self.chats.contains_key(&chat) {
+            Ok(chat)
+        } else {
+            Err(forbidden_chat())
+        }
+    }
+}
+
+impl SocketDoor for Gateway {
+    async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
+        let frame: Value = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let e = ApiError::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("Invalid JSON: {e}"),
+                );
+                return out.send(error_frame(None, &e)).await;
+            }
+        };
+        let request_id = frame.get("request_id").cloned();
+        match self.act(&frame, request_id.as_ref(), out).await {
+            Ok(flow) => flow,
+            Err(e) => out.send(error_frame(request_id.as_ref(), &e)).await,
+        }
+    }
+
+    async fn on_binary(&mut self, out: &mut Outbox<'_>) -> Flow {
+        let e = ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "unsupported",
+            "Binary frames are not supported: send JSON text frames.",
+        );
+        out.send(error_frame(None, &e)).await
+    }
+
+    async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {
+        match &event.chat_event {
+            ChatEvent::MessageCreated { message, .. } => {
+                self.on_message_created(event, message, out).await
+            }
+            ChatEvent::MemberJoined {
+                chat_id,
+                user,
+                since_seq,
+                ..
+            } => {
+                out.send(shared_frame(event)).await?;
+                if user.id == self.user.id && !self.chats.contains_key(chat_id) {
+                    // Events of the chat dispatched before this subscription exists (the join
+                    // line, at least) were not queued for this socket: fetch them.
+                    let subscription = self.state.hub.subscribe(*chat_id, &self.conn);
+                    self.chats.insert(
+                        *chat_id,
+                        Followed {
+                            _subscription: subscription,
+                            delivered: *since_seq,
+                        },
+                    );
+                    match chat_by_id(&self.state.store, *chat_id).await {
+                        Ok(chat) => self.catch_up(*chat_id, chat.last_seq, out).await?,
+                        Err(e) => out.send(error_frame(None, &e.into())).await?,
+                    }
+                }
+                Ok(())
+            }
+            ChatEvent::MemberLeft { chat_id, user, .. } => {
+                out.send(shared_frame(event)).await?;
+                if user.id == self.user.id {
+                    self.chats.remove(chat_id);
+                }
+                Ok(())
+            }
+            ChatEvent::ChatDeleted { chat_id } => {
+                out.send(shared_frame(event)).await?;
+                self.chats.remove(chat_id);
+                Ok(())
+            }
+            _ => out.send(shared_frame(event)).await,
+        }
+    }
+
+    async fn on_heartbeat(&mut self) {
+        let ttl = SocketLimits::from_settings(&self.state.settings)
+            .client_timeout
+            .as_millis() as i64;
+        if let Err(e) = chat_services::presence::refresh(
+            &self.state.store,
+            self.user.id,
+            &self.presence_token,
+            ttl,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "presence refresh failed");
+        }
+    }
+
+    async fn on_end(&mut self) {
+        self.end().await;
+    }
+}
+
+fn rand_token() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// The gateway frame of a bus event, rendered once for every gateway socket: the event's own
+/// JSON (`{"event":"message.created","chat_id",...}`), with the message's `seq` repeated at the
+/// top for message events.
+fn shared_frame(event: &Event) -> bytestring::ByteString {
+    event
+        .frame(FrameKind::Gateway, |chat_event| {
+            let mut value = serde_json::to_value(chat_event).ok()?;
+            if let Some(seq) = value.get("message").and_then(|m| m.get("seq")).cloned() {
+                value["seq"] = seq;
+            }
+            Some(value.to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// A replayed message, in the same shape as a live `message.created`.
+fn created_frame(chat: ChatId, message: &MessageView) -> String {
+    json!({"event": "message.created", "chat_id": chat, "seq": message.seq, "message": message})
+        .to_string()
+}
+
+fn with_request_id(mut value: Value, request_id: Option<&Value>) -> String {
+    if let Some(id) = request_id {
+        value["request_id"] = id.clone();
+    }
+    value.to_string()
+}
+
+fn ack(request_id: Option<&Value>, action: &str) -> String {
+    with_request_id(json!({"event": "ack", "action": action}), request_id)
+}
+
+/// `{"event":"error","request_id"?,"code","detail"}`.
+fn error_frame(request_id: Option<&Value>, error: &ApiError) -> String {
+    with_request_id(
+        json!({"event": "error", "code": error.code(), "detail": error.detail()}),
+        request_id,
+    )
+}
+
+fn invalid(field: &str, problem: &str) -> ApiError {
+    chat_domain::DomainError::invalid(field, problem).into()
+}
+
+fn forbidden_chat() -> ApiError {
+    chat_domain::DomainError::Forbidden("You are not a member of this chat.".into()).into()
+}
+
+fn str_field<'a>(frame: &'a Value, field: &str) -> Result<&'a str, ApiError> {
+    frame
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(field, "Must be a string."))
+}
+
+fn opt_i64(frame: &Value, field: &str) -> Result<Option<i64>, ApiError> {
+    match frame.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| invalid(field, "Must be an integer.")),
+    }
+}
