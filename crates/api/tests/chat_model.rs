@@ -416,3 +416,115 @@ async fn a_silent_client_is_closed_by_the_heartbeat() {
         "the silent client is still online after its timeout"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cached_chat_list_follows_every_write_on_any_instance() {
+    use reqwest::Method;
+    let one = TestApp::spawn().await;
+    let two = one.spawn_peer().await;
+    let alice = one.user("alice").await;
+    let bob = one.user("bob").await;
+    let (_, group) = one
+        .post(
+            "/api/v1/chats/groups",
+            Some(&alice.access),
+            json!({"title": "G"}),
+        )
+        .await;
+    let chat = group["id"].as_i64().unwrap();
+    one.post(
+        &format!("/api/v1/chats/{chat}/members"),
+        Some(&alice.access),
+        json!({"user_id": bob.id}),
+    )
+    .await;
+    let list = |app: &TestApp| {
+        let app_base = app.base.clone();
+        let token = bob.access.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .get(format!("{app_base}/api/v1/chats"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            response.json::<Value>().await.unwrap()
+        }
+    };
+
+    let first = list(&one).await;
+    assert_eq!(first[0]["last_message"]["text"], "alice added bob");
+    assert_eq!(list(&one).await, first, "a cached read answers the same");
+    // The list really is cached in Redis.
+    let state = &one.server.as_ref().unwrap().state;
+    let key = state.store.keys.chat_list(chat_domain::UserId(bob.id));
+    let exists: bool = redis::AsyncCommands::exists(&mut state.store.redis(), &key)
+        .await
+        .unwrap();
+    assert!(exists, "no cache entry at {key}");
+
+    let sent = two.send(&alice, chat, "new").await;
+    let now = list(&one).await;
+    assert_eq!(
+        (
+            now[0]["last_message"]["text"].clone(),
+            now[0]["unread_count"].clone()
+        ),
+        (json!("new"), json!(1))
+    );
+    let seq = sent["seq"].as_i64().unwrap();
+    call(
+        &two,
+        Method::PATCH,
+        &format!("/api/v1/chats/{chat}/messages/{seq}"),
+        &alice,
+        json!({"text": "edited"}),
+    )
+    .await;
+    assert_eq!(list(&one).await[0]["last_message"]["text"], "edited");
+    call(
+        &two,
+        Method::POST,
+        &format!("/api/v1/chats/{chat}/read"),
+        &bob,
+        json!({"seq": seq}),
+    )
+    .await;
+    assert_eq!(list(&one).await[0]["unread_count"], 0);
+    call(
+        &two,
+        Method::DELETE,
+        &format!("/api/v1/chats/{chat}/messages/{seq}"),
+        &alice,
+        json!({}),
+    )
+    .await;
+    assert_eq!(list(&one).await[0]["last_message"]["deleted"], true);
+    let (_, direct) = two
+        .post(
+            "/api/v1/chats/direct",
+            Some(&alice.access),
+            json!({"user_id": bob.id}),
+        )
+        .await;
+    let now = list(&one).await;
+    assert_eq!(
+        now.as_array().unwrap().len(),
+        2,
+        "a new direct chat shows up"
+    );
+    assert_eq!(now[0]["id"], direct["id"]);
+    call(
+        &two,
+        Method::POST,
+        &format!("/api/v1/chats/{chat}/leave"),
+        &bob,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        list(&one).await.as_array().unwrap().len(),
+        1,
+        "a left chat disappears"
+    );
+}

@@ -5,13 +5,15 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::schema::chats;
-use crate::{AuthorView, ChatId, Error, MessageId, MessageView, Result, Store, UserBrief, UserId};
+use crate::{
+    AuthorView, ChatId, Error, MessageId, MessageView, Result, Store, UserBrief, UserId, cache,
+};
 
 /// A chat's own fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatView {
     /// Id.
     pub id: ChatId,
@@ -110,7 +112,7 @@ pub async fn direct_chat_between(store: &Store, a: UserId, b: UserId) -> Result<
 }
 
 /// One entry of a user's chat list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatListItem {
     /// The chat.
     #[serde(flatten)]
@@ -188,16 +190,108 @@ WHERE m.user_id = $1
 ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC
 LIMIT $2";
 
+/// Longest chat list computed and cached; `limit` slices it.
+pub const CHAT_LIST_MAX: i64 = 500;
+/// How long a cached chat list lives at most, in seconds.
+const CHAT_LIST_TTL_SECS: u64 = 600;
+
+/// A cached chat list with the generations it was computed under.
+#[derive(Serialize, Deserialize)]
+struct CachedChatList {
+    user_gen: u64,
+    chat_gens: Vec<(ChatId, u64)>,
+    items: Vec<ChatListItem>,
+}
+
 /// The user's chats, newest activity first (a chat with no message by its creation time), each
-/// with its last message and unread count; at most `limit` entries. One query, no N+1.
+/// with its last message and unread count; at most `limit` (<= [`CHAT_LIST_MAX`]) entries.
+///
+/// Read through Redis: a cached list is served while the user's list generation and every
+/// listed chat's summary generation are unchanged (two round trips). Otherwise it is computed in
+/// one query — no N+1 — under generations read *before* the query, so a write racing with it
+/// leaves the new entry already stale rather than wrongly valid.
 pub async fn chat_list(store: &Store, user: UserId, limit: i64) -> Result<Vec<ChatListItem>> {
+    let limit = limit.clamp(0, CHAT_LIST_MAX) as usize;
+    let list_key = store.keys.chat_list(user);
+    let user_gen_key = store.keys.chat_list_gen(user);
+    if let Some(cached) = cache::get_json::<CachedChatList>(store, &list_key).await {
+        let mut keys = vec![user_gen_key.clone()];
+        keys.extend(
+            cached
+                .chat_gens
+                .iter()
+                .map(|(chat, _)| store.keys.chat_summary_gen(*chat)),
+        );
+        if let Some(current) = cache::generations(store, &keys).await {
+            let stamped =
+                std::iter::once(cached.user_gen).chain(cached.chat_gens.iter().map(|(_, g)| *g));
+            if current.iter().copied().eq(stamped) {
+                return Ok(cached.items.into_iter().take(limit).collect());
+            }
+        }
+    }
+
+    // Generations first (of the user, and of the chats they are in now), then the query.
     let mut conn = store.conn().await?;
-    let rows: Vec<ChatListRow> = diesel::sql_query(CHAT_LIST_SQL)
-        .bind::<BigInt, _>(user.0)
-        .bind::<BigInt, _>(limit)
+    let chat_ids: Vec<i64> = crate::schema::chat_members::table
+        .filter(crate::schema::chat_members::user_id.eq(user.0))
+        .select(crate::schema::chat_members::chat_id)
         .load(&mut conn)
         .await?;
-    rows.into_iter().map(ChatListRow::into_item).collect()
+    let mut keys = vec![user_gen_key];
+    keys.extend(
+        chat_ids
+            .iter()
+            .map(|id| store.keys.chat_summary_gen(ChatId(*id))),
+    );
+    let gens = cache::generations(store, &keys).await;
+    let rows: Vec<ChatListRow> = diesel::sql_query(CHAT_LIST_SQL)
+        .bind::<BigInt, _>(user.0)
+        .bind::<BigInt, _>(CHAT_LIST_MAX)
+        .load(&mut conn)
+        .await?;
+    drop(conn);
+    let items = rows
+        .into_iter()
+        .map(ChatListRow::into_item)
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(gens) = gens {
+        let chat_gens: Vec<(ChatId, u64)> = chat_ids
+            .iter()
+            .map(|id| ChatId(*id))
+            .zip(gens[1..].iter().copied())
+            .collect();
+        // A chat the user joined between the two reads has no stamp: don't cache that list.
+        if items
+            .iter()
+            .all(|item| chat_gens.iter().any(|(id, _)| *id == item.chat.id))
+        {
+            let entry = CachedChatList {
+                user_gen: gens[0],
+                chat_gens,
+                items: items.clone(),
+            };
+            cache::set_json(store, &list_key, &entry, CHAT_LIST_TTL_SECS).await;
+        }
+    }
+    Ok(items.into_iter().take(limit).collect())
+}
+
+/// Invalidates the cached chat lists of `users` (their own part changed: joined, left, read,
+/// a chat of theirs was created or deleted). Services call it after the commit.
+pub async fn invalidate_chat_lists(store: &Store, users: &[UserId]) {
+    let keys: Vec<String> = users.iter().map(|u| store.keys.chat_list_gen(*u)).collect();
+    cache::bump(store, &keys).await;
+}
+
+/// Invalidates the chats' summaries in every cached chat list (a message was created, edited or
+/// deleted, or a name shown in them changed). Services call it after the commit.
+pub async fn invalidate_chat_summaries(store: &Store, chats: &[ChatId]) {
+    let keys: Vec<String> = chats
+        .iter()
+        .map(|c| store.keys.chat_summary_gen(*c))
+        .collect();
+    cache::bump(store, &keys).await;
 }
 
 impl ChatListRow {

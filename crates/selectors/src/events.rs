@@ -112,3 +112,23 @@ impl ChatEvent {
         }
     }
 }
+
+/// Appends to `pipe` the cache invalidations `event` calls for (generation bumps of the chat
+/// lists it changes), so a service publishes and invalidates in one round trip, invalidation
+/// first: a message, edit or delete makes its chat's summary stale; a join, leave or read makes
+/// that user's own list stale.
+pub fn add_invalidations(pipe: &mut redis::Pipeline, keys: &crate::Keys, event: &ChatEvent) {
+    let key = match event {
+        ChatEvent::MessageCreated { chat_id, .. }
+        | ChatEvent::MessageUpdated { chat_id, .. }
+        | ChatEvent::MessageDeleted { chat_id, .. } => keys.chat_summary_gen(*chat_id),
+        ChatEvent::MemberJoined { user, .. } | ChatEvent::MemberLeft { user, .. } => {
+            keys.chat_list_gen(user.id)
+        }
+        ChatEvent::Read { user_id, .. } => keys.chat_list_gen(*user_id),
+        ChatEvent::Typing { .. } | ChatEvent::Presence { .. } | ChatEvent::ChatDeleted { .. } => {
+            return;
+        }
+    };
+    pipe.set(key, rand::random::<u64>()).ignore();
+}

@@ -19,10 +19,11 @@ mod users;
 
 pub use chat_domain::{ChatId, MessageId, UserId};
 pub use chats::{
-    ChatListItem, ChatView, chat_by_id, chat_list, direct_chat_between, group_by_name,
+    CHAT_LIST_MAX, ChatListItem, ChatView, chat_by_id, chat_list, direct_chat_between,
+    group_by_name, invalidate_chat_lists, invalidate_chat_summaries,
 };
 pub use error::{Error, Result};
-pub use events::ChatEvent;
+pub use events::{ChatEvent, add_invalidations};
 pub use friends::{friends_of, is_friend, require_friend};
 pub use members::{
     MemberView, invalidate_members, member_ids, member_list, membership, require_member, user_chats,

@@ -35,7 +35,9 @@ pub async fn membership(store: &Store, chat: ChatId, user: UserId) -> Result<Opt
             Some(generation)
         }
         // No generation yet (or it was lost): start one; whoever wins the SET NX sets it.
-        Ok((None, _)) => start_generation(&mut redis, &gen_key).await,
+        Ok((None, _)) => crate::cache::generations(store, std::slice::from_ref(&gen_key))
+            .await
+            .and_then(|g| g.into_iter().next()),
         Err(error) => {
             tracing::warn!(%error, "membership cache read failed; using the database");
             None
@@ -65,21 +67,6 @@ pub async fn membership(store: &Store, chat: ChatId, user: UserId) -> Result<Opt
     Ok(role)
 }
 
-async fn start_generation(redis: &mut redis::aio::ConnectionManager, key: &str) -> Option<u64> {
-    let fresh: u64 = rand::random();
-    let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
-        .arg(key)
-        .arg(fresh)
-        .arg("NX")
-        .query_async(redis)
-        .await;
-    match set {
-        Ok(Some(_)) => Some(fresh),
-        Ok(None) => redis.get::<_, Option<u64>>(key).await.ok().flatten(),
-        Err(_) => None,
-    }
-}
-
 /// The user's role in the chat, for actions only members may take (read history, post).
 /// Errors: `NotFound("Chat not found.")` when the chat does not exist, `Forbidden("You are not a
 /// member of this chat.")` when the user is not a member.
@@ -107,11 +94,7 @@ fn parse_entry(entry: &str, generation: u64) -> Option<Option<MemberRole>> {
 /// services call it after committing a membership change. A Redis fault is logged: entries then
 /// expire within 5 min.
 pub async fn invalidate_members(store: &Store, chat: ChatId) {
-    let key = store.keys.chat_members_gen(chat);
-    let fresh: u64 = rand::random();
-    if let Err(error) = store.redis().set::<_, _, ()>(&key, fresh).await {
-        tracing::error!(chat.id = %chat, %error, "membership cache invalidation failed");
-    }
+    crate::cache::bump(store, &[store.keys.chat_members_gen(chat)]).await;
 }
 
 /// Ids of every member of the chat, by join time.

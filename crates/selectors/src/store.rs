@@ -142,6 +142,23 @@ impl Keys {
         format!("{}presence:v1:{user}", self.prefix)
     }
 
+    /// The generation of a chat's summary in chat lists (last message, last_seq): replaced after
+    /// every committed message, edit or delete in the chat.
+    pub fn chat_summary_gen(&self, chat: ChatId) -> String {
+        format!("{}chat:v1:{chat}:summary:gen", self.prefix)
+    }
+
+    /// The generation of a user's own part of their chat list (which chats, read markers):
+    /// replaced after the user joins, leaves, reads, or a chat of theirs is created or deleted.
+    pub fn chat_list_gen(&self, user: UserId) -> String {
+        format!("{}user:v1:{user}:chats:gen", self.prefix)
+    }
+
+    /// A user's cached chat list (JSON, stamped with the generations it was computed under).
+    pub fn chat_list(&self, user: UserId) -> String {
+        format!("{}user:v1:{user}:chats", self.prefix)
+    }
+
     /// A cached user profile (JSON of `UserView`).
     pub fn user(&self, user: UserId) -> String {
         format!("{}user:v1:{user}", self.prefix)

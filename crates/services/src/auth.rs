@@ -9,7 +9,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_domain::{DomainError, Email, Password, UserId, Username};
 use chat_selectors::schema::{refresh_tokens, users};
-use chat_selectors::{Store, UserView, credentials_by_login, invalidate_user, user_by_id};
+use chat_selectors::{
+    Store, UserView, credentials_by_login, invalidate_chat_summaries, invalidate_user, user_by_id,
+    user_chats,
+};
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -244,5 +247,12 @@ pub async fn rename_user(store: &Store, user: UserId, username: &Username) -> Re
         Err(e) => return Err(e),
     }
     invalidate_user(store, user).await;
+    // The name shows in other users' chat lists (as a peer, as an author).
+    let chats: Vec<_> = user_chats(store, user)
+        .await?
+        .into_iter()
+        .map(|(chat, _)| chat)
+        .collect();
+    invalidate_chat_summaries(store, &chats).await;
     Ok(user_by_id(store, user).await?)
 }

@@ -6,7 +6,8 @@ use chat_domain::{
 };
 use chat_selectors::schema::{chat_members, chats};
 use chat_selectors::{
-    ChatEvent, ChatView, Store, chat_by_id, invalidate_members, membership, user_by_id,
+    ChatEvent, ChatView, Store, chat_by_id, invalidate_chat_lists, invalidate_members, member_ids,
+    membership, user_by_id,
 };
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -80,6 +81,7 @@ pub async fn open_direct_chat(
     let chat_id = match created {
         Some(id) => {
             invalidate_members(store, ChatId(id)).await;
+            invalidate_chat_lists(store, &[lo, hi]).await;
             ChatId(id)
         }
         None => chats::table
@@ -139,6 +141,7 @@ pub async fn create_group(
     };
     drop(conn);
     invalidate_members(store, id).await;
+    invalidate_chat_lists(store, &[owner]).await;
     Ok(chat_by_id(store, id).await?)
 }
 
@@ -147,6 +150,7 @@ pub async fn create_group(
 pub async fn delete_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
     let view = chat_by_id(store, chat).await?;
     can_delete_chat(view.kind, membership(store, chat, user).await?)?;
+    let members = member_ids(store, chat).await?;
     let mut conn = store.conn().await?;
     // The cached role said "owner"; the delete itself checks it again, in the same statement.
     let deleted = diesel::delete(
@@ -164,6 +168,7 @@ pub async fn delete_group(store: &Store, user: UserId, chat: ChatId) -> Result<(
         return Err(DomainError::Forbidden("Only the owner may delete this group.".into()).into());
     }
     invalidate_members(store, chat).await;
+    invalidate_chat_lists(store, &members).await;
     publish(store, &ChatEvent::ChatDeleted { chat_id: chat }).await;
     Ok(())
 }

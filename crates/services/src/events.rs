@@ -1,8 +1,7 @@
 use chat_selectors::{ChatEvent, Store};
-use redis::AsyncCommands;
 
 /// Publishes a committed event to every instance (including this one) over Redis pub/sub,
-/// serialized once. Called after the commit; a Redis fault is logged, not returned: the write
+/// serialized once, together with the cache invalidations it calls for (one round trip). Called after the commit; a Redis fault is logged, not returned: the write
 /// stands, and clients repair the missed live delivery from history (`seq` gaps).
 pub async fn publish(store: &Store, event: &ChatEvent) {
     let payload = match serde_json::to_string(event) {
@@ -13,7 +12,10 @@ pub async fn publish(store: &Store, event: &ChatEvent) {
         }
     };
     let channel = store.keys.events_channel();
-    if let Err(error) = store.redis().publish::<_, _, i64>(&channel, payload).await {
+    let mut pipe = redis::pipe();
+    chat_selectors::add_invalidations(&mut pipe, &store.keys, event);
+    pipe.publish(&channel, payload).ignore();
+    if let Err(error) = pipe.query_async::<()>(&mut store.redis()).await {
         tracing::error!(chat.id = %event.chat_id(), %error, "event publish failed; live delivery lost");
     }
 }
