@@ -415,6 +415,10 @@ async fn a_silent_client_is_closed_by_the_heartbeat() {
         !registered,
         "the silent client is still online after its timeout"
     );
+    let (_, close) = silent.recv_close().await;
+    let close = close.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1001);
+    assert_eq!(close.reason.as_str(), "heartbeat timeout");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
