@@ -185,7 +185,7 @@ impl Gateway {
                 },
             );
         }
-        let presence_token = format!("{:016x}", rand_token());
+        let presence_token = format!("{:016x}", rand::random::<u64>());
         let ttl = limits.client_timeout.as_millis() as i64;
         chat_services::presence::connect(store, user.id, &presence_token, ttl).await?;
         let gateway = Gateway {
@@ -544,11 +544,6 @@ impl SocketDoor for Gateway {
     async fn on_end(&mut self) {
         self.end().await;
     }
-}
-
-fn rand_token() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
 /// The gateway frame of a bus event, rendered once for every gateway socket: the event's own
