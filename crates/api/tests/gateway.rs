@@ -159,10 +159,8 @@ async fn resume_replays_exactly_the_missed_messages_even_while_new_ones_commit()
     for i in 0..30 {
         two.send(&alice, chat, &format!("away {i}")).await;
     }
-    // Bob reconnects; while his sync replays, 30 more are committed on the other instance.
-    let (socket, ready) = one.gateway(&bob).await;
-    b = socket;
-    assert_eq!(ready["chats"][chat.to_string()], seen + 30);
+    // Bob reconnects asking to resume from what he saw; 30 more messages are committed on the
+    // other instance meanwhile, before, during and after his replay.
     let sender = {
         let two_base = two.base.clone();
         let token = alice.access.clone();
@@ -180,8 +178,16 @@ async fn resume_replays_exactly_the_missed_messages_even_while_new_ones_commit()
             }
         })
     };
-    b.send_json(json!({"action": "sync", "chats": {chat.to_string(): seen}, "request_id": "s"}))
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    b = one
+        .ws(&format!(
+            "/api/v1/ws?token={}&sync={chat}:{seen}",
+            bob.access
+        ))
         .await;
+    let resumed = b.recv_json().await;
+    assert_eq!(resumed["event"], "ready");
+    assert!(resumed["chats"][chat.to_string()].as_i64().unwrap() >= seen + 30);
     let frames = created(&mut b, chat, 60).await;
     sender.await.unwrap();
     let seqs: Vec<i64> = frames.iter().map(|f| f["seq"].as_i64().unwrap()).collect();
@@ -216,12 +222,20 @@ async fn sync_replays_after_the_given_seq_and_answers_synced() {
     let synced = a.recv_event("synced").await;
     assert_eq!(
         synced,
-        json!({"event": "synced", "request_id": 1, "chats": {chat.to_string(): 5}})
+        json!({"event": "synced", "request_id": 1, "chats": {chat.to_string(): 5}, "complete": true})
     );
     // Live again with no duplicate at the seam.
     app.send(&alice, chat, "m6").await;
     let live = a.recv_event("message.created").await;
     assert_eq!(live["seq"], 6);
+    // A later sync never sends twice what this socket already sent live: only 3..=5 again.
+    a.send_json(json!({"action": "sync", "chats": {chat.to_string(): 2}, "request_id": "again"}))
+        .await;
+    let replayed = created(&mut a, chat, 3).await;
+    assert_eq!(seqs(&replayed), vec![3, 4, 5]);
+    let synced = a.recv_event("synced").await;
+    assert_eq!(synced["chats"][chat.to_string()], 6);
+    assert_eq!(synced["complete"], true);
     // A seq beyond last_seq or a chat one is not in is an error; the socket stays open.
     a.send_json(json!({"action": "sync", "chats": {chat.to_string(): 99}, "request_id": 2}))
         .await;
@@ -654,4 +668,98 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_state_released() {
     let (mut fresh, _) = app.gateway(&bob).await;
     fresh.send_json(json!({"action": "ping"})).await;
     assert_eq!(fresh.recv_event("pong").await["event"], "pong");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_absence_is_replayed_in_parts_of_at_most_1000() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let chat = group_with(&app, &alice, &[]).await;
+    // Test setup straight into the real database: 1,100 stored messages, seq 1..=1100.
+    let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(
+        &app.env.database_url,
+    )
+    .await
+    .unwrap();
+    let setup = format!(
+        "INSERT INTO messages (chat_id, seq, author_id, kind, text)
+         SELECT {chat}, g, {author}, 'text', 'bulk ' || g FROM generate_series(1, 1100) g;
+         UPDATE chats SET last_seq = 1100, last_message_at = now() WHERE id = {chat};",
+        author = alice.id
+    );
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &setup)
+        .await
+        .unwrap();
+    let mut a = app.ws("/api/v1/ws").await;
+    a.send_json(json!({"action": "auth", "token": alice.access, "sync": {chat.to_string(): 0}}))
+        .await;
+    assert_eq!(a.recv_json().await["chats"][chat.to_string()], 1100);
+    let first = created(&mut a, chat, 1000).await;
+    assert_eq!(seqs(&first), (1..=1000).collect::<Vec<_>>());
+    let synced = a.recv_event("synced").await;
+    assert_eq!(
+        (
+            synced["chats"][chat.to_string()].clone(),
+            synced["complete"].clone()
+        ),
+        (json!(1000), json!(false))
+    );
+    a.send_json(json!({"action": "sync", "chats": {chat.to_string(): 1000}}))
+        .await;
+    let rest = created(&mut a, chat, 100).await;
+    assert_eq!(seqs(&rest), (1001..=1100).collect::<Vec<_>>());
+    let synced = a.recv_event("synced").await;
+    assert_eq!(
+        (
+            synced["chats"][chat.to_string()].clone(),
+            synced["complete"].clone()
+        ),
+        (json!(1100), json!(true))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chats_created_while_connected_are_followed_at_once() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let (mut a, ready) = app.gateway(&alice).await;
+    assert_eq!(ready["chats"], json!({}));
+    // Bob opens a direct chat with alice and writes: alice's open socket gets it.
+    let (_, direct) = app
+        .post(
+            "/api/v1/chats/direct",
+            Some(&bob.access),
+            json!({"user_id": alice.id}),
+        )
+        .await;
+    let direct = direct["id"].as_i64().unwrap();
+    let joined = a.recv_event("member.joined").await;
+    assert_eq!(joined["chat_id"], direct);
+    app.send(&bob, direct, "hi alice").await;
+    assert_eq!(
+        a.recv_event("message.created").await["message"]["text"],
+        "hi alice"
+    );
+    // Alice creates a group over REST and uses it from the same socket.
+    let (_, group) = app
+        .post(
+            "/api/v1/chats/groups",
+            Some(&alice.access),
+            json!({"title": "Mine"}),
+        )
+        .await;
+    let group = group["id"].as_i64().unwrap();
+    loop {
+        let joined = a.recv_event("member.joined").await;
+        if joined["chat_id"] == group {
+            break;
+        }
+    }
+    a.send_json(json!({"action": "send_message", "chat_id": group, "message": "works"}))
+        .await;
+    assert_eq!(
+        a.recv_event("message.sent").await["message"]["text"],
+        "works"
+    );
 }

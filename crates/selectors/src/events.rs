@@ -126,9 +126,9 @@ pub fn add_invalidations(pipe: &mut redis::Pipeline, keys: &crate::Keys, event: 
             keys.chat_list_gen(user.id)
         }
         ChatEvent::Read { user_id, .. } => keys.chat_list_gen(*user_id),
-        ChatEvent::Typing { .. } | ChatEvent::Presence { .. } | ChatEvent::ChatDeleted { .. } => {
-            return;
-        }
+        // Whoever still lists a deleted chat (even one who joined as it was deleted) drops it.
+        ChatEvent::ChatDeleted { chat_id } => keys.chat_summary_gen(*chat_id),
+        ChatEvent::Typing { .. } | ChatEvent::Presence { .. } => return,
     };
     pipe.set(key, rand::random::<u64>()).ignore();
 }

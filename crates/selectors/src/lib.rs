@@ -26,7 +26,8 @@ pub use error::{Error, Result};
 pub use events::{ChatEvent, add_invalidations};
 pub use friends::{friends_of, is_friend, require_friend};
 pub use members::{
-    MemberView, invalidate_members, member_ids, member_list, membership, require_member, user_chats,
+    MemberView, invalidate_members, is_member_now, member_ids, member_list, membership,
+    require_member, user_chats,
 };
 pub use messages::{
     AuthorView, HistoryCursor, MessagePage, MessageRow, MessageView, message_by_client_id,

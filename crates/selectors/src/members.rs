@@ -191,3 +191,15 @@ pub async fn user_chats(store: &Store, user: UserId) -> Result<Vec<(ChatId, i64)
         .map(|(id, seq)| (ChatId(id), seq))
         .collect())
 }
+
+/// Whether `user` is a member of `chat` right now, read from PostgreSQL (never the cache): for
+/// deciding on events that may arrive out of order.
+pub async fn is_member_now(store: &Store, chat: ChatId, user: UserId) -> Result<bool> {
+    let mut conn = store.conn().await?;
+    let found = diesel::select(diesel::dsl::exists(
+        chat_members::table.find((chat.0, user.0)),
+    ))
+    .get_result(&mut conn)
+    .await?;
+    Ok(found)
+}

@@ -6,8 +6,8 @@ use chat_domain::{
 };
 use chat_selectors::schema::{chat_members, chats};
 use chat_selectors::{
-    ChatEvent, ChatView, Store, chat_by_id, invalidate_chat_lists, invalidate_members, member_ids,
-    membership, user_by_id,
+    ChatEvent, ChatView, Store, UserBrief, chat_by_id, invalidate_chat_lists, invalidate_members,
+    member_ids, membership, user_by_id,
 };
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -93,6 +93,26 @@ pub async fn open_direct_chat(
             .map(ChatId)?,
     };
     drop(conn);
+    if created.is_some() {
+        // Both users' open sockets start following the new chat.
+        for user in [lo, hi] {
+            let user = user_by_id(store, user).await?;
+            let user = UserBrief {
+                id: user.id,
+                username: user.username,
+            };
+            publish(
+                store,
+                &ChatEvent::MemberJoined {
+                    chat_id,
+                    user,
+                    by: Some(me),
+                    since_seq: 0,
+                },
+            )
+            .await;
+        }
+    }
     Ok((chat_by_id(store, chat_id).await?, created.is_some()))
 }
 
@@ -142,6 +162,22 @@ pub async fn create_group(
     drop(conn);
     invalidate_members(store, id).await;
     invalidate_chat_lists(store, &[owner]).await;
+    // The owner's open sockets start following the new group.
+    let user = user_by_id(store, owner).await?;
+    let user = UserBrief {
+        id: user.id,
+        username: user.username,
+    };
+    publish(
+        store,
+        &ChatEvent::MemberJoined {
+            chat_id: id,
+            user,
+            by: None,
+            since_seq: 0,
+        },
+    )
+    .await;
     Ok(chat_by_id(store, id).await?)
 }
 

@@ -9,8 +9,8 @@ use chat_domain::{
 };
 use chat_selectors::schema::{chat_members, chats};
 use chat_selectors::{
-    ChatEvent, MessageView, Store, UserBrief, chat_by_id, invalidate_members, membership,
-    user_by_id,
+    ChatEvent, MessageView, Store, UserBrief, chat_by_id, invalidate_chat_summaries,
+    invalidate_members, membership, user_by_id,
 };
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -79,8 +79,13 @@ async fn add_member(
     let mut conn = store.conn().await?;
     let (since_seq, message) = conn
         .transaction::<_, crate::Error, _>(async |conn| {
+            let owner = lock_chat(conn, chat).await?;
+            if let Some(actor) = by {
+                // Re-checked under the chat lock: the cached role may be a moment old.
+                can_invite(ChatKind::Group, role_now(conn, chat, actor).await?)?;
+            }
             // A group left by everyone has no owner: whoever joins next takes it over.
-            let role = match lock_chat(conn, chat).await? {
+            let role = match owner {
                 None => {
                     diesel::update(chats::table.find(chat.0))
                         .set(chats::owner_id.eq(user.id.0))
@@ -132,6 +137,21 @@ async fn add_member(
     )
     .await;
     Ok(())
+}
+
+/// A member's role as stored now (inside the caller's transaction), bypassing the cache.
+async fn role_now(
+    conn: &mut AsyncPgConnection,
+    chat: ChatId,
+    user: UserId,
+) -> Result<Option<MemberRole>> {
+    let role: Option<String> = chat_members::table
+        .find((chat.0, user.0))
+        .select(chat_members::role)
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(role.and_then(|r| MemberRole::parse(&r).ok()))
 }
 
 async fn system_line(
@@ -221,6 +241,14 @@ async fn drop_member(
     let message = conn
         .transaction::<_, crate::Error, _>(async |conn| {
             lock_chat(conn, chat).await?;
+            if let Some(actor) = by {
+                // Re-checked under the chat lock: roles may have changed since the cached check.
+                let target = role_now(conn, chat, user.id).await?.ok_or_else(|| {
+                    DomainError::NotFound("That user is not a member of this chat.".into())
+                })?;
+                let actor_role = role_now(conn, chat, actor).await?;
+                can_remove(ChatKind::Group, actor_role, target, actor == user.id)?;
+            }
             let role: Option<String> =
                 diesel::delete(chat_members::table.find((chat.0, user.id.0)))
                     .returning(chat_members::role)
@@ -319,6 +347,8 @@ pub async fn set_member_role(
     .await?;
     drop(conn);
     invalidate_members(store, chat).await;
+    // The owner shows in chat lists.
+    invalidate_chat_summaries(store, &[chat]).await;
     Ok(())
 }
 

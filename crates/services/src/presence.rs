@@ -2,7 +2,9 @@
 //! presence set, scored with an expiry time and refreshed on every heartbeat; a crashed
 //! instance's entries simply expire (no ghosts beyond `ttl_ms`). The first entry of a user
 //! publishes `presence {online: true}` to each of their chats; removing the last one publishes
-//! `online: false`.
+//! `online: false`. Left open: an entry that expires (its instance crashed) produces no
+//! `offline` event — readers of `presence`/`online` see the truth, event followers learn it on
+//! their next query.
 
 use chat_domain::UserId;
 use chat_selectors::{ChatEvent, Store, presence::now_ms, user_chats};
@@ -68,6 +70,12 @@ pub async fn disconnect(store: &Store, user: UserId, token: &str) -> Result<()> 
 }
 
 async fn announce(store: &Store, user: UserId, online: bool) -> Result<()> {
+    // A connect and a disconnect racing (a page reload) may both see "no other socket": announce
+    // only what is still true, so the last word matches the state.
+    let still = chat_selectors::presence::is_online(store, user).await?;
+    if still != online {
+        return Ok(());
+    }
     for (chat, _) in user_chats(store, user).await? {
         publish(
             store,

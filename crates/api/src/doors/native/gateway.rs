@@ -2,12 +2,17 @@
 //! in (PROTOCOLS.md, "Gateway WebSocket").
 //!
 //! Delivery guarantee: per chat, the socket sends `message.created` events in `seq` order, each
-//! exactly once. The socket remembers the last seq it delivered per chat; a live event at or
-//! below it is a duplicate and dropped, one beyond the next expected seq means events were
-//! missed (published out of order, or before the socket subscribed) and the gap is filled from
-//! PostgreSQL first. `ready` reports each chat's `last_seq` as of the moment live delivery
-//! started; `sync {chat_id: seq}` replays everything after `seq` from PostgreSQL and moves the
-//! mark, so live events committed during the replay are delivered once, after it.
+//! exactly once. `ready` reports, per chat, the `last_seq` at which live delivery started
+//! (`live_from`); everything after it arrives live. The socket remembers the last seq it
+//! delivered per chat: a live event at or below it is a duplicate and dropped, one beyond the next
+//! expected seq means events were missed (published out of order, or before the socket
+//! subscribed) and the gap is filled from PostgreSQL first.
+//!
+//! Resume: the messages up to `live_from` that the client lacks are replayed by `sync`. Asked for
+//! in the handshake (`?sync=<chat>:<seq>,...` or the auth frame's `"sync"`), the replay comes
+//! before any live event, so the client sees one ordered stream. Asked later, it replays only what
+//! this socket has not sent live (never anything twice). A replay sends at most
+//! [`SYNC_MAX`] messages; `synced` says `"complete": false` when the client should continue.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,15 +22,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{Message, MessageStream, Session};
 use chat_domain::{ChatId, ClientId, MessageText};
 use chat_selectors::{
-    ChatEvent, HistoryCursor, MessageView, UserBrief, UserView, chat_by_id, member_ids,
-    message_history, presence::online_users, user_by_id, user_chats,
+    ChatEvent, HistoryCursor, MessageView, UserBrief, UserView, chat_by_id, is_member_now,
+    member_ids, message_history, presence::online_users, user_by_id, user_chats,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::auth::request_token;
 use crate::error::{ApiError, ApiResult};
-use crate::realtime::socket::{Flow, Outbox, SocketDoor, SocketLimits, drive, reject, upgrade};
+use crate::realtime::socket::{
+    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject, upgrade,
+};
 use crate::realtime::{Connection, Event, FrameKind, Subscription, UserRegistration};
 use crate::state::AppState;
 
@@ -35,15 +42,28 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const REPLAY_PAGE: i64 = 200;
 /// How long a typing indicator lasts, ms.
 const TYPING_MS: u64 = 6_000;
+/// Most messages one `sync` replays (the rest follows on the next `sync`), so a long absence
+/// cannot hold the socket's event queue past its limit.
+pub const SYNC_MAX: i64 = 1_000;
 
-/// `GET /api/v1/ws[?token=<access>]`. With a token (query or `Authorization: Bearer`) the
-/// socket is live when the handshake completes; without one the first frame must be
-/// `{"action":"auth","token":...}` within 10 s. Either way the first server frame is `ready`.
+/// Per-chat seqs a client asks to resume from.
+type Resume = Vec<(ChatId, i64)>;
+
+/// `GET /api/v1/ws[?token=<access>][&sync=<chat_id>:<seq>,...]`. With a token (query or
+/// `Authorization: Bearer`) the socket is live when the handshake completes; without one the
+/// first frame must be `{"action":"auth","token":...,"sync"?:{...}}` within 10 s. Either way the
+/// first server frame is `ready`, followed by the requested replay and `synced`.
 pub async fn socket(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
+    let resume = web::Query::<ResumeQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().sync)
+        .map(|raw| parse_resume_query(&raw))
+        .transpose()?
+        .unwrap_or_default();
     let (response, session, stream) = upgrade(&req, body)?;
     let state = state.get_ref().clone();
     let limits = SocketLimits::from_settings(&state.settings);
@@ -52,7 +72,7 @@ pub async fn socket(
             // Subscribed before the 101 goes out: nothing sent after the handshake is missed.
             Ok(user) => {
                 let started = Gateway::start(state, user, limits).await;
-                actix_web::rt::spawn(run(session, stream, started, limits));
+                actix_web::rt::spawn(run(session, stream, started, resume, limits));
             }
             Err(e) => {
                 actix_web::rt::spawn(reject(
@@ -67,9 +87,9 @@ pub async fn socket(
             actix_web::rt::spawn(async move {
                 let mut stream = stream.max_frame_size(limits.max_frame_bytes);
                 match first_frame_auth(&state, &mut stream).await {
-                    Ok(user) => {
+                    Ok((user, resume)) => {
                         let started = Gateway::start(state, user, limits).await;
-                        run(session, stream, started, limits).await;
+                        run(session, stream, started, resume, limits).await;
                     }
                     Err(e) => {
                         reject(
@@ -92,10 +112,57 @@ async fn authenticate(state: &AppState, token: &str) -> Result<UserView, ApiErro
     Ok(user_by_id(&state.store, user).await?)
 }
 
+#[derive(serde::Deserialize)]
+struct ResumeQuery {
+    sync: Option<String>,
+}
+
+/// `5:17,6:0` → `[(5, 17), (6, 0)]`. Errors: 400 naming the format.
+fn parse_resume_query(raw: &str) -> Result<Resume, ApiError> {
+    raw.split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (chat, seq) = part.split_once(':').ok_or_else(bad_resume_query)?;
+            let chat = chat.parse().map_err(|_| bad_resume_query())?;
+            let seq = seq
+                .parse::<i64>()
+                .ok()
+                .filter(|s| *s >= 0)
+                .ok_or_else(bad_resume_query)?;
+            Ok((ChatId(chat), seq))
+        })
+        .collect()
+}
+
+fn bad_resume_query() -> ApiError {
+    ApiError::bad_request("sync must look like <chat_id>:<seq>,<chat_id>:<seq>")
+}
+
+/// `{"<chat_id>": <seq>, ...}` → pairs. Errors: `invalid{"chats"}`.
+fn parse_resume_object(value: Option<&Value>) -> Result<Resume, ApiError> {
+    let Some(wanted) = value.and_then(Value::as_object) else {
+        return Err(invalid("chats", "Must be an object of chat_id: last_seq."));
+    };
+    wanted
+        .iter()
+        .map(|(id, seq)| {
+            let chat = id
+                .parse::<i64>()
+                .map(ChatId)
+                .map_err(|_| invalid("chats", "Keys must be chat ids."))?;
+            let seq = seq
+                .as_i64()
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| invalid("chats", "Values must be seqs (integers >= 0)."))?;
+            Ok((chat, seq))
+        })
+        .collect()
+}
+
 async fn first_frame_auth(
     state: &AppState,
     stream: &mut MessageStream,
-) -> Result<UserView, ApiError> {
+) -> Result<(UserView, Resume), ApiError> {
     let unauthorized = || {
         ApiError::unauthorized(
             "Authenticate first: send {\"action\":\"auth\",\"token\":\"<access>\"}.",
@@ -110,14 +177,26 @@ async fn first_frame_auth(
         frame.get("action").and_then(Value::as_str),
         frame.get("token").and_then(Value::as_str),
     ) {
-        (Some("auth"), Some(token)) => authenticate(state, token).await,
+        (Some("auth"), Some(token)) => {
+            let resume = match frame.get("sync") {
+                None | Some(Value::Null) => Vec::new(),
+                sync => parse_resume_object(sync)?,
+            };
+            Ok((authenticate(state, token).await?, resume))
+        }
         _ => Err(unauthorized()),
     }
 }
 
 type Started = Result<(Gateway, Arc<Connection>, mpsc::Receiver<Arc<Event>>), ApiError>;
 
-async fn run(mut session: Session, stream: MessageStream, started: Started, limits: SocketLimits) {
+async fn run(
+    mut session: Session,
+    stream: MessageStream,
+    started: Started,
+    resume: Resume,
+    limits: SocketLimits,
+) {
     let (mut gateway, conn, events) = match started {
         Ok(started) => started,
         Err(e) => {
@@ -131,11 +210,16 @@ async fn run(mut session: Session, stream: MessageStream, started: Started, limi
         }
     };
     let ready = gateway.ready_frame();
-    if Outbox::new(&mut session, &limits)
-        .send(ready)
-        .await
-        .is_err()
-    {
+    let mut out = Outbox::new(&mut session, &limits);
+    let mut greeted = out.send(ready).await;
+    if greeted.is_ok() && !resume.is_empty() {
+        // The replay goes out before any live event (those wait in the socket's queue).
+        greeted = match gateway.sync(resume, None, &mut out).await {
+            Ok(flow) => flow,
+            Err(e) => out.send(error_frame(None, &e)).await,
+        };
+    }
+    if greeted.is_err() {
         gateway.end().await;
         return;
     }
@@ -145,8 +229,20 @@ async fn run(mut session: Session, stream: MessageStream, started: Started, limi
 /// One chat as this socket follows it.
 struct Followed {
     _subscription: Subscription,
-    /// The highest seq delivered to the client (or reported to it in `ready`).
+    /// Live delivery started after this seq (reported in `ready`, or the seq before joining).
+    live_from: i64,
+    /// The highest seq delivered live (or reported in `ready`); never moves back.
     delivered: i64,
+}
+
+impl Followed {
+    fn new(subscription: Subscription, from: i64) -> Self {
+        Self {
+            _subscription: subscription,
+            live_from: from,
+            delivered: from,
+        }
+    }
 }
 
 /// A gateway session.
@@ -177,13 +273,7 @@ impl Gateway {
             let subscription = subscriptions
                 .remove(&chat)
                 .unwrap_or_else(|| state.hub.subscribe(chat, &conn));
-            chats.insert(
-                chat,
-                Followed {
-                    _subscription: subscription,
-                    delivered: last_seq,
-                },
-            );
+            chats.insert(chat, Followed::new(subscription, last_seq));
         }
         let presence_token = format!("{:016x}", rand::random::<u64>());
         let ttl = limits.client_timeout.as_millis() as i64;
@@ -203,7 +293,7 @@ impl Gateway {
         let chats: serde_json::Map<String, Value> = self
             .chats
             .iter()
-            .map(|(id, f)| (id.to_string(), json!(f.delivered)))
+            .map(|(id, f)| (id.to_string(), json!(f.live_from)))
             .collect();
         json!({
             "event": "ready",
@@ -245,7 +335,7 @@ impl Gateway {
                     .await
                 {
                     Ok(page) => page,
-                    Err(e) => return out.send(error_frame(None, &e.into())).await,
+                    Err(e) => return Err(lost(&e.into())),
                 };
             if page.messages.is_empty() {
                 // Nothing stored past `from` (the chat was emptied): nothing to repair.
@@ -343,7 +433,10 @@ impl Gateway {
                 );
                 out.send(reply).await
             }
-            Some("sync") => self.sync(frame, request_id, out).await?,
+            Some("sync") => {
+                let wanted = parse_resume_object(frame.get("chats"))?;
+                self.sync(wanted, request_id, out).await?
+            }
             Some("typing") => {
                 let chat = self.member_chat(frame)?;
                 chat_services::presence::typing(&self.state.store, chat, self.brief(), TYPING_MS)
@@ -385,56 +478,77 @@ impl Gateway {
         })
     }
 
-    /// `{"action":"sync","chats":{"<chat_id>": <last seq seen>, ...}}`: replays, per chat, every
-    /// message after the given seq, then answers `synced` with the seq each chat is now at.
+    /// Replays, per requested chat, the messages after the client's seq up to the chat's
+    /// `live_from` (what this socket did not send live), at most [`SYNC_MAX`] in all, then answers
+    /// `{"event":"synced","chats":{"<chat_id>": <seq the client now has>},"complete"}`. Moves no
+    /// delivery mark: nothing is ever sent twice. Errors (before anything is sent): a chat the
+    /// user is not in (`forbidden`), a seq beyond the chat's `last_seq` (`invalid`).
     async fn sync(
         &mut self,
-        frame: &Value,
+        wanted: Resume,
         request_id: Option<&Value>,
         out: &mut Outbox<'_>,
     ) -> Result<Flow, ApiError> {
-        let Some(wanted) = frame.get("chats").and_then(Value::as_object) else {
-            return Err(invalid("chats", "Must be an object of chat_id: last_seq."));
-        };
-        let mut parsed = Vec::with_capacity(wanted.len());
-        for (id, seq) in wanted {
-            let chat = id
-                .parse::<i64>()
-                .map(ChatId)
-                .map_err(|_| invalid("chats", "Keys must be chat ids."))?;
-            let seq = seq
-                .as_i64()
-                .filter(|s| *s >= 0)
-                .ok_or_else(|| invalid("chats", "Values must be seqs (integers >= 0)."))?;
-            if !self.chats.contains_key(&chat) {
+        for (chat, seq) in &wanted {
+            if !self.chats.contains_key(chat) {
                 return Err(forbidden_chat());
             }
-            let last_seq = chat_by_id(&self.state.store, chat).await?.last_seq;
-            if seq > last_seq {
+            let last_seq = chat_by_id(&self.state.store, *chat).await?.last_seq;
+            if *seq > last_seq {
                 return Err(invalid(
                     "chats",
                     &format!("seq {seq} of chat {chat} is beyond its last_seq {last_seq}."),
                 ));
             }
-            parsed.push((chat, seq, last_seq));
         }
+        let mut budget = SYNC_MAX;
+        let mut complete = true;
         let mut synced = serde_json::Map::new();
-        for (chat, seq, last_seq) in parsed {
-            if let Some(followed) = self.chats.get_mut(&chat) {
-                followed.delivered = seq;
+        for (chat, seq) in wanted {
+            let Some(upto) = self.chats.get(&chat).map(|f| f.live_from) else {
+                continue;
+            };
+            let mut at = seq;
+            while at < upto && budget > 0 {
+                let limit = REPLAY_PAGE.min(upto - at).min(budget);
+                let page =
+                    match message_history(&self.state.store, chat, HistoryCursor::After(at), limit)
+                        .await
+                    {
+                        Ok(page) => page,
+                        Err(e) => return Ok(Err(lost(&e.into()))),
+                    };
+                if page.messages.is_empty() {
+                    at = upto;
+                    break;
+                }
+                for message in page.messages.iter().filter(|m| m.seq <= upto) {
+                    if let Err(stop) = out.send(created_frame(chat, message)).await {
+                        return Ok(Err(stop));
+                    }
+                    at = message.seq;
+                    budget -= 1;
+                }
             }
-            if let Err(stop) = self.catch_up(chat, last_seq, out).await {
-                return Ok(Err(stop));
-            }
-            let at = self.chats.get(&chat).map_or(last_seq, |f| f.delivered);
-            synced.insert(chat.to_string(), json!(at));
+            // Caught up to live_from: the client now has all this socket delivered, too.
+            let reached = if at >= upto {
+                self.chats.get(&chat).map_or(at, |f| f.delivered)
+            } else {
+                at
+            };
+            complete &= at >= upto;
+            synced.insert(chat.to_string(), json!(reached));
         }
-        Ok(out
-            .send(with_request_id(
-                json!({"event": "synced", "chats": synced}),
-                request_id,
-            ))
-            .await)
+        let reply = json!({"event": "synced", "chats": synced, "complete": complete});
+        Ok(out.send(with_request_id(reply, request_id)).await)
+    }
+
+    /// Whether the user is a member of `chat` now, from PostgreSQL. A fault ends the session
+    /// (1011): guessing could leak a chat or drop one silently.
+    async fn member_now(&self, chat: ChatId) -> Result<bool, Stop> {
+        is_member_now(&self.state.store, chat, self.user.id)
+            .await
+            .map_err(|e| lost(&e.into()))
     }
 
     fn member_chat(&self, frame: &Value) -> Result<ChatId, ApiError> {
@@ -491,27 +605,30 @@ impl SocketDoor for Gateway {
                 ..
             } => {
                 out.send(shared_frame(event)).await?;
-                if user.id == self.user.id && !self.chats.contains_key(chat_id) {
-                    // Events of the chat dispatched before this subscription exists (the join
+                // Membership events may arrive out of order (a removal and a re-add racing):
+                // follow only what PostgreSQL says now.
+                if user.id == self.user.id
+                    && !self.chats.contains_key(chat_id)
+                    && self.member_now(*chat_id).await?
+                {
+                    // Events of the chat dispatched before this subscription existed (the join
                     // line, at least) were not queued for this socket: fetch them.
                     let subscription = self.state.hub.subscribe(*chat_id, &self.conn);
-                    self.chats.insert(
-                        *chat_id,
-                        Followed {
-                            _subscription: subscription,
-                            delivered: *since_seq,
-                        },
-                    );
+                    self.chats
+                        .insert(*chat_id, Followed::new(subscription, *since_seq));
                     match chat_by_id(&self.state.store, *chat_id).await {
                         Ok(chat) => self.catch_up(*chat_id, chat.last_seq, out).await?,
-                        Err(e) => out.send(error_frame(None, &e.into())).await?,
+                        Err(e) => return Err(lost(&e.into())),
                     }
                 }
                 Ok(())
             }
             ChatEvent::MemberLeft { chat_id, user, .. } => {
                 out.send(shared_frame(event)).await?;
-                if user.id == self.user.id {
+                if user.id == self.user.id
+                    && self.chats.contains_key(chat_id)
+                    && !self.member_now(*chat_id).await?
+                {
                     self.chats.remove(chat_id);
                 }
                 Ok(())
@@ -583,6 +700,16 @@ fn error_frame(request_id: Option<&Value>, error: &ApiError) -> String {
     with_request_id(
         json!({"event": "error", "code": error.code(), "detail": error.detail()}),
         request_id,
+    )
+}
+
+/// Ends the session when the socket cannot know what it missed (a database fault): 1011, so the
+/// client reconnects and resumes with `sync`.
+fn lost(error: &ApiError) -> Stop {
+    tracing::warn!(error = %error, "gateway session ends: state unknown");
+    Stop::close(
+        actix_ws::CloseCode::Error,
+        "temporary failure: reconnect and sync",
     )
 }
 
