@@ -36,6 +36,15 @@ pub struct UserBrief {
     pub username: String,
 }
 
+impl From<UserView> for UserBrief {
+    fn from(user: UserView) -> Self {
+        Self {
+            id: user.id,
+            username: user.username,
+        }
+    }
+}
+
 /// A user and their password hash, for logging in.
 #[derive(Debug, Clone)]
 pub struct Credentials {

@@ -6,8 +6,8 @@ use chat_domain::{
 };
 use chat_selectors::schema::{chat_members, chats};
 use chat_selectors::{
-    ChatEvent, ChatView, Store, UserBrief, chat_by_id, invalidate_chat_lists, invalidate_members,
-    member_ids, membership, user_by_id,
+    ChatEvent, ChatView, Store, chat_by_id, invalidate_chat_lists, invalidate_members, member_ids,
+    membership, user_by_id,
 };
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -31,6 +31,30 @@ pub(crate) async fn lock_chat(
         .await
         .optional()?;
     owner.ok_or_else(|| DomainError::NotFound("Chat not found.".into()).into())
+}
+
+/// Publishes `member.joined` for each member of a chat just created, so their open sockets
+/// start following it (`since_seq` 0: everything in it is new to them).
+async fn announce_new_chat(
+    store: &Store,
+    chat_id: ChatId,
+    members: &[UserId],
+    by: Option<UserId>,
+) -> Result<()> {
+    for member in members {
+        let user = user_by_id(store, *member).await?.into();
+        publish(
+            store,
+            &ChatEvent::MemberJoined {
+                chat_id,
+                user,
+                by,
+                since_seq: 0,
+            },
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// Opens the direct chat between `me` and `other`, creating it (with both as members) when it
@@ -94,24 +118,7 @@ pub async fn open_direct_chat(
     };
     drop(conn);
     if created.is_some() {
-        // Both users' open sockets start following the new chat.
-        for user in [lo, hi] {
-            let user = user_by_id(store, user).await?;
-            let user = UserBrief {
-                id: user.id,
-                username: user.username,
-            };
-            publish(
-                store,
-                &ChatEvent::MemberJoined {
-                    chat_id,
-                    user,
-                    by: Some(me),
-                    since_seq: 0,
-                },
-            )
-            .await;
-        }
+        announce_new_chat(store, chat_id, &[lo, hi], Some(me)).await?;
     }
     Ok((chat_by_id(store, chat_id).await?, created.is_some()))
 }
@@ -162,22 +169,7 @@ pub async fn create_group(
     drop(conn);
     invalidate_members(store, id).await;
     invalidate_chat_lists(store, &[owner]).await;
-    // The owner's open sockets start following the new group.
-    let user = user_by_id(store, owner).await?;
-    let user = UserBrief {
-        id: user.id,
-        username: user.username,
-    };
-    publish(
-        store,
-        &ChatEvent::MemberJoined {
-            chat_id: id,
-            user,
-            by: None,
-            since_seq: 0,
-        },
-    )
-    .await;
+    announce_new_chat(store, id, &[owner], None).await?;
     Ok(chat_by_id(store, id).await?)
 }
 

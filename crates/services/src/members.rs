@@ -29,18 +29,9 @@ pub async fn join_group(store: &Store, user: UserId, chat: ChatId) -> Result<()>
         view.is_private,
         membership(store, chat, user).await?,
     )?;
-    let name = user_by_id(store, user).await?.username;
-    add_member(
-        store,
-        chat,
-        UserBrief {
-            id: user,
-            username: name.clone(),
-        },
-        None,
-        format!("{name} joined the group"),
-    )
-    .await
+    let user: UserBrief = user_by_id(store, user).await?.into();
+    let line = format!("{} joined the group", user.username);
+    add_member(store, chat, user, None, line).await
 }
 
 /// `actor` (owner or admin) adds `target` to a group, public or private.
@@ -56,17 +47,7 @@ pub async fn invite_member(
     let actor_name = user_by_id(store, actor).await?.username;
     let target = user_by_id(store, target).await?;
     let line = format!("{actor_name} added {}", target.username);
-    add_member(
-        store,
-        chat,
-        UserBrief {
-            id: target.id,
-            username: target.username,
-        },
-        Some(actor),
-        line,
-    )
-    .await
+    add_member(store, chat, target.into(), Some(actor), line).await
 }
 
 async fn add_member(
@@ -172,19 +153,9 @@ pub async fn leave_group(store: &Store, user: UserId, chat: ChatId) -> Result<()
     if view.kind != ChatKind::Group {
         return Err(DomainError::Forbidden("Only groups can be left.".into()).into());
     }
-    let name = user_by_id(store, user).await?.username;
-    let line = format!("{name} left the group");
-    drop_member(
-        store,
-        chat,
-        UserBrief {
-            id: user,
-            username: name,
-        },
-        None,
-        line,
-    )
-    .await
+    let user: UserBrief = user_by_id(store, user).await?.into();
+    let line = format!("{} left the group", user.username);
+    drop_member(store, chat, user, None, line).await
 }
 
 /// `actor` removes `target` from a group: the owner removes anyone, an admin plain members.
@@ -208,17 +179,7 @@ pub async fn remove_member(
     let actor_name = user_by_id(store, actor).await?.username;
     let target = user_by_id(store, target).await?;
     let line = format!("{actor_name} removed {}", target.username);
-    drop_member(
-        store,
-        chat,
-        UserBrief {
-            id: target.id,
-            username: target.username,
-        },
-        Some(actor),
-        line,
-    )
-    .await
+    drop_member(store, chat, target.into(), Some(actor), line).await
 }
 
 /// Hands ownership to the longest-standing admin, else the longest-standing member.
