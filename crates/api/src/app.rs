@@ -89,11 +89,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         hub,
     };
     let data = web::Data::new(state.clone());
-    let max_body = settings.max_body_bytes;
+    let door_settings = settings.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .configure(|cfg| doors::configure(cfg, max_body))
+            .configure(|cfg| doors::configure(cfg, &door_settings))
             .default_service(web::to(doors::not_found))
     })
     .disable_signals()

@@ -24,6 +24,8 @@
 //! | `CHAT_DB_WAIT_TIMEOUT_MS` | `5000` | wait for a pooled connection, ms; then 503 |
 //! | `CHAT_WORKERS` | `0` (one per core) | HTTP worker threads |
 //! | `CHAT_LOG_FORMAT` | `pretty` | `pretty` or `json` |
+//! | `CHAT_DOOR_REALTIME_CHAT` | `true` | serve door 002 (`/api/v1/chat/...`, `/ws/user/`, `/ws/group/`) |
+//! | `CHAT_DOOR_AVITO` | `true` | serve door 001 (`/users/add`, ...: no auth, trusted networks only) |
 //! | `RUST_LOG` | `info` | log filter (tracing-subscriber `EnvFilter` syntax) |
 
 use figment::Figment;
@@ -68,6 +70,8 @@ pub struct Settings {
     pub db_wait_timeout_ms: u64,
     pub workers: usize,
     pub log_format: LogFormat,
+    pub door_realtime_chat: bool,
+    pub door_avito: bool,
 }
 
 impl Default for Settings {
@@ -92,6 +96,8 @@ impl Default for Settings {
             db_wait_timeout_ms: 5_000,
             workers: 0,
             log_format: LogFormat::Pretty,
+            door_realtime_chat: true,
+            door_avito: true,
         }
     }
 }

@@ -353,3 +353,59 @@ impl ChatListRow {
         })
     }
 }
+
+/// A chat with its members' ids (door 001's chat shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatMembers {
+    /// Id.
+    pub id: ChatId,
+    /// Unique name, where it has one.
+    pub name: Option<String>,
+    /// Member ids, ascending.
+    pub users: Vec<UserId>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct ChatMembersRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Array<BigInt>)]
+    users: Vec<i64>,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+}
+
+/// The user's chats with their member ids, the chat with the newest message first (a chat with
+/// no message by its creation time), at most `limit`. One query.
+pub async fn chats_with_members(
+    store: &Store,
+    user: UserId,
+    limit: i64,
+) -> Result<Vec<ChatMembers>> {
+    let mut conn = store.conn().await?;
+    let rows: Vec<ChatMembersRow> = diesel::sql_query(
+        "SELECT c.id, c.name, c.created_at,
+                ARRAY(SELECT m2.user_id FROM chat_members m2 WHERE m2.chat_id = c.id ORDER BY m2.user_id) AS users
+         FROM chat_members m JOIN chats c ON c.id = m.chat_id
+         WHERE m.user_id = $1
+         ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC
+         LIMIT $2",
+    )
+    .bind::<BigInt, _>(user.0)
+    .bind::<BigInt, _>(limit)
+    .load(&mut conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ChatMembers {
+            id: ChatId(r.id),
+            name: r.name,
+            users: r.users.into_iter().map(UserId).collect(),
+            created_at: r.created_at,
+        })
+        .collect())
+}

@@ -19,8 +19,8 @@ mod users;
 
 pub use chat_domain::{ChatId, MessageId, UserId};
 pub use chats::{
-    CHAT_LIST_MAX, ChatListItem, ChatView, chat_by_id, chat_list, direct_chat_between,
-    group_by_name, invalidate_chat_lists, invalidate_chat_summaries,
+    CHAT_LIST_MAX, ChatListItem, ChatMembers, ChatView, chat_by_id, chat_list, chats_with_members,
+    direct_chat_between, group_by_name, invalidate_chat_lists, invalidate_chat_summaries,
 };
 pub use error::{Error, Result};
 pub use events::{ChatEvent, add_invalidations};
@@ -31,7 +31,7 @@ pub use members::{
 };
 pub use messages::{
     AuthorView, HistoryCursor, MessagePage, MessageRow, MessageView, message_by_client_id,
-    message_by_seq, message_history,
+    message_by_seq, message_history, text_messages,
 };
 pub use store::{DbConn, Keys, MIGRATIONS, Store, StoreConfig, run_migrations};
 pub use users::{

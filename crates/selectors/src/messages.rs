@@ -224,3 +224,20 @@ pub async fn message_by_seq(store: &Store, chat: ChatId, seq: i64) -> Result<Mes
         .ok_or_else(|| DomainError::NotFound("Message not found.".into()))?
         .into_view()
 }
+
+/// The chat's newest `limit` text messages (no system lines, no tombstones), oldest first.
+pub async fn text_messages(store: &Store, chat: ChatId, limit: i64) -> Result<Vec<MessageView>> {
+    let mut conn = store.conn().await?;
+    let mut rows: Vec<MessageRow> = messages::table
+        .left_join(users::table)
+        .filter(messages::chat_id.eq(chat.0))
+        .filter(messages::kind.eq(MessageKind::Text.as_str()))
+        .filter(messages::deleted_at.is_null())
+        .order(messages::seq.desc())
+        .limit(limit)
+        .select(message_columns())
+        .load(&mut conn)
+        .await?;
+    rows.reverse();
+    rows.into_iter().map(MessageRow::into_view).collect()
+}

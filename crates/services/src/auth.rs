@@ -28,26 +28,33 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Error::Internal(format!("blocking task: {e}")))
 }
 
-/// Creates a user with a bcrypt hash of `password` (computed off the async workers).
-/// `email` may be `None` for doors that don't ask for one.
-/// Errors: `Conflict` when the username or email is taken (case-insensitively).
+/// Creates a user with a bcrypt hash of `password` (computed off the async workers). `email` may
+/// be `None` for doors that don't ask for one; `password` `None` creates a user who cannot log in
+/// until given one (door 001 users). Errors: `Conflict` when the username or email is taken
+/// (case-insensitively).
 pub async fn register(
     store: &Store,
     username: &Username,
     email: Option<&Email>,
-    password: &Password,
+    password: Option<&Password>,
     bcrypt_cost: u32,
 ) -> Result<UserView> {
-    let secret = password.expose().to_owned();
-    let hash = blocking(move || bcrypt::non_truncating_hash(secret, bcrypt_cost))
-        .await?
-        .map_err(|e| Error::Internal(format!("bcrypt: {e}")))?;
+    let hash = match password {
+        Some(password) => {
+            let secret = password.expose().to_owned();
+            let hash = blocking(move || bcrypt::non_truncating_hash(secret, bcrypt_cost))
+                .await?
+                .map_err(|e| Error::Internal(format!("bcrypt: {e}")))?;
+            Some(hash)
+        }
+        None => None,
+    };
     let mut conn = store.conn().await?;
     let id: Result<i64> = diesel::insert_into(users::table)
         .values((
             users::username.eq(username.as_str()),
             users::email.eq(email.map(Email::as_str)),
-            users::password_hash.eq(Some(hash)),
+            users::password_hash.eq(hash),
         ))
         .returning(users::id)
         .get_result(&mut conn)

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::error::unique_violation;
-use crate::{Result, publish};
+use crate::{Error, Result, publish};
 
 /// Locks the chat's row for the rest of the transaction and returns its owner. Every membership
 /// change takes this lock first, as sends do (their `UPDATE chats`), so the two never wait on
@@ -123,15 +123,20 @@ pub async fn open_direct_chat(
     Ok((chat_by_id(store, chat_id).await?, created.is_some()))
 }
 
-/// Creates a group owned by `owner` (who becomes its first member, role owner).
-/// Errors: `Conflict` when `name` is taken.
+/// Creates a group owned by `owner` (who becomes its first member, role owner), with `members`
+/// (others; duplicates and the owner ignored) as plain members from the start.
+/// Errors: `Conflict` when `name` is taken, `NotFound` when a member does not exist.
 pub async fn create_group(
     store: &Store,
     owner: UserId,
     name: Option<&GroupName>,
     title: &Title,
     is_private: bool,
+    members: &[UserId],
 ) -> Result<ChatView> {
+    let mut others: Vec<UserId> = members.iter().copied().filter(|m| *m != owner).collect();
+    others.sort();
+    others.dedup();
     let mut conn = store.conn().await?;
     let id: Result<i64> = conn
         .transaction::<_, crate::Error, _>(async |conn| {
@@ -154,11 +159,25 @@ pub async fn create_group(
                 ))
                 .execute(conn)
                 .await?;
+            let rows: Vec<_> = others
+                .iter()
+                .map(|m| (chat_members::chat_id.eq(id), chat_members::user_id.eq(m.0)))
+                .collect();
+            diesel::insert_into(chat_members::table)
+                .values(&rows)
+                .execute(conn)
+                .await?;
             Ok(id)
         })
         .await;
     let id = match id {
         Ok(id) => ChatId(id),
+        Err(Error::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        ))) => {
+            return Err(DomainError::NotFound("User not found.".into()).into());
+        }
         Err(e) if unique_violation(&e).is_some() => {
             return Err(
                 DomainError::Conflict("A group with this name already exists.".into()).into(),
@@ -168,8 +187,9 @@ pub async fn create_group(
     };
     drop(conn);
     invalidate_members(store, id).await;
-    invalidate_chat_lists(store, &[owner]).await;
-    announce_new_chat(store, id, &[owner], None).await?;
+    let everyone: Vec<UserId> = std::iter::once(owner).chain(others).collect();
+    invalidate_chat_lists(store, &everyone).await;
+    announce_new_chat(store, id, &everyone, None).await?;
     Ok(chat_by_id(store, id).await?)
 }
 

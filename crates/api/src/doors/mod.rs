@@ -1,6 +1,7 @@
 //! The doors: each a folder of its own mapping one wire protocol onto the same services and
 //! selectors. Deleting a door's folder (and its line in [`configure`]) deletes the protocol.
 
+pub mod avito;
 pub mod native;
 pub mod realtime_chat;
 
@@ -9,8 +10,10 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::error::ApiError;
 
-/// Mounts every door's routes, plus JSON 404/405 answers and body limits.
-pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+/// Mounts the native door and every door switched on in `settings`, plus JSON 404/405 answers and
+/// body limits.
+pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Settings) {
+    let max_body_bytes = settings.max_body_bytes;
     cfg.app_data(
         web::JsonConfig::default()
             .limit(max_body_bytes)
@@ -23,7 +26,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         ApiError::bad_request(format!("Invalid query string: {err}")).into()
     }));
     native::configure(cfg);
-    realtime_chat::configure(cfg);
+    if settings.door_realtime_chat {
+        realtime_chat::configure(cfg);
+    }
+    if settings.door_avito {
+        avito::configure(cfg);
+    }
 }
 
 fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {

@@ -61,7 +61,7 @@ pub async fn register(
         &state.store,
         &username,
         Some(&email),
-        &password,
+        Some(&password),
         state.settings.bcrypt_cost,
     )
     .await?;

@@ -90,6 +90,7 @@ pub async fn create_group(
         name.as_ref(),
         &title,
         body.is_private,
+        &[],
     )
     .await?;
     Ok(HttpResponse::Created().json(chat))

@@ -76,7 +76,7 @@ pub async fn create_group(
     let name = GroupName::parse(&raw)?;
     let title = Title::parse(&raw)?;
     let chat =
-        chat_services::create_group(&state.store, user.id, Some(&name), &title, false).await?;
+        chat_services::create_group(&state.store, user.id, Some(&name), &title, false, &[]).await?;
     let owner = user_by_id(&state.store, user.id).await?;
     Ok(HttpResponse::Created().json(json!({
         "name": name.as_str(),

@@ -1,0 +1,250 @@
+//! Door 001, "SIMPLE HTTP CHAT" (the Avito trainee task, seed 001): five `POST` routes with JSON
+//! bodies and no auth — a trusted-network API, switched off with `CHAT_DOOR_AVITO=false`.
+//! Errors are `{"error": "<description>"}` with 400 (bad body or field), 403 (author not in the
+//! chat), 404 (unknown user/chat/author), 409 (duplicate username or chat name) — PROTOCOLS.md,
+//! "Door 001".
+//!
+//! Decisions where the task is silent: usernames follow the native rules (3–32 characters of
+//! letters, digits, `_ . -`), chat names the group-name rules (1–64 of the same); a chat is a
+//! private group whose first listed user is its owner; `/messages/get` lists text messages only
+//! (no join/leave lines added by other doors, no deleted ones), at most the newest 10 000;
+//! `/chats/get` at most 500 chats.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError, web};
+use chat_domain::{ChatId, DomainError, GroupName, MessageText, Title, UserId, Username};
+use chat_selectors::{chat_by_id, chats_with_members, text_messages, user_by_id};
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most messages `/messages/get` returns (the newest ones).
+const MAX_MESSAGES: i64 = 10_000;
+/// Most chats `/chats/get` returns (the most recently active).
+const MAX_CHATS: i64 = 500;
+
+/// Mounts door 001's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for (path, handler) in [
+        ("/users/add", web::post().to(add_user)),
+        ("/chats/add", web::post().to(add_chat)),
+        ("/messages/add", web::post().to(add_message)),
+        ("/chats/get", web::post().to(get_chats)),
+        ("/messages/get", web::post().to(get_messages)),
+    ] {
+        cfg.service(
+            web::resource(path)
+                .app_data(web::JsonConfig::default().error_handler(|err, _| {
+                    AvitoError(StatusCode::BAD_REQUEST, format!("invalid body: {err}")).into()
+                }))
+                .route(handler)
+                .default_service(web::to(|| async {
+                    AvitoError(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "method not allowed: use POST".into(),
+                    )
+                    .error_response()
+                })),
+        );
+    }
+}
+
+/// An error in door 001's format: `{"error": "<description>"}`.
+#[derive(Debug)]
+struct AvitoError(StatusCode, String);
+
+impl std::fmt::Display for AvitoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0, self.1)
+    }
+}
+
+impl ResponseError for AvitoError {
+    fn status_code(&self) -> StatusCode {
+        self.0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.0).json(json!({"error": self.1}))
+    }
+}
+
+impl From<ApiError> for AvitoError {
+    fn from(error: ApiError) -> Self {
+        Self(error.status(), error.detail().to_owned())
+    }
+}
+
+macro_rules! via_api_error {
+    ($($t:ty),+) => {$(
+        impl From<$t> for AvitoError {
+            fn from(error: $t) -> Self {
+                ApiError::from(error).into()
+            }
+        }
+    )+};
+}
+via_api_error!(DomainError, chat_services::Error, chat_selectors::Error);
+
+type AvitoResult<T> = Result<T, AvitoError>;
+
+/// An id given as a JSON number or a numeric string (the task allows either).
+#[derive(Debug, Clone, Copy)]
+struct FlexId(i64);
+
+impl<'de> Deserialize<'de> for FlexId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(i64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(Self(n)),
+            Raw::Text(s) => s
+                .trim()
+                .parse()
+                .map(Self)
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a numeric id"))),
+        }
+    }
+}
+
+fn required<T>(field: &str, value: Option<T>) -> AvitoResult<T> {
+    value.ok_or_else(|| AvitoError(StatusCode::BAD_REQUEST, format!("{field} is required")))
+}
+
+fn created(id: i64) -> HttpResponse {
+    HttpResponse::Created().json(json!({"id": id}))
+}
+
+/// Body of `/users/add`.
+#[derive(Deserialize)]
+struct AddUser {
+    username: Option<String>,
+}
+
+/// `POST /users/add {"username"}` → 201 `{"id"}`; 409 when taken.
+async fn add_user(
+    state: web::Data<AppState>,
+    body: web::Json<AddUser>,
+) -> AvitoResult<HttpResponse> {
+    let username = Username::parse(&required("username", body.into_inner().username)?)?;
+    let user = chat_services::register(
+        &state.store,
+        &username,
+        None,
+        None,
+        state.settings.bcrypt_cost,
+    )
+    .await?;
+    Ok(created(user.id.0))
+}
+
+/// Body of `/chats/add`.
+#[derive(Deserialize)]
+struct AddChat {
+    name: Option<String>,
+    users: Option<Vec<FlexId>>,
+}
+
+/// `POST /chats/add {"name","users":[id,...]}` → 201 `{"id"}`. Users de-duplicated; 404 when
+/// any is unknown (nothing created), 409 when the name is taken.
+async fn add_chat(
+    state: web::Data<AppState>,
+    body: web::Json<AddChat>,
+) -> AvitoResult<HttpResponse> {
+    let body = body.into_inner();
+    let raw_name = required("name", body.name)?;
+    let name = GroupName::parse(&raw_name)?;
+    let title = Title::parse(&raw_name)?;
+    let users: Vec<UserId> = required("users", body.users)?
+        .into_iter()
+        .map(|id| UserId(id.0))
+        .collect();
+    let Some(owner) = users.first().copied() else {
+        return Err(AvitoError(
+            StatusCode::BAD_REQUEST,
+            "users must not be empty".into(),
+        ));
+    };
+    let chat =
+        chat_services::create_group(&state.store, owner, Some(&name), &title, true, &users).await?;
+    Ok(created(chat.id.0))
+}
+
+/// Body of `/messages/add`.
+#[derive(Deserialize)]
+struct AddMessage {
+    chat: Option<FlexId>,
+    author: Option<FlexId>,
+    text: Option<String>,
+}
+
+/// `POST /messages/add {"chat","author","text"}` → 201 `{"id"}`; 404 unknown chat or author,
+/// 403 author not in the chat, 400 blank or too long text.
+async fn add_message(
+    state: web::Data<AppState>,
+    body: web::Json<AddMessage>,
+) -> AvitoResult<HttpResponse> {
+    let body = body.into_inner();
+    let chat = ChatId(required("chat", body.chat)?.0);
+    let author = UserId(required("author", body.author)?.0);
+    let text = MessageText::parse(
+        &required("text", body.text)?,
+        state.settings.max_message_chars,
+    )?;
+    user_by_id(&state.store, author).await?;
+    let sent = chat_services::send_message(&state.store, author, chat, &text, None).await?;
+    Ok(created(sent.message.id.0))
+}
+
+/// Body of `/chats/get`.
+#[derive(Deserialize)]
+struct GetChats {
+    user: Option<FlexId>,
+}
+
+/// `POST /chats/get {"user"}` → 200 `[{"id","name","users":[ids],"created_at"}]`, the chat with
+/// the newest message first; 404 unknown user.
+async fn get_chats(
+    state: web::Data<AppState>,
+    body: web::Json<GetChats>,
+) -> AvitoResult<HttpResponse> {
+    let user = UserId(required("user", body.into_inner().user)?.0);
+    user_by_id(&state.store, user).await?;
+    Ok(HttpResponse::Ok().json(chats_with_members(&state.store, user, MAX_CHATS).await?))
+}
+
+/// Body of `/messages/get`.
+#[derive(Deserialize)]
+struct GetMessages {
+    chat: Option<FlexId>,
+}
+
+/// `POST /messages/get {"chat"}` → 200 `[{"id","chat","author","text","created_at"}]`, oldest
+/// first; 404 unknown chat.
+async fn get_messages(
+    state: web::Data<AppState>,
+    body: web::Json<GetMessages>,
+) -> AvitoResult<HttpResponse> {
+    let chat = ChatId(required("chat", body.into_inner().chat)?.0);
+    chat_by_id(&state.store, chat).await?;
+    let messages: Vec<_> = text_messages(&state.store, chat, MAX_MESSAGES)
+        .await?
+        .into_iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "chat": m.chat_id,
+                "author": m.author.map(|a| a.id),
+                "text": m.text,
+                "created_at": m.created_at,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(messages))
+}
