@@ -1,7 +1,8 @@
 //! Access tokens (JWT, HS256) and the `CurrentUser` extractor.
 //!
 //! Claims: `{"token_type":"access","user_id":<id>,"iat":<unix s>,"exp":<unix s>}` — the shape of
-//! seed 002's djangorestframework-simplejwt tokens. Refresh tokens are opaque (see
+//! seed 002's djangorestframework-simplejwt tokens — or door 004's `{"user_id","exp"}`. Either
+//! kind is accepted by every door. Refresh tokens are opaque (see
 //! `chat_services::rotate_refresh_token`).
 
 use std::future::{Ready, ready};
@@ -16,9 +17,11 @@ use crate::state::AppState;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
-    token_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_type: Option<String>,
     user_id: i64,
-    iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
     exp: i64,
 }
 
@@ -48,14 +51,29 @@ impl JwtKeys {
     /// A new access token for `user`.
     pub fn issue(&self, user: UserId) -> String {
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims {
-            token_type: "access".into(),
+        self.encode(&Claims {
+            token_type: Some("access".into()),
             user_id: user.0,
-            iat: now,
+            iat: Some(now),
             exp: now + self.ttl_secs,
-        };
+        })
+    }
+
+    /// A door-004 token for `user`: claims exactly `{"user_id","exp"}`, valid `ttl_secs` (the
+    /// original's 24 h).
+    pub fn issue_plain(&self, user: UserId, ttl_secs: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        self.encode(&Claims {
+            token_type: None,
+            user_id: user.0,
+            iat: None,
+            exp: now + ttl_secs,
+        })
+    }
+
+    fn encode(&self, claims: &Claims) -> String {
         // Encoding HS256 with a valid key cannot fail.
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .unwrap_or_default()
     }
 
@@ -64,7 +82,12 @@ impl JwtKeys {
     pub fn verify(&self, token: &str) -> Result<UserId, ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| ApiError::unauthorized("Given token not valid for any token type"))?;
-        if data.claims.token_type != "access" {
+        if data
+            .claims
+            .token_type
+            .as_deref()
+            .is_some_and(|t| t != "access")
+        {
             return Err(ApiError::unauthorized(
                 "Given token not valid for any token type",
             ));

@@ -484,45 +484,41 @@ async fn an_oversize_frame_closes_with_1009() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passwords_longer_than_bcrypt_reads_are_refused_not_truncated() {
+async fn long_passwords_count_to_the_last_byte_and_overlong_ones_are_refused() {
     let app = TestApp::spawn().await;
     let register = |name: &str, password: &str| {
         json!({"username": name, "email": format!("{name}@example.com"),
                "password": password, "password2": password})
     };
+    let login = |name: &str, password: String| json!({"username": name, "password": password});
     let (status, body) = app
         .post(
             "/api/v1/auth/register/",
             None,
-            register("long", &"p".repeat(72)),
+            register("toolong", &"p".repeat(129)),
         )
         .await;
     assert_error(status, &body, 400, "invalid");
     assert!(body["fields"]["password"].is_array(), "{body}");
-    let (status, _) = app
-        .post(
-            "/api/v1/auth/register/",
-            None,
-            register("longest", &"p".repeat(71)),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let (status, _) = app
-        .post(
-            "/api/v1/auth/login/",
-            None,
-            json!({"username": "longest", "password": "p".repeat(71)}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (status, _) = app
-        .post(
-            "/api/v1/auth/login/",
-            None,
-            json!({"username": "longest", "password": "p".repeat(72)}),
-        )
-        .await;
-    assert_eq!(status, 401);
+    for (name, len) in [("long72", 72), ("long128", 128)] {
+        let password = "p".repeat(len);
+        let (status, _) = app
+            .post("/api/v1/auth/register/", None, register(name, &password))
+            .await;
+        assert_eq!(status, 201, "{len} bytes");
+        let (status, _) = app
+            .post("/api/v1/auth/login/", None, login(name, password.clone()))
+            .await;
+        assert_eq!(status, 200, "{len} bytes");
+        // bcrypt alone would ignore everything past byte 72: the last byte must still count.
+        let mut other = password.clone();
+        other.pop();
+        other.push('q');
+        let (status, _) = app
+            .post("/api/v1/auth/login/", None, login(name, other))
+            .await;
+        assert_eq!(status, 401, "{len} bytes: a different last byte logged in");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

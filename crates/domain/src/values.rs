@@ -75,9 +75,9 @@ impl Email {
     }
 }
 
-/// A password: 8..=71 bytes without NUL. bcrypt reads at most 72 bytes including its NUL
-/// terminator, and we refuse longer passwords instead of silently truncating them
-/// (`bcrypt::non_truncating_hash` refuses 72 and more).
+/// A password: 8..=128 bytes (door 004's bounds, the widest of the doors) without NUL. Every
+/// byte counts: passwords longer than bcrypt reads are pre-hashed by the services, never
+/// truncated.
 #[derive(Clone)]
 pub struct Password(String);
 
@@ -90,8 +90,8 @@ impl std::fmt::Debug for Password {
 impl Password {
     /// Shortest allowed password, in bytes.
     pub const MIN_BYTES: usize = 8;
-    /// Longest allowed password, in bytes (bcrypt's input limit less its terminator).
-    pub const MAX_BYTES: usize = 71;
+    /// Longest allowed password, in bytes.
+    pub const MAX_BYTES: usize = 128;
 
     /// Parses a new password. Errors: `Invalid{"password"}`.
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
@@ -278,8 +278,8 @@ mod tests {
     fn password_is_bytes_bounded_for_bcrypt() {
         assert!(Password::parse("1234567").is_err());
         assert!(Password::parse("12345678").is_ok());
-        assert!(Password::parse(&"x".repeat(71)).is_ok());
-        assert!(Password::parse(&"x".repeat(72)).is_err());
+        assert!(Password::parse(&"x".repeat(128)).is_ok());
+        assert!(Password::parse(&"x".repeat(129)).is_err());
         assert!(Password::parse("pass\0word").is_err());
         assert_eq!(
             format!("{:?}", Password::parse("secret-pass").unwrap()),

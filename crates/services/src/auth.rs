@@ -41,7 +41,7 @@ pub async fn register(
 ) -> Result<UserView> {
     let hash = match password {
         Some(password) => {
-            let secret = password.expose().to_owned();
+            let secret = bcrypt_input(password.expose());
             let hash = blocking(move || bcrypt::non_truncating_hash(secret, bcrypt_cost))
                 .await?
                 .map_err(|e| Error::Internal(format!("bcrypt: {e}")))?;
@@ -89,21 +89,16 @@ pub async fn authenticate(
     bcrypt_cost: u32,
 ) -> Result<UserView> {
     let found = credentials_by_login(store, login).await?;
-    let secret = password.to_owned();
+    let secret = bcrypt_input(password);
     let (user, hash) = match found {
         Some(c) => (Some(c.user), c.password_hash),
         None => (None, None),
     };
     let ok = blocking(move || match hash {
-        Some(hash) if secret.len() <= Password::MAX_BYTES => {
-            bcrypt::verify(secret, &hash).unwrap_or(false)
-        }
-        _ => {
+        Some(hash) => bcrypt::verify(secret, &hash).unwrap_or(false),
+        None => {
             // Spend the time a check would have taken, then refuse.
-            let _ = bcrypt::hash(
-                secret.as_bytes().get(..Password::MAX_BYTES).unwrap_or(b""),
-                bcrypt_cost,
-            );
+            let _ = bcrypt::hash(secret, bcrypt_cost);
             false
         }
     })
@@ -114,6 +109,19 @@ pub async fn authenticate(
             "No active account found with the given credentials".into(),
         )
         .into()),
+    }
+}
+
+/// What bcrypt is given for `password`: the password itself when bcrypt can read all of it (at
+/// most 71 bytes plus its terminator), else `sha256:` and the base64 SHA-256 of the whole
+/// password (51 bytes) — the scheme of passlib's `bcrypt_sha256` — so no byte is ever dropped.
+fn bcrypt_input(password: &str) -> Vec<u8> {
+    if password.len() <= 71 {
+        password.as_bytes().to_vec()
+    } else {
+        let digest =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(password.as_bytes()));
+        format!("sha256:{digest}").into_bytes()
     }
 }
 
