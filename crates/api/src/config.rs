@@ -26,6 +26,9 @@
 //! | `CHAT_LOG_FORMAT` | `pretty` | `pretty` or `json` |
 //! | `CHAT_DOOR_REALTIME_CHAT` | `true` | serve door 002 (`/api/v1/chat/...`, `/ws/user/`, `/ws/group/`) |
 //! | `CHAT_DOOR_AVITO` | `true` | serve door 001 (`/users/add`, ...: no auth, trusted networks only) |
+//! | `CHAT_DOOR_ROOMS` | `true` | serve door 004 (`/register`, `PUT /login`, ..., `/ws`) |
+//! | `CHAT_ROOMS_MAX_FRAME_BYTES` | `16384` | door 004's largest WebSocket frame, bytes |
+//! | `CHAT_ROOMS_MAX_MESSAGE_BYTES` | `2000` | door 004's longest message, bytes |
 //! | `RUST_LOG` | `info` | log filter (tracing-subscriber `EnvFilter` syntax) |
 
 use figment::Figment;
@@ -72,6 +75,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub door_realtime_chat: bool,
     pub door_avito: bool,
+    pub door_rooms: bool,
+    pub rooms_max_frame_bytes: usize,
+    pub rooms_max_message_bytes: usize,
 }
 
 impl Default for Settings {
@@ -98,6 +104,9 @@ impl Default for Settings {
             log_format: LogFormat::Pretty,
             door_realtime_chat: true,
             door_avito: true,
+            door_rooms: true,
+            rooms_max_frame_bytes: 16 * 1024,
+            rooms_max_message_bytes: 2000,
         }
     }
 }
@@ -119,7 +128,7 @@ impl Settings {
 
     /// Checks every bound. Errors: `"<VARIABLE> must ..."`.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 10] = [
+        let checks: [(bool, &str); 11] = [
             (
                 (4..=31).contains(&self.bcrypt_cost),
                 "CHAT_BCRYPT_COST must be 4..=31",
@@ -155,6 +164,10 @@ impl Settings {
             (
                 self.db_pool_size >= 1,
                 "CHAT_DB_POOL_SIZE must be at least 1",
+            ),
+            (
+                self.rooms_max_frame_bytes >= 1024 && self.rooms_max_message_bytes >= 1,
+                "CHAT_ROOMS_MAX_FRAME_BYTES must be at least 1024, CHAT_ROOMS_MAX_MESSAGE_BYTES at least 1",
             ),
             (
                 self.listen.parse::<std::net::SocketAddr>().is_ok(),

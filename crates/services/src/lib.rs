@@ -21,4 +21,4 @@ pub use error::{Error, Result};
 pub use events::publish;
 pub use friends::{add_friend, remove_friend};
 pub use members::{invite_member, join_group, leave_group, remove_member, set_member_role};
-pub use messages::{Sent, delete_message, edit_message, mark_read, send_message};
+pub use messages::{Sent, delete_message, edit_message, mark_read, post_system_line, send_message};

@@ -281,3 +281,30 @@ pub async fn mark_read(store: &Store, user: UserId, chat: ChatId, seq: i64) -> R
     }
     Ok(())
 }
+
+/// Stores a system line (no author) in `chat` and publishes it, e.g. door 004's "alice joined the
+/// room". Errors: `NotFound` when the chat does not exist.
+pub async fn post_system_line(store: &Store, chat: ChatId, text: &str) -> Result<MessageView> {
+    let mut conn = store.conn().await?;
+    let message = insert_message(
+        &mut conn,
+        chat,
+        None,
+        MessageKind::System,
+        text,
+        None,
+        false,
+    )
+    .await?
+    .ok_or_else(|| DomainError::NotFound("Chat not found.".into()))?;
+    drop(conn);
+    publish(
+        store,
+        &ChatEvent::MessageCreated {
+            chat_id: chat,
+            message: message.clone(),
+        },
+    )
+    .await;
+    Ok(message)
+}

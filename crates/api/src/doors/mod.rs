@@ -4,6 +4,7 @@
 pub mod avito;
 pub mod native;
 pub mod realtime_chat;
+pub mod rooms;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -31,6 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
     }
     if settings.door_avito {
         avito::configure(cfg);
+    }
+    if settings.door_rooms {
+        rooms::configure(cfg);
     }
 }
 

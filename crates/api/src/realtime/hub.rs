@@ -16,9 +16,11 @@ pub enum FrameKind {
     Door002Direct = 1,
     /// The native gateway's event frame.
     Gateway = 2,
+    /// Door 004's `{"username","text","timestamp"}`.
+    Rooms = 3,
 }
 
-const FRAME_KINDS: usize = 3;
+const FRAME_KINDS: usize = 4;
 
 /// A committed chat event as delivered to local sockets, with its rendered frames cached.
 #[derive(Debug)]

@@ -1,0 +1,370 @@
+//! Door 004, "chat-server" (Go, chi; seed 004): REST at the root path and the WebSocket `/ws`.
+//! The auth header is the raw token (`Authorization: <jwt>`, no `Bearer`); tokens carry
+//! `{"user_id","exp"}` and live 24 h; errors are plain text `<message>\n` with the original
+//! texts and status codes (PROTOCOLS.md, "Door 004"). Rooms are groups in the shared core.
+
+mod ws;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, ContentType};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chat_domain::{ChatId, ChatKind, Email, GroupName, Password, Title, UserId, Username};
+use chat_selectors::{UserView, chat_by_id, credentials_by_login, user_by_id};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Lifetime of a door-004 token, seconds (the original's 24 h).
+const TOKEN_TTL_SECS: i64 = 24 * 3600;
+/// Usernames the original reserved for its own frames.
+const RESERVED_NAMES: [&str; 2] = ["system", "error"];
+
+/// Mounts door 004's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let routes = [
+        ("/register", web::post().to(register)),
+        ("/login", web::put().to(login)),
+        ("/profile", web::get().to(profile)),
+        ("/change-name", web::put().to(change_name)),
+        ("/create-room", web::post().to(create_room)),
+        ("/join", web::put().to(join)),
+        ("/invite", web::put().to(invite)),
+        ("/ws", web::get().to(ws::socket)),
+    ];
+    for (path, route) in routes {
+        cfg.service(
+            web::resource(path)
+                .route(route)
+                .default_service(web::to(|| async {
+                    text_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+                })),
+        );
+    }
+}
+
+/// An error as the original answered it: plain text, the message and a newline.
+#[derive(Debug)]
+pub struct RoomsError(StatusCode, String);
+
+impl RoomsError {
+    fn new(status: StatusCode, message: &str) -> Self {
+        Self(status, message.to_owned())
+    }
+}
+
+fn text_error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(ContentType::plaintext())
+        .body(format!("{message}\n"))
+}
+
+impl std::fmt::Display for RoomsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0, self.1)
+    }
+}
+
+impl actix_web::ResponseError for RoomsError {
+    fn status_code(&self) -> StatusCode {
+        self.0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        text_error(self.0, &self.1)
+    }
+}
+
+/// Infrastructure faults: a 5xx with a short text (logged once by `ApiError`).
+impl From<chat_services::Error> for RoomsError {
+    fn from(error: chat_services::Error) -> Self {
+        let error = ApiError::from(error);
+        Self(error.status(), error.detail().to_owned())
+    }
+}
+
+impl From<chat_selectors::Error> for RoomsError {
+    fn from(error: chat_selectors::Error) -> Self {
+        chat_services::Error::from(error).into()
+    }
+}
+
+type RoomsResult<T> = Result<T, RoomsError>;
+
+fn bad(message: &str) -> RoomsError {
+    RoomsError::new(StatusCode::BAD_REQUEST, message)
+}
+
+fn unauthorized(message: &str) -> RoomsError {
+    RoomsError::new(StatusCode::UNAUTHORIZED, message)
+}
+
+/// Parses a JSON body. Errors: 400 `invalid data`.
+fn body<T: DeserializeOwned>(raw: &web::Bytes) -> RoomsResult<T> {
+    serde_json::from_slice(raw).map_err(|_| bad("invalid data"))
+}
+
+/// A present, non-empty field. Errors: 400 `missing fields`.
+fn field<T>(value: Option<T>) -> RoomsResult<T> {
+    value.ok_or_else(|| bad("missing fields"))
+}
+
+/// The user of the raw-token `Authorization` header. Errors: 401 `authorization failed`.
+async fn current_user(req: &HttpRequest, state: &AppState) -> RoomsResult<UserView> {
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+        .ok_or_else(|| unauthorized("authorization failed"))?;
+    let user = state
+        .jwt
+        .verify(token)
+        .map_err(|_| unauthorized("authorization failed"))?;
+    user_by_id(&state.store, user).await.map_err(|e| match e {
+        chat_selectors::Error::Domain(_) => unauthorized("authorization failed"),
+        other => other.into(),
+    })
+}
+
+/// Door 004's names: 3–20 bytes of ASCII letters, digits and `_`.
+fn valid_name(name: &str) -> bool {
+    (3..=20).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+const NAME_RULE: &str =
+    "name must be 3-20 characters long and contain only letters, numbers or underscores";
+
+fn username(name: &str) -> RoomsResult<Username> {
+    if !valid_name(name) || RESERVED_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(bad(NAME_RULE));
+    }
+    Username::parse(name).map_err(|_| bad(NAME_RULE))
+}
+
+fn profile_json(user: &UserView) -> serde_json::Value {
+    json!({"id": user.id, "username": user.username, "email": user.email, "created-at": user.created_at})
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+/// `POST /register {"username","email","password"}` → 201 `{"id","username","email","created-at"}`.
+async fn register(state: web::Data<AppState>, raw: web::Bytes) -> RoomsResult<HttpResponse> {
+    let b: RegisterBody = body(&raw)?;
+    let (name, email, password) = (field(b.username)?, field(b.email)?, field(b.password)?);
+    if name.is_empty() || email.is_empty() || password.is_empty() {
+        return Err(bad("missing fields"));
+    }
+    let email = Email::parse(&email).map_err(|_| bad("invalid email"))?;
+    let name = username(&name)?;
+    if !(8..=128).contains(&password.len()) {
+        return Err(bad("password must be 8-128 characters long"));
+    }
+    let password =
+        Password::parse(&password).map_err(|_| bad("password must be 8-128 characters long"))?;
+    let user = chat_services::register(
+        &state.store,
+        &name,
+        Some(&email),
+        Some(&password),
+        state.settings.bcrypt_cost,
+    )
+    .await
+    .map_err(|e| match e {
+        chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => RoomsError::new(
+            StatusCode::CONFLICT,
+            "user with same name or email already exists",
+        ),
+        other => other.into(),
+    })?;
+    Ok(HttpResponse::Created().json(profile_json(&user)))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+/// `PUT /login {"email","password"}` → 200 `{"token"}`; 401 `user not found` / `invalid password`.
+async fn login(state: web::Data<AppState>, raw: web::Bytes) -> RoomsResult<HttpResponse> {
+    let b: LoginBody = body(&raw)?;
+    let (email, password) = (field(b.email)?, field(b.password)?);
+    if email.is_empty() || password.is_empty() {
+        return Err(bad("missing fields"));
+    }
+    if !email.contains('@') || credentials_by_login(&state.store, &email).await?.is_none() {
+        return Err(unauthorized("user not found"));
+    }
+    let user =
+        chat_services::authenticate(&state.store, &email, &password, state.settings.bcrypt_cost)
+            .await
+            .map_err(|e| match e {
+                chat_services::Error::Domain(_) => unauthorized("invalid password"),
+                other => other.into(),
+            })?;
+    Ok(HttpResponse::Ok().json(json!({"token": state.jwt.issue_plain(user.id, TOKEN_TTL_SECS)})))
+}
+
+/// `GET /profile` → 200 `{"id","username","email","created-at"}`.
+async fn profile(req: HttpRequest, state: web::Data<AppState>) -> RoomsResult<HttpResponse> {
+    let user = current_user(&req, &state).await?;
+    Ok(HttpResponse::Ok().json(profile_json(&user)))
+}
+
+#[derive(Deserialize)]
+struct ChangeNameBody {
+    username: Option<String>,
+}
+
+/// `PUT /change-name {"username"}` → 200 `{"message":"name change succeed"}`.
+async fn change_name(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> RoomsResult<HttpResponse> {
+    let user = current_user(&req, &state).await?;
+    let name = field(body::<ChangeNameBody>(&raw)?.username)?;
+    if name.is_empty() {
+        return Err(bad("missing fields"));
+    }
+    let name = username(&name)?;
+    if name.as_str() == user.username {
+        return Err(bad("new name matches the current"));
+    }
+    chat_services::rename_user(&state.store, user.id, &name)
+        .await
+        .map_err(|e| match e {
+            chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
+                RoomsError::new(StatusCode::CONFLICT, "user with same name already exists")
+            }
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({"message": "name change succeed"})))
+}
+
+#[derive(Deserialize)]
+struct CreateRoomBody {
+    name: Option<String>,
+    #[serde(default)]
+    is_private: bool,
+}
+
+/// `POST /create-room {"name","is_private"}` → 201 `{"id","name","is_private","creator_id"}`.
+async fn create_room(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> RoomsResult<HttpResponse> {
+    let user = current_user(&req, &state).await?;
+    let b: CreateRoomBody = body(&raw)?;
+    let name = field(b.name)?;
+    if name.is_empty() {
+        return Err(bad("missing fields"));
+    }
+    if !valid_name(&name) {
+        return Err(bad(NAME_RULE));
+    }
+    let (group, title) = (
+        GroupName::parse(&name).map_err(|_| bad(NAME_RULE))?,
+        Title::parse(&name).map_err(|_| bad(NAME_RULE))?,
+    );
+    let room = chat_services::create_group(
+        &state.store,
+        user.id,
+        Some(&group),
+        &title,
+        b.is_private,
+        &[],
+    )
+    .await
+    .map_err(|e| match e {
+        chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
+            RoomsError::new(StatusCode::CONFLICT, "room with same name already exists")
+        }
+        other => other.into(),
+    })?;
+    Ok(HttpResponse::Created().json(json!({
+        "id": room.id, "name": name, "is_private": room.is_private, "creator_id": user.id,
+    })))
+}
+
+#[derive(Deserialize)]
+struct JoinBody {
+    room_id: Option<i64>,
+}
+
+/// A room by id. Errors: 401 `room not found` (the original's status).
+async fn room(state: &AppState, id: i64) -> RoomsResult<chat_selectors::ChatView> {
+    match chat_by_id(&state.store, ChatId(id)).await {
+        Ok(chat) if chat.kind == ChatKind::Group => Ok(chat),
+        Ok(_) | Err(chat_selectors::Error::Domain(_)) => Err(unauthorized("room not found")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `PUT /join {"room_id"}` → 200 `{"message":"join succeed"}`; public rooms only.
+async fn join(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> RoomsResult<HttpResponse> {
+    let user = current_user(&req, &state).await?;
+    let room = room(&state, field(body::<JoinBody>(&raw)?.room_id)?).await?;
+    chat_services::join_group(&state.store, user.id, room.id)
+        .await
+        .map_err(|e| match e {
+            chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
+                RoomsError::new(StatusCode::CONFLICT, "user is already a member of room")
+            }
+            chat_services::Error::Domain(chat_domain::DomainError::Forbidden(_)) => {
+                unauthorized("room is private")
+            }
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({"message": "join succeed"})))
+}
+
+#[derive(Deserialize)]
+struct InviteBody {
+    room_id: Option<i64>,
+    user_id: Option<i64>,
+}
+
+/// `PUT /invite {"room_id","user_id"}` → 200 `{"message":"invite succeed"}`; the room's creator
+/// (owner; admins made through the native API too) only.
+async fn invite(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> RoomsResult<HttpResponse> {
+    let user = current_user(&req, &state).await?;
+    let b: InviteBody = body(&raw)?;
+    let (room_id, target) = (field(b.room_id)?, UserId(field(b.user_id)?));
+    let room = room(&state, room_id).await?;
+    if let Err(chat_selectors::Error::Domain(_)) = user_by_id(&state.store, target).await {
+        return Err(unauthorized("user not found"));
+    }
+    chat_services::invite_member(&state.store, user.id, room.id, target)
+        .await
+        .map_err(|e| match e {
+            chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
+                RoomsError::new(StatusCode::CONFLICT, "user is already a member of room")
+            }
+            chat_services::Error::Domain(chat_domain::DomainError::Forbidden(_)) => {
+                RoomsError::new(StatusCode::FORBIDDEN, "only creator can invite to room")
+            }
+            chat_services::Error::Domain(chat_domain::DomainError::NotFound(_)) => {
+                unauthorized("user not found")
+            }
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({"message": "invite succeed"})))
+}
