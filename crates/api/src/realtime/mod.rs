@@ -9,6 +9,7 @@
 
 pub mod bus;
 mod hub;
+pub mod ordered;
 pub mod socket;
 
 pub use hub::{Connection, Event, FrameKind, Hub, Subscription, UserRegistration};

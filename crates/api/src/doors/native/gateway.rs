@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::request_token;
 use crate::error::{ApiError, ApiResult};
+use crate::realtime::ordered::{Ordered, REPLAY_PAGE, lost};
 use crate::realtime::socket::{
     Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject, upgrade,
 };
@@ -38,8 +39,6 @@ use crate::state::AppState;
 
 /// How long an unauthenticated socket may take to send its `auth` frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Messages per page when replaying history (`sync`, gap repair).
-const REPLAY_PAGE: i64 = 200;
 /// How long a typing indicator lasts, ms.
 const TYPING_MS: u64 = 6_000;
 /// Most messages one `sync` replays (the rest follows on the next `sync`), so a long absence
@@ -231,16 +230,16 @@ struct Followed {
     _subscription: Subscription,
     /// Live delivery started after this seq (reported in `ready`, or the seq before joining).
     live_from: i64,
-    /// The highest seq delivered live (or reported in `ready`); never moves back.
-    delivered: i64,
+    /// What has been delivered live (from `live_from` on); never moves back.
+    order: Ordered,
 }
 
 impl Followed {
-    fn new(subscription: Subscription, from: i64) -> Self {
+    fn new(chat: ChatId, subscription: Subscription, from: i64) -> Self {
         Self {
             _subscription: subscription,
             live_from: from,
-            delivered: from,
+            order: Ordered::new(chat, from),
         }
     }
 }
@@ -273,7 +272,7 @@ impl Gateway {
             let subscription = subscriptions
                 .remove(&chat)
                 .unwrap_or_else(|| state.hub.subscribe(chat, &conn));
-            chats.insert(chat, Followed::new(subscription, last_seq));
+            chats.insert(chat, Followed::new(chat, subscription, last_seq));
         }
         let presence_token = format!("{:016x}", rand::random::<u64>());
         let ttl = limits.client_timeout.as_millis() as i64;
@@ -319,34 +318,15 @@ impl Gateway {
         }
     }
 
-    /// Sends chat `chat`'s messages after the delivered mark up to `target`, in order, from
-    /// PostgreSQL, page by page (each write waits for the client).
+    /// Sends chat `chat`'s messages after its delivered mark up to `target`, in order.
     async fn catch_up(&mut self, chat: ChatId, target: i64, out: &mut Outbox<'_>) -> Flow {
-        loop {
-            let Some(from) = self.chats.get(&chat).map(|f| f.delivered) else {
-                return Ok(());
-            };
-            if from >= target {
-                return Ok(());
-            }
-            let limit = REPLAY_PAGE.min(target - from);
-            let page =
-                match message_history(&self.state.store, chat, HistoryCursor::After(from), limit)
+        match self.chats.get_mut(&chat) {
+            Some(f) => {
+                f.order
+                    .catch_up(&self.state.store, target, |m| created_frame(chat, m), out)
                     .await
-                {
-                    Ok(page) => page,
-                    Err(e) => return Err(lost(&e.into())),
-                };
-            if page.messages.is_empty() {
-                // Nothing stored past `from` (the chat was emptied): nothing to repair.
-                return Ok(());
             }
-            for message in page.messages.iter().filter(|m| m.seq <= target) {
-                out.send(created_frame(chat, message)).await?;
-                if let Some(followed) = self.chats.get_mut(&chat) {
-                    followed.delivered = message.seq;
-                }
-            }
+            None => Ok(()),
         }
     }
 
@@ -357,20 +337,21 @@ impl Gateway {
         out: &mut Outbox<'_>,
     ) -> Flow {
         let chat = message.chat_id;
-        let Some(delivered) = self.chats.get(&chat).map(|f| f.delivered) else {
-            return Ok(());
-        };
-        if message.seq <= delivered {
-            return Ok(()); // already delivered (by a replay, or as our own message.sent)
+        match self.chats.get_mut(&chat) {
+            Some(f) => {
+                let frame = || shared_frame(event);
+                f.order
+                    .live(
+                        &self.state.store,
+                        message,
+                        frame,
+                        |m| created_frame(chat, m),
+                        out,
+                    )
+                    .await
+            }
+            None => Ok(()),
         }
-        if message.seq > delivered + 1 {
-            self.catch_up(chat, message.seq - 1, out).await?;
-        }
-        out.send(shared_frame(event)).await?;
-        if let Some(followed) = self.chats.get_mut(&chat) {
-            followed.delivered = followed.delivered.max(message.seq);
-        }
-        Ok(())
     }
 
     async fn act(
@@ -406,7 +387,7 @@ impl Gateway {
                         return Ok(Err(stop));
                     }
                     if let Some(followed) = self.chats.get_mut(&chat) {
-                        followed.delivered = followed.delivered.max(seq);
+                        followed.order.mark(seq);
                     }
                 }
                 let reply = with_request_id(
@@ -532,7 +513,7 @@ impl Gateway {
             }
             // Caught up to live_from: the client now has all this socket delivered, too.
             let reached = if at >= upto {
-                self.chats.get(&chat).map_or(at, |f| f.delivered)
+                self.chats.get(&chat).map_or(at, |f| f.order.delivered())
             } else {
                 at
             };
@@ -615,7 +596,7 @@ impl SocketDoor for Gateway {
                     // line, at least) were not queued for this socket: fetch them.
                     let subscription = self.state.hub.subscribe(*chat_id, &self.conn);
                     self.chats
-                        .insert(*chat_id, Followed::new(subscription, *since_seq));
+                        .insert(*chat_id, Followed::new(*chat_id, subscription, *since_seq));
                     match chat_by_id(&self.state.store, *chat_id).await {
                         Ok(chat) => self.catch_up(*chat_id, chat.last_seq, out).await?,
                         Err(e) => return Err(lost(&e.into())),
@@ -700,16 +681,6 @@ fn error_frame(request_id: Option<&Value>, error: &ApiError) -> String {
     with_request_id(
         json!({"event": "error", "code": error.code(), "detail": error.detail()}),
         request_id,
-    )
-}
-
-/// Ends the session when the socket cannot know what it missed (a database fault): 1011, so the
-/// client reconnects and resumes with `sync`.
-fn lost(error: &ApiError) -> Stop {
-    tracing::warn!(error = %error, "gateway session ends: state unknown");
-    Stop::close(
-        actix_ws::CloseCode::Error,
-        "temporary failure: reconnect and sync",
     )
 }
 

@@ -1,0 +1,105 @@
+//! In-order, exactly-once delivery of one chat's messages to one socket, shared by the doors
+//! that replay history and then go live (the gateway, door 000).
+//!
+//! The cursor remembers the highest seq delivered. A live message at or below it is a duplicate
+//! (it was replayed, or sent as a reply) and dropped; one beyond the next expected seq means
+//! messages were missed (published out of order by concurrent senders, or before the socket
+//! subscribed) and the gap is filled from PostgreSQL first — seqs are assigned under the chat's
+//! row lock, so every lower seq is committed by then.
+
+use bytestring::ByteString;
+use chat_domain::ChatId;
+use chat_selectors::{HistoryCursor, MessageView, Store, message_history};
+
+use super::socket::{Flow, Outbox, Stop};
+use crate::error::ApiError;
+
+/// Messages per page when filling a gap or replaying.
+pub const REPLAY_PAGE: i64 = 200;
+
+/// Where one socket stands in one chat.
+#[derive(Debug, Clone)]
+pub struct Ordered {
+    chat: ChatId,
+    delivered: i64,
+}
+
+impl Ordered {
+    /// A cursor for `chat` that counts everything up to `delivered` as sent.
+    pub fn new(chat: ChatId, delivered: i64) -> Self {
+        Self { chat, delivered }
+    }
+
+    /// The highest seq delivered.
+    pub fn delivered(&self) -> i64 {
+        self.delivered
+    }
+
+    /// Counts `seq` as delivered (sent some other way, e.g. as a reply); never moves back.
+    pub fn mark(&mut self, seq: i64) {
+        self.delivered = self.delivered.max(seq);
+    }
+
+    /// Sends the chat's messages after the cursor up to `target` from PostgreSQL, in order, page
+    /// by page (each write waits for the client), rendered by `render`.
+    /// Errors: the session ends with 1011 when PostgreSQL fails (the socket can't know what it
+    /// missed; the client reconnects and resumes).
+    pub async fn catch_up(
+        &mut self,
+        store: &Store,
+        target: i64,
+        render: impl Fn(&MessageView) -> String,
+        out: &mut Outbox<'_>,
+    ) -> Flow {
+        while self.delivered < target {
+            let limit = REPLAY_PAGE.min(target - self.delivered);
+            let page = message_history(
+                store,
+                self.chat,
+                HistoryCursor::After(self.delivered),
+                limit,
+            )
+            .await
+            .map_err(|e| lost(&e.into()))?;
+            if page.messages.is_empty() {
+                return Ok(()); // nothing stored past the cursor: nothing to repair
+            }
+            for message in page.messages.iter().filter(|m| m.seq <= target) {
+                out.send(render(message)).await?;
+                self.delivered = message.seq;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers a live `message` whose shared frame is `frame`: dropped when already delivered,
+    /// preceded by the missing ones when it is ahead.
+    pub async fn live(
+        &mut self,
+        store: &Store,
+        message: &MessageView,
+        frame: impl FnOnce() -> ByteString,
+        render: impl Fn(&MessageView) -> String,
+        out: &mut Outbox<'_>,
+    ) -> Flow {
+        if message.seq <= self.delivered {
+            return Ok(());
+        }
+        if message.seq > self.delivered + 1 {
+            self.catch_up(store, message.seq - 1, render, out).await?;
+        }
+        out.send(frame()).await?;
+        self.mark(message.seq);
+        Ok(())
+    }
+}
+
+/// Ends a session whose socket cannot know what it missed (a database fault): 1011, so the
+/// client reconnects and resumes.
+pub fn lost(error: &ApiError) -> Stop {
+    tracing::warn!(error = %error, "socket session ends: delivery state unknown");
+    Stop::close(
+        actix_ws::CloseCode::Error,
+        "temporary failure: reconnect and sync",
+    )
+}
