@@ -5,6 +5,7 @@ pub mod avito;
 pub mod native;
 pub mod realtime_chat;
 pub mod rooms;
+pub mod wschat;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -35,6 +36,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
     }
     if settings.door_rooms {
         rooms::configure(cfg);
+    }
+    if settings.door_wschat {
+        wschat::configure(cfg);
     }
 }
 

@@ -18,9 +18,11 @@ pub enum FrameKind {
     Gateway = 2,
     /// Door 004's `{"username","text","timestamp"}`.
     Rooms = 3,
+    /// Door 000's `{"id","date","username","message"}`.
+    WsChat = 4,
 }
 
-const FRAME_KINDS: usize = 4;
+const FRAME_KINDS: usize = 5;
 
 /// A committed chat event as delivered to local sockets, with its rendered frames cached.
 #[derive(Debug)]

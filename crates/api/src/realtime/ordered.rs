@@ -30,6 +30,11 @@ impl Ordered {
         Self { chat, delivered }
     }
 
+    /// The chat.
+    pub fn chat(&self) -> ChatId {
+        self.chat
+    }
+
     /// The highest seq delivered.
     pub fn delivered(&self) -> i64 {
         self.delivered
