@@ -17,6 +17,10 @@ pub enum ChatEvent {
         chat_id: ChatId,
         /// The stored message.
         message: MessageView,
+        /// For a customer's support chat (door 003), the customer: support messages also reach
+        /// every unbound operator.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        support_customer: Option<UserId>,
     },
     /// A message's text was edited by its author.
     #[serde(rename = "message.updated")]

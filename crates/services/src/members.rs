@@ -9,14 +9,14 @@ use chat_domain::{
 };
 use chat_selectors::schema::{chat_members, chats};
 use chat_selectors::{
-    ChatEvent, MessageView, Store, UserBrief, chat_by_id, invalidate_chat_summaries,
-    invalidate_members, membership, user_by_id,
+    ChatEvent, Store, UserBrief, chat_by_id, invalidate_chat_summaries, invalidate_members,
+    membership, user_by_id,
 };
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::chats::lock_chat;
-use crate::messages::insert_message;
+use crate::messages::{Inserted, insert_message};
 use crate::{Result, publish};
 
 /// `user` joins a public group. Joining a group that everyone left (it has no owner) makes
@@ -91,10 +91,10 @@ async fn add_member(
             let message = system_line(conn, chat, &line).await?;
             // Nothing before (and including) the join line is unread for the new member.
             diesel::update(chat_members::table.find((chat.0, user.id.0)))
-                .set(chat_members::last_read_seq.eq(message.seq))
+                .set(chat_members::last_read_seq.eq(message.message.seq))
                 .execute(conn)
                 .await?;
-            Ok((message.seq - 1, message))
+            Ok((message.message.seq - 1, message))
         })
         .await?;
     drop(conn);
@@ -109,14 +109,7 @@ async fn add_member(
         },
     )
     .await;
-    publish(
-        store,
-        &ChatEvent::MessageCreated {
-            chat_id: chat,
-            message,
-        },
-    )
-    .await;
+    publish(store, &message.created_event()).await;
     Ok(())
 }
 
@@ -135,11 +128,7 @@ async fn role_now(
     Ok(role.and_then(|r| MemberRole::parse(&r).ok()))
 }
 
-async fn system_line(
-    conn: &mut AsyncPgConnection,
-    chat: ChatId,
-    text: &str,
-) -> Result<MessageView> {
+async fn system_line(conn: &mut AsyncPgConnection, chat: ChatId, text: &str) -> Result<Inserted> {
     insert_message(conn, chat, None, MessageKind::System, text, None, false)
         .await?
         .ok_or_else(|| DomainError::NotFound("Chat not found.".into()).into())
@@ -249,14 +238,7 @@ async fn drop_member(
         },
     )
     .await;
-    publish(
-        store,
-        &ChatEvent::MessageCreated {
-            chat_id: chat,
-            message,
-        },
-    )
-    .await;
+    publish(store, &message.created_event()).await;
     Ok(())
 }
 

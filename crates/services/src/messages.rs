@@ -28,7 +28,7 @@ WITH c AS (
       AND (NOT $6 OR EXISTS (SELECT 1 FROM chat_members WHERE chat_id = $1 AND user_id = $2))
       AND ($5::text IS NULL OR NOT EXISTS (
             SELECT 1 FROM messages WHERE author_id = $2 AND client_id = $5))
-    RETURNING id, last_seq, last_message_at
+    RETURNING id, last_seq, last_message_at, support_user_id
 ), ins AS (
     INSERT INTO messages (chat_id, seq, author_id, kind, text, client_id, created_at)
     SELECT id, last_seq, $2, $3, $4, $5, last_message_at FROM c
@@ -39,8 +39,37 @@ WITH c AS (
       AND chat_members.last_read_seq < ins.seq
 )
 SELECT ins.id, ins.chat_id, ins.seq, ins.author_id, u.username AS author_username, ins.kind,
-       ins.text, ins.client_id, ins.created_at, ins.edited_at, ins.deleted_at
-FROM ins LEFT JOIN users u ON u.id = ins.author_id";
+       ins.text, ins.client_id, ins.created_at, ins.edited_at, ins.deleted_at,
+       c.support_user_id AS support_customer
+FROM ins CROSS JOIN c LEFT JOIN users u ON u.id = ins.author_id";
+
+/// A row of `INSERT_MESSAGE_SQL`.
+#[derive(diesel::QueryableByName)]
+struct InsertedRow {
+    #[diesel(embed)]
+    message: MessageRow,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    support_customer: Option<i64>,
+}
+
+/// A message just stored, with what its `message.created` event needs.
+pub(crate) struct Inserted {
+    /// The message.
+    pub message: MessageView,
+    /// The customer, when the chat is a support chat.
+    pub support_customer: Option<UserId>,
+}
+
+impl Inserted {
+    /// The `message.created` event announcing it.
+    pub fn created_event(&self) -> ChatEvent {
+        ChatEvent::MessageCreated {
+            chat_id: self.message.chat_id,
+            message: self.message.clone(),
+            support_customer: self.support_customer,
+        }
+    }
+}
 
 /// Inserts a message with the chat's next seq on `conn` (inside the caller's transaction, if
 /// any). `None` when nothing was inserted: the author is not a member (with `require_member`),
@@ -53,8 +82,8 @@ pub(crate) async fn insert_message(
     text: &str,
     client_id: Option<&str>,
     require_member: bool,
-) -> Result<Option<MessageView>> {
-    let row: Option<MessageRow> = diesel::sql_query(INSERT_MESSAGE_SQL)
+) -> Result<Option<Inserted>> {
+    let row: Option<InsertedRow> = diesel::sql_query(INSERT_MESSAGE_SQL)
         .bind::<BigInt, _>(chat.0)
         .bind::<Nullable<BigInt>, _>(author.map(|a| a.0))
         .bind::<Text, _>(kind.as_str())
@@ -64,7 +93,11 @@ pub(crate) async fn insert_message(
         .get_result(conn)
         .await
         .optional()?;
-    Ok(row.map(MessageRow::into_view).transpose()?)
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(Inserted {
+        message: row.message.into_view()?,
+        support_customer: row.support_customer.map(UserId),
+    }))
 }
 
 /// The outcome of a send.
@@ -104,17 +137,10 @@ pub async fn send_message(
         .await
     };
     match inserted {
-        Ok(Some(message)) => {
-            publish(
-                store,
-                &ChatEvent::MessageCreated {
-                    chat_id: chat,
-                    message: message.clone(),
-                },
-            )
-            .await;
+        Ok(Some(inserted)) => {
+            publish(store, &inserted.created_event()).await;
             Ok(Sent {
-                message,
+                message: inserted.message,
                 created: true,
             })
         }
@@ -298,13 +324,6 @@ pub async fn post_system_line(store: &Store, chat: ChatId, text: &str) -> Result
     .await?
     .ok_or_else(|| DomainError::NotFound("Chat not found.".into()))?;
     drop(conn);
-    publish(
-        store,
-        &ChatEvent::MessageCreated {
-            chat_id: chat,
-            message: message.clone(),
-        },
-    )
-    .await;
-    Ok(message)
+    publish(store, &message.created_event()).await;
+    Ok(message.message)
 }

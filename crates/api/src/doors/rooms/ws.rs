@@ -197,7 +197,9 @@ impl SocketDoor for RoomSocket {
     async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {
         let current = self.room.as_ref().map(|(room, _)| *room);
         match &event.chat_event {
-            ChatEvent::MessageCreated { chat_id, message } if Some(*chat_id) == current => {
+            ChatEvent::MessageCreated {
+                chat_id, message, ..
+            } if Some(*chat_id) == current => {
                 let frame = event.frame(FrameKind::Rooms, |_| Some(message_frame(message)));
                 match frame {
                     Some(frame) => out.send(frame).await,
