@@ -27,6 +27,7 @@
 //! | `CHAT_DOOR_REALTIME_CHAT` | `true` | serve door 002 (`/api/v1/chat/...`, `/ws/user/`, `/ws/group/`) |
 //! | `CHAT_DOOR_AVITO` | `true` | serve door 001 (`/users/add`, ...: no auth, trusted networks only) |
 //! | `CHAT_DOOR_ROOMS` | `true` | serve door 004 (`/register`, `PUT /login`, ..., `/ws`) |
+//! | `CHAT_DOOR_SUPPORT` | `true` | serve door 003 (`/v1/auth/`, `/v1/ws/`) |
 //! | `CHAT_DOOR_WSCHAT` | `true` | serve door 000 (`/auth/sign-up`, `/group_chat`, `/chat`, `/chat_group`) |
 //! | `CHAT_ROOMS_MAX_FRAME_BYTES` | `16384` | door 004's largest WebSocket frame, bytes |
 //! | `CHAT_ROOMS_MAX_MESSAGE_BYTES` | `2000` | door 004's longest message, bytes |
@@ -78,6 +79,7 @@ pub struct Settings {
     pub door_avito: bool,
     pub door_rooms: bool,
     pub door_wschat: bool,
+    pub door_support: bool,
     pub rooms_max_frame_bytes: usize,
     pub rooms_max_message_bytes: usize,
 }
@@ -108,6 +110,7 @@ impl Default for Settings {
             door_avito: true,
             door_rooms: true,
             door_wschat: true,
+            door_support: true,
             rooms_max_frame_bytes: 16 * 1024,
             rooms_max_message_bytes: 2000,
         }

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use chat_api::config::{LogFormat, Settings};
+use chat_domain::{Password, UserRole, Username};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +24,17 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Make a user an operator (answers door 003's support chats); creates the user with a
+    /// generated password, printed once, when it does not exist.
+    CreateOperator {
+        /// The user's name.
+        username: String,
+    },
+    /// Make a user a server admin (also answers support chats); creates it like `create-operator`.
+    CreateAdmin {
+        /// The user's name.
+        username: String,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -54,12 +66,49 @@ async fn main() -> anyhow::Result<()> {
                 applied.join(", ")
             );
         }
+        Command::CreateOperator { username } => {
+            grant(&settings, &username, UserRole::Operator).await?
+        }
+        Command::CreateAdmin { username } => grant(&settings, &username, UserRole::Admin).await?,
         Command::Serve => {
             let server = chat_api::start(settings).await?;
             shutdown_signal().await;
             tracing::info!("shutting down");
             server.stop().await;
         }
+    }
+    Ok(())
+}
+
+/// Gives `username` the role `role`, creating the user with a random password when needed.
+async fn grant(settings: &Settings, username: &str, role: UserRole) -> anyhow::Result<()> {
+    let name = Username::parse(username).map_err(|e| anyhow::anyhow!("invalid username: {e:?}"))?;
+    chat_selectors::run_migrations(&settings.database_url).await?;
+    let store = chat_selectors::Store::connect(&settings.store_config()).await?;
+    let mut created = None;
+    if chat_selectors::user_by_username(&store, name.as_str())
+        .await
+        .is_err()
+    {
+        let secret = format!("{:032x}", rand::random::<u128>());
+        let password = Password::parse(&secret).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        chat_services::register(&store, &name, None, Some(&password), settings.bcrypt_cost).await?;
+        created = Some(secret);
+    }
+    let user = chat_services::set_user_role(&store, &name, role).await?;
+    match created {
+        Some(password) => println!(
+            "created {} (id {}) as {}; password: {password}",
+            user.username,
+            user.id,
+            role.as_str()
+        ),
+        None => println!(
+            "{} (id {}) is now {}",
+            user.username,
+            user.id,
+            role.as_str()
+        ),
     }
     Ok(())
 }

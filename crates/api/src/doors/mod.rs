@@ -5,6 +5,7 @@ pub mod avito;
 pub mod native;
 pub mod realtime_chat;
 pub mod rooms;
+pub mod support;
 pub mod wschat;
 
 use actix_web::http::StatusCode;
@@ -39,6 +40,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
     }
     if settings.door_wschat {
         wschat::configure(cfg);
+    }
+    if settings.door_support {
+        support::configure(cfg);
     }
 }
 

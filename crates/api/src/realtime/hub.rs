@@ -20,9 +20,11 @@ pub enum FrameKind {
     Rooms = 3,
     /// Door 000's `{"id","date","username","message"}`.
     WsChat = 4,
+    /// Door 003's push `{"error":null,"result":{"message":{...}},"id"}`.
+    Support = 5,
 }
 
-const FRAME_KINDS: usize = 5;
+const FRAME_KINDS: usize = 6;
 
 /// A committed chat event as delivered to local sockets, with its rendered frames cached.
 #[derive(Debug)]
@@ -90,6 +92,8 @@ impl Connection {
 pub struct Hub {
     chats: RwLock<HashMap<ChatId, Vec<Arc<Connection>>>>,
     users: RwLock<HashMap<UserId, Vec<Arc<Connection>>>>,
+    /// Sockets that receive every support chat's new messages (door 003's unbound operators).
+    support: RwLock<Vec<Arc<Connection>>>,
     next_id: AtomicU64,
 }
 
@@ -136,23 +140,49 @@ impl Hub {
         }
     }
 
-    /// Hands `event` to every local socket on its chat — and, for `member.joined`, to the joining
-    /// user's registered sockets not on the chat yet — without waiting: a socket whose queue is
-    /// full is told to disconnect (its `overflowed()` resolves). Returns how many queues took it.
+    /// Also delivers every support chat's new messages to `conn` until the guard is dropped.
+    pub fn watch_support(self: &Arc<Self>, conn: &Arc<Connection>) -> SupportWatch {
+        self.support
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn.clone());
+        SupportWatch {
+            hub: self.clone(),
+            conn_id: conn.id,
+        }
+    }
+
+    /// Hands `event` to every local socket on its chat — for `member.joined` also to the joining
+    /// user's registered sockets not on the chat yet, for a support chat's message also to the
+    /// support watchers not on it — without waiting: a socket whose queue is full is told to
+    /// disconnect (its `overflowed()` resolves). Returns how many queues took it.
     pub fn dispatch(&self, event: Arc<Event>) -> usize {
         let joining = match &event.chat_event {
             ChatEvent::MemberJoined { user, .. } => Some(user.id),
             _ => None,
         };
+        let support = matches!(
+            &event.chat_event,
+            ChatEvent::MessageCreated {
+                support_customer: Some(_),
+                ..
+            }
+        );
         let mut delivered = 0;
         let mut reached = Vec::new();
         {
             let chats = self.chats.read().unwrap_or_else(|e| e.into_inner());
             for conn in chats.get(&event.chat_event.chat_id()).into_iter().flatten() {
                 delivered += usize::from(conn.offer(&event));
-                if joining == Some(conn.user) {
+                if joining == Some(conn.user) || support {
                     reached.push(conn.id);
                 }
+            }
+        }
+        if support {
+            let watchers = self.support.read().unwrap_or_else(|e| e.into_inner());
+            for conn in watchers.iter().filter(|c| !reached.contains(&c.id)) {
+                delivered += usize::from(conn.offer(&event));
             }
         }
         if let Some(user) = joining {
@@ -214,6 +244,20 @@ impl Drop for UserRegistration {
                 users.remove(&self.user);
             }
         }
+    }
+}
+
+/// A socket's watch on every support chat; dropping it stops the watch.
+#[derive(Debug)]
+pub struct SupportWatch {
+    hub: Arc<Hub>,
+    conn_id: u64,
+}
+
+impl Drop for SupportWatch {
+    fn drop(&mut self) {
+        let mut watchers = self.hub.support.write().unwrap_or_else(|e| e.into_inner());
+        watchers.retain(|c| c.id != self.conn_id);
     }
 }
 

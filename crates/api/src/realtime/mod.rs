@@ -12,4 +12,4 @@ mod hub;
 pub mod ordered;
 pub mod socket;
 
-pub use hub::{Connection, Event, FrameKind, Hub, Subscription, UserRegistration};
+pub use hub::{Connection, Event, FrameKind, Hub, Subscription, SupportWatch, UserRegistration};

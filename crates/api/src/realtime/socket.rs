@@ -74,9 +74,9 @@ pub trait SocketDoor {
     fn on_binary(&mut self, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
     /// An event on one of the socket's chats.
     fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
-    /// Every heartbeat (after the ping), e.g. to refresh presence.
-    fn on_heartbeat(&mut self) -> impl Future<Output = ()> {
-        async {}
+    /// Every heartbeat (after the ping), e.g. to refresh presence; `Err` ends the session.
+    fn on_heartbeat(&mut self) -> impl Future<Output = Flow> {
+        async { Ok(()) }
     }
     /// Once, when the session has ended, whatever the reason.
     fn on_end(&mut self) -> impl Future<Output = ()> {
@@ -230,8 +230,7 @@ pub async fn drive<D: SocketDoor>(
                 if last_seen.elapsed() > limits.client_timeout {
                     Err(Stop::close(CloseCode::Away, "heartbeat timeout"))
                 } else if written(&limits, session.ping(b"")).await {
-                    door.on_heartbeat().await;
-                    Ok(())
+                    door.on_heartbeat().await
                 } else {
                     Err(Stop(None))
                 }

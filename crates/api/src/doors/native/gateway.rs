@@ -623,7 +623,7 @@ impl SocketDoor for Gateway {
         }
     }
 
-    async fn on_heartbeat(&mut self) {
+    async fn on_heartbeat(&mut self) -> Flow {
         let ttl = SocketLimits::from_settings(&self.state.settings)
             .client_timeout
             .as_millis() as i64;
@@ -637,6 +637,7 @@ impl SocketDoor for Gateway {
         {
             tracing::warn!(error = %e, "presence refresh failed");
         }
+        Ok(())
     }
 
     async fn on_end(&mut self) {

@@ -1,0 +1,139 @@
+//! Support chats (door 003): one per customer, created on first use; operators (role `operator`
+//! or `admin`) answer any customer and become members of the chats they answer.
+
+use chat_domain::{
+    ChatId, ChatKind, DomainError, MemberRole, MessageText, UserId, UserRole, Username,
+};
+use chat_selectors::schema::{chat_members, chats, users};
+use chat_selectors::{
+    ChatEvent, ChatView, Store, UserView, chat_by_id, invalidate_chat_lists, invalidate_members,
+    invalidate_user, user_by_id, user_by_username,
+};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use crate::{Result, Sent, publish, send_message};
+
+/// The customer's support chat, created (with the customer as its member) on first use. Race-free:
+/// `support_user_id` is unique.
+pub async fn support_chat(store: &Store, customer: UserId) -> Result<ChatView> {
+    let mut conn = store.conn().await?;
+    let created: Option<i64> = conn
+        .transaction::<_, crate::Error, _>(async |conn| {
+            let id: Option<i64> = diesel::insert_into(chats::table)
+                .values((
+                    chats::kind.eq(ChatKind::Support.as_str()),
+                    chats::title.eq("Support"),
+                    chats::is_private.eq(true),
+                    chats::support_user_id.eq(customer.0),
+                ))
+                .on_conflict(chats::support_user_id)
+                .do_nothing()
+                .returning(chats::id)
+                .get_result(conn)
+                .await
+                .optional()?;
+            if let Some(id) = id {
+                diesel::insert_into(chat_members::table)
+                    .values((
+                        chat_members::chat_id.eq(id),
+                        chat_members::user_id.eq(customer.0),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(id)
+        })
+        .await?;
+    let id = match created {
+        Some(id) => id,
+        None => {
+            chats::table
+                .filter(chats::support_user_id.eq(customer.0))
+                .select(chats::id)
+                .first(&mut conn)
+                .await?
+        }
+    };
+    drop(conn);
+    let chat = ChatId(id);
+    if created.is_some() {
+        joined(store, chat, customer, None).await?;
+    }
+    Ok(chat_by_id(store, chat).await?)
+}
+
+async fn joined(store: &Store, chat: ChatId, user: UserId, by: Option<UserId>) -> Result<()> {
+    invalidate_members(store, chat).await;
+    invalidate_chat_lists(store, &[user]).await;
+    let user = user_by_id(store, user).await?.into();
+    publish(
+        store,
+        &ChatEvent::MemberJoined {
+            chat_id: chat,
+            user,
+            by,
+            since_seq: 0,
+        },
+    )
+    .await;
+    Ok(())
+}
+
+/// A customer writes to support. Errors as for `send_message`.
+pub async fn support_send(store: &Store, customer: UserId, text: &MessageText) -> Result<Sent> {
+    let chat = support_chat(store, customer).await?;
+    send_message(store, customer, chat.id, text, None).await
+}
+
+/// Whether `user` answers support chats (role `operator` or `admin`).
+pub fn is_operator(user: &UserView) -> bool {
+    matches!(user.role, UserRole::Operator | UserRole::Admin)
+}
+
+/// Operator `operator` answers `customer`, joining the customer's support chat (as admin) first if
+/// needed. Errors: `Forbidden` (not an operator), `NotFound` (no such customer), `Invalid`
+/// (answering oneself).
+pub async fn operator_send(
+    store: &Store,
+    operator: UserId,
+    customer: UserId,
+    text: &MessageText,
+) -> Result<Sent> {
+    if !is_operator(&user_by_id(store, operator).await?) {
+        return Err(DomainError::Forbidden("Only operators answer support chats.".into()).into());
+    }
+    if operator == customer {
+        return Err(DomainError::invalid("customer", "Operators cannot answer themselves.").into());
+    }
+    let chat = support_chat(store, customer).await?;
+    let mut conn = store.conn().await?;
+    let added = diesel::insert_into(chat_members::table)
+        .values((
+            chat_members::chat_id.eq(chat.id.0),
+            chat_members::user_id.eq(operator.0),
+            chat_members::role.eq(MemberRole::Admin.as_str()),
+        ))
+        .on_conflict_do_nothing()
+        .execute(&mut conn)
+        .await?;
+    drop(conn);
+    if added > 0 {
+        joined(store, chat.id, operator, Some(operator)).await?;
+    }
+    send_message(store, operator, chat.id, text, None).await
+}
+
+/// Gives the user `username` the server role `role` (the `create-operator` / `create-admin`
+/// commands). Errors: `NotFound` for an unknown user.
+pub async fn set_user_role(store: &Store, username: &Username, role: UserRole) -> Result<UserView> {
+    let user = user_by_username(store, username.as_str()).await?;
+    let mut conn = store.conn().await?;
+    diesel::update(users::table.find(user.id.0))
+        .set(users::role.eq(role.as_str()))
+        .execute(&mut conn)
+        .await?;
+    drop(conn);
+    invalidate_user(store, user.id).await;
+    Ok(user_by_id(store, user.id).await?)
+}
