@@ -21,10 +21,13 @@ use crate::state::AppState;
 pub struct RunningServer {
     /// The address actually bound (useful with port 0).
     pub addr: SocketAddr,
+    /// Where door 001 alone is served, when `CHAT_AVITO_LISTEN` is set.
+    pub avito_addr: Option<SocketAddr>,
     /// The instance's shared state (store, hub), for tests and tooling.
     pub state: AppState,
     handle: ServerHandle,
     server: JoinHandle<std::io::Result<()>>,
+    avito: Option<(ServerHandle, JoinHandle<std::io::Result<()>>)>,
     subscriber: JoinHandle<()>,
 }
 
@@ -32,6 +35,10 @@ impl RunningServer {
     /// Stops accepting, lets in-flight requests finish (actix's graceful stop) and ends the
     /// event subscriber.
     pub async fn stop(self) {
+        if let Some((handle, server)) = self.avito {
+            handle.stop(true).await;
+            let _ = server.await;
+        }
         self.handle.stop(true).await;
         self.subscriber.abort();
         let _ = self.server.await;
@@ -109,11 +116,35 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let handle = server.handle();
     let server = tokio::spawn(server);
     tracing::info!(%addr, "chat server listening");
+
+    let (avito_addr, avito) = match &settings.avito_listen {
+        Some(listen) => {
+            let data = web::Data::new(state.clone());
+            let door = HttpServer::new(move || {
+                App::new()
+                    .app_data(data.clone())
+                    .configure(doors::avito::configure)
+                    .default_service(web::to(doors::avito::not_found))
+            })
+            .disable_signals()
+            .workers(1)
+            .bind(listen)
+            .with_context(|| format!("cannot listen on CHAT_AVITO_LISTEN={listen}"))?;
+            let door_addr = *door.addrs().first().context("bound to no address")?;
+            let door = door.run();
+            let door_handle = door.handle();
+            tracing::info!(addr = %door_addr, "door 001 listening");
+            (Some(door_addr), Some((door_handle, tokio::spawn(door))))
+        }
+        None => (None, None),
+    };
     Ok(RunningServer {
         addr,
+        avito_addr,
         state,
         handle,
         server,
+        avito,
         subscriber,
     })
 }

@@ -26,6 +26,7 @@
 //! | `CHAT_LOG_FORMAT` | `pretty` | `pretty` or `json` |
 //! | `CHAT_DOOR_REALTIME_CHAT` | `true` | serve door 002 (`/api/v1/chat/...`, `/ws/user/`, `/ws/group/`) |
 //! | `CHAT_DOOR_AVITO` | `true` | serve door 001 (`/users/add`, ...: no auth, trusted networks only) |
+//! | `CHAT_AVITO_LISTEN` | unset | also serve door 001, alone, on this address (the task's port 9000) |
 //! | `CHAT_DOOR_ROOMS` | `true` | serve door 004 (`/register`, `PUT /login`, ..., `/ws`) |
 //! | `CHAT_DOOR_SUPPORT` | `true` | serve door 003 (`/v1/auth/`, `/v1/ws/`) |
 //! | `CHAT_DOOR_WSCHAT` | `true` | serve door 000 (`/auth/sign-up`, `/group_chat`, `/chat`, `/chat_group`) |
@@ -77,6 +78,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub door_realtime_chat: bool,
     pub door_avito: bool,
+    pub avito_listen: Option<String>,
     pub door_rooms: bool,
     pub door_wschat: bool,
     pub door_support: bool,
@@ -108,6 +110,7 @@ impl Default for Settings {
             log_format: LogFormat::Pretty,
             door_realtime_chat: true,
             door_avito: true,
+            avito_listen: None,
             door_rooms: true,
             door_wschat: true,
             door_support: true,
@@ -180,6 +183,11 @@ impl Settings {
                 "CHAT_LISTEN must be an address:port such as 127.0.0.1:8080",
             ),
         ];
+        if let Some(listen) = &self.avito_listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err("CHAT_AVITO_LISTEN must be an address:port such as 0.0.0.0:9000".into());
+        }
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err(message.to_string()),
             None => Ok(()),

@@ -231,3 +231,42 @@ async fn the_door_can_be_switched_off() {
     let (status, _) = post(&app, "/users/add", json!({"username": "user_1"})).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedicated_listener_serves_door_001_alone() {
+    let env = common::TestEnv::new().await;
+    let settings = chat_api::Settings {
+        avito_listen: Some("127.0.0.1:0".into()),
+        ..env.settings()
+    };
+    let app = TestApp::spawn_with(env.clone(), settings).await;
+    let door = app
+        .server
+        .as_ref()
+        .unwrap()
+        .avito_addr
+        .expect("door 001 listener");
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("http://{door}/users/add"))
+        .json(&json!({"username": "user_1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    // The same core: the user exists on the main listener's doors too.
+    let (status, _) = post(&app, "/users/add", json!({"username": "user_1"})).await;
+    assert_eq!(status, 409);
+    // Only door 001 is there.
+    let other = http
+        .post(format!("http://{door}/api/v1/auth/login/"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    assert_eq!(
+        other.json::<Value>().await.unwrap(),
+        json!({"error": "not found"})
+    );
+}

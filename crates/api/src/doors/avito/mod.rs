@@ -51,6 +51,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// Unknown routes on door 001's own listener: 404 `{"error": "not found"}`.
+pub async fn not_found() -> HttpResponse {
+    AvitoError(StatusCode::NOT_FOUND, "not found".into()).error_response()
+}
+
 /// An error in door 001's format: `{"error": "<description>"}`.
 #[derive(Debug)]
 struct AvitoError(StatusCode, String);
