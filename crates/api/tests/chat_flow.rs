@@ -604,3 +604,10 @@ async fn ownership_passes_on_when_the_owner_leaves() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_while_the_process_serves() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/healthz", None).await;
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+}

@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
     .app_data(web::QueryConfig::default().error_handler(|err, _| {
         ApiError::bad_request(format!("Invalid query string: {err}")).into()
     }));
+    cfg.service(resource("/healthz").route(web::get().to(healthz)));
     native::configure(cfg);
     if settings.door_realtime_chat {
         realtime_chat::configure(cfg);
@@ -83,6 +84,11 @@ pub fn resource(path: &str) -> actix_web::Resource {
         )
         .error_response()
     }))
+}
+
+/// `GET /healthz` → 200 `{"status":"ok"}` while the process serves (container health checks).
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// The default answer for unknown routes: 404 in the native error format.
