@@ -270,3 +270,15 @@ async fn a_dedicated_listener_serves_door_001_alone() {
         json!({"error": "not found"})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_chats_and_reserved_names_are_400() {
+    let app = TestApp::spawn().await;
+    let users: Vec<i64> = (1..=1001).collect();
+    let (status, body) = post(&app, "/chats/add", json!({"name": "huge", "users": users})).await;
+    assert_eq!(status, 400, "{body}");
+    for name in ["system", "Error"] {
+        let (status, _) = post(&app, "/users/add", json!({"username": name})).await;
+        assert_eq!(status, 400, "{name} is reserved");
+    }
+}

@@ -594,3 +594,21 @@ async fn a_room_message_reaches_native_history_and_a_native_gateway_client() {
         .collect();
     assert_eq!(texts, vec!["ann joined the room", "across doors"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_string_type_closes_and_a_bad_handshake_is_plain_text() {
+    let app = TestApp::spawn().await;
+    let ann = user(&app, "ann").await;
+    let mut socket = room_socket(&app, &ann.token).await;
+    socket.send_json(json!({"type": 5, "content": "1"})).await;
+    let (frames, _) = socket.recv_close().await;
+    assert!(frames.is_empty());
+    let response = app
+        .http
+        .get(app.url(&format!("/ws?token={}", ann.token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.text().await.unwrap(), "bad websocket handshake\n");
+}

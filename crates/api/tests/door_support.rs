@@ -293,3 +293,42 @@ async fn operators_see_every_customer_and_their_answers_reach_customers_on_anoth
         "a customer's socket is their own chat"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_other_tab_gets_the_message_and_unknown_customers_are_code_1() {
+    let app = TestApp::spawn().await;
+    app.user("customer1").await;
+    let password = create_operator(&app, "operator1");
+    let op_token = token(&app, "operator1", &password).await;
+    let token = token(&app, "customer1", "password123").await;
+    let mut tab1 = app.ws("/v1/ws/").await;
+    call(&mut tab1, "message.auth", json!([token]), 1).await;
+    let mut tab2 = app.ws("/v1/ws/").await;
+    call(&mut tab2, "message.auth", json!([token]), 1).await;
+    call(&mut tab1, "message.send", json!(["from tab 1"]), 2).await;
+    assert_eq!(
+        tab2.recv_json().await["result"]["message"]["message_text"],
+        "from tab 1"
+    );
+    tab1.expect_silence(200).await;
+    let mut op = app.ws("/v1/ws/").await;
+    call(&mut op, "message.auth", json!([op_token]), 1).await;
+    assert_eq!(
+        error_code(
+            &call(
+                &mut op,
+                "message.operatorSend",
+                json!(["hello?", 999999]),
+                2
+            )
+            .await
+        ),
+        1
+    );
+    // Before auth, any other method is code 3 whatever its params.
+    let mut early = app.ws("/v1/ws/").await;
+    early
+        .send_json(json!({"method": "message.send", "params": "oops", "id": 9}))
+        .await;
+    assert_eq!(error_code(&early.recv_json().await), 3);
+}

@@ -250,3 +250,52 @@ async fn group_sockets_join_public_groups_and_refusals_come_before_the_upgrade()
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_is_closed_and_a_failed_handshake_joins_nothing() {
+    let app = TestApp::spawn().await;
+    let alex = sign_up(&app, "alex").await;
+    let bob = sign_up(&app, "bob").await;
+    let (_, body) = plain(&app, "/group_chat?title=Team", Some(&alex.token), None).await;
+    let group: i64 = serde_json::from_str::<Value>(&body).unwrap()["idGroup"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A plain GET (no upgrade) is refused and joins nobody.
+    let response = app
+        .http
+        .get(app.url(&format!("/chat_group?idGroup={group}&token={}", bob.token)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let (_, tokens) = app
+        .post(
+            "/api/v1/auth/login/",
+            None,
+            json!({"username": "alex", "password": "password1"}),
+        )
+        .await;
+    let native = tokens["access"].as_str().unwrap().to_owned();
+    let (_, members) = app
+        .get(&format!("/api/v1/chats/{group}/members"), Some(&native))
+        .await;
+    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
+    // Bob joins by connecting, is removed by the owner, and his socket is closed.
+    let mut b = app
+        .ws(&format!("/chat_group?idGroup={group}&token={}", bob.token))
+        .await;
+    expect(&mut b, "system", "bob joined the group").await;
+    let status = app
+        .http
+        .delete(app.url(&format!("/api/v1/chats/{group}/members/{}", bob.id)))
+        .bearer_auth(&native)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let (_, close) = b.recv_close().await;
+    assert_eq!(u16::from(close.expect("close frame").code), 1008);
+}

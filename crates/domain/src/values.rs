@@ -16,6 +16,9 @@ impl Username {
     pub const MIN_CHARS: usize = 3;
     /// Longest allowed username, in characters.
     pub const MAX_CHARS: usize = 32;
+    /// Names the doors use for their own lines (door 004's `system` and `error` frames, the
+    /// `system` author of join lines), so no user may take them (case-insensitively).
+    pub const RESERVED: [&'static str; 2] = ["system", "error"];
 
     /// Parses a username. Errors: `Invalid{"username"}` when empty, too short/long or with other
     /// characters.
@@ -36,6 +39,9 @@ impl Username {
                 "username",
                 "May contain only letters, digits, '_', '.' and '-'.",
             ));
+        }
+        if Self::RESERVED.iter().any(|r| r.eq_ignore_ascii_case(raw)) {
+            return Err(DomainError::invalid("username", "This name is reserved."));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -262,6 +268,8 @@ mod tests {
         assert!(Username::parse("bad name").is_err());
         assert!(Username::parse("bad/name").is_err());
         assert!(Username::parse("Ёлка_1.x-y").is_ok());
+        assert!(Username::parse("System").is_err());
+        assert!(Username::parse("error").is_err());
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub async fn operator_send(
     if operator == customer {
         return Err(DomainError::invalid("customer", "Operators cannot answer themselves.").into());
     }
+    user_by_id(store, customer).await?;
     let chat = support_chat(store, customer).await?;
     let mut conn = store.conn().await?;
     let added = diesel::insert_into(chat_members::table)

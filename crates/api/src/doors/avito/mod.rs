@@ -8,7 +8,7 @@
 //! letters, digits, `_ . -`), chat names the group-name rules (1–64 of the same); a chat is a
 //! private group whose first listed user is its owner; `/messages/get` lists text messages only
 //! (no join/leave lines added by other doors, no deleted ones), at most the newest 10 000;
-//! `/chats/get` at most 500 chats.
+//! `/chats/get` at most 500 chats; a chat is created with at most 1000 users; bodies up to 64 KiB.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
@@ -24,6 +24,10 @@ use crate::state::AppState;
 const MAX_MESSAGES: i64 = 10_000;
 /// Most chats `/chats/get` returns (the most recently active).
 const MAX_CHATS: i64 = 500;
+/// Most users a chat is created with.
+const MAX_CHAT_USERS: usize = 1_000;
+/// Largest request body, bytes.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Mounts door 001's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -36,9 +40,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ] {
         cfg.service(
             web::resource(path)
-                .app_data(web::JsonConfig::default().error_handler(|err, _| {
-                    AvitoError(StatusCode::BAD_REQUEST, format!("invalid body: {err}")).into()
-                }))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_BODY_BYTES)
+                        .error_handler(|err, _| {
+                            AvitoError(StatusCode::BAD_REQUEST, format!("invalid body: {err}"))
+                                .into()
+                        }),
+                )
                 .route(handler)
                 .default_service(web::to(|| async {
                     AvitoError(
@@ -176,6 +185,10 @@ async fn add_chat(
             "users must not be empty".into(),
         ));
     };
+    if users.len() > MAX_CHAT_USERS {
+        let problem = format!("a chat takes at most {MAX_CHAT_USERS} users");
+        return Err(AvitoError(StatusCode::BAD_REQUEST, problem));
+    }
     let chat =
         chat_services::create_group(&state.store, owner, Some(&name), &title, true, &users).await?;
     Ok(created(chat.id.0))

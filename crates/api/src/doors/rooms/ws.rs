@@ -51,7 +51,12 @@ pub async fn socket(
         }
         Err(e) => return Err(ApiError::from(e).into()),
     };
-    let (response, session, stream) = upgrade(&req, body)?;
+    let Ok((response, session, stream)) = upgrade(&req, body) else {
+        return Ok(text_error(
+            StatusCode::BAD_REQUEST,
+            "bad websocket handshake",
+        ));
+    };
     let state = state.get_ref().clone();
     let limits = SocketLimits {
         max_frame_bytes: state.settings.rooms_max_frame_bytes,
@@ -176,7 +181,12 @@ impl SocketDoor for RoomSocket {
             Some(Value::String(content)) => content.as_str(),
             Some(_) => return invalid(),
         };
-        match frame.get("type").and_then(Value::as_str) {
+        let kind = match frame.get("type") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(kind)) => Some(kind.as_str()),
+            Some(_) => return invalid(),
+        };
+        match kind {
             Some("join") => self.join(content, out).await,
             Some("leave") => {
                 if self.leave_room().await {

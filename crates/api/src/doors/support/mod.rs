@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::CloseCode;
-use chat_domain::{MessageKind, MessageText, UserId};
+use chat_domain::{ChatId, MessageKind, MessageText, UserId};
 use chat_selectors::{ChatEvent, MessageView, UserView, text_messages, user_by_id};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -91,6 +91,7 @@ async fn socket(
         state,
         conn: conn.clone(),
         opened: Instant::now(),
+        sent: std::collections::VecDeque::new(),
         session: None,
     };
     actix_web::rt::spawn(drive(session, stream, conn, rx, door, limits));
@@ -103,6 +104,8 @@ struct Authenticated {
     operator: bool,
     /// The customer whose chat this socket follows (the customer's own; a bound operator's).
     customer: Option<UserId>,
+    /// The chat and highest seq the `message.auth` history held.
+    replayed: Option<(ChatId, i64)>,
     _subscription: Option<Subscription>,
     _watch: Option<SupportWatch>,
 }
@@ -111,6 +114,8 @@ struct SupportSocket {
     state: AppState,
     conn: Arc<Connection>,
     opened: Instant,
+    /// Ids of the messages this socket sent recently (not pushed back to it).
+    sent: std::collections::VecDeque<chat_domain::MessageId>,
     session: Option<Authenticated>,
 }
 
@@ -188,7 +193,7 @@ impl SupportSocket {
         } else {
             Some(user.id)
         };
-        let (subscription, messages) = match customer {
+        let (subscription, messages, replayed) = match customer {
             Some(customer) => {
                 let chat = match chat_services::support_chat(&self.state.store, customer).await {
                     Ok(chat) => chat.id,
@@ -201,6 +206,7 @@ impl SupportSocket {
                 };
                 let messages: Vec<Value> =
                     history.iter().map(|m| message_json(m, customer)).collect();
+                let replayed = history.last().map(|m| (chat, m.seq));
                 (
                     Some(subscription),
                     if messages.is_empty() {
@@ -208,9 +214,10 @@ impl SupportSocket {
                     } else {
                         json!(messages)
                     },
+                    replayed,
                 )
             }
-            None => (None, Value::Null),
+            None => (None, Value::Null, None),
         };
         let watch =
             (operator && customer.is_none()).then(|| self.state.hub.watch_support(&self.conn));
@@ -218,6 +225,7 @@ impl SupportSocket {
             user,
             operator,
             customer,
+            replayed,
             _subscription: subscription,
             _watch: watch,
         });
@@ -271,6 +279,10 @@ impl SupportSocket {
         };
         match sent {
             Ok(sent) => {
+                if self.sent.len() == 64 {
+                    self.sent.pop_front();
+                }
+                self.sent.push_back(sent.message.id);
                 out.send(reply(
                     id,
                     json!({"message": message_json(&sent.message, customer)}),
@@ -289,19 +301,22 @@ impl SocketDoor for SupportSocket {
             return out.send(rpc_error(&Value::Null, 1)).await;
         };
         let id = frame.get("id").cloned().unwrap_or(Value::Null);
+        let method = frame.get("method").and_then(Value::as_str);
+        if self.session.is_none() && method != Some("message.auth") {
+            return out.send(rpc_error(&id, 3)).await;
+        }
         let params: &[Value] = match frame.get("params") {
             Some(Value::Array(params)) => params,
             None | Some(Value::Null) => &[],
             Some(_) => return out.send(rpc_error(&id, 1)).await,
         };
-        match frame.get("method").and_then(Value::as_str) {
+        match method {
             Some("message.auth") if self.session.is_none() => {
                 self.authenticate(&id, params, out).await
             }
             Some("message.auth") => out.send(rpc_error(&id, 1)).await,
             Some("message.send") => self.send(&id, params, false, out).await,
             Some("message.operatorSend") => self.send(&id, params, true, out).await,
-            _ if self.session.is_none() => out.send(rpc_error(&id, 3)).await,
             _ => out.send(rpc_error(&id, 2)).await,
         }
     }
@@ -322,11 +337,13 @@ impl SocketDoor for SupportSocket {
         else {
             return Ok(());
         };
-        let own = message
-            .author
-            .as_ref()
-            .is_some_and(|a| a.id == session.user.id);
-        if own || message.kind != MessageKind::Text {
+        // Not to the socket that sent it (it had the reply; the user's other sockets do get it),
+        // nor what the history at `message.auth` already held.
+        let own = self.sent.contains(&message.id);
+        let replayed = session
+            .replayed
+            .is_some_and(|(chat, seq)| message.chat_id == chat && message.seq <= seq);
+        if own || replayed || message.kind != MessageKind::Text {
             return Ok(());
         }
         let frame = event.frame(FrameKind::Support, |_| {

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{CloseCode, CloseReason};
 use chat_domain::{ChatId, ChatKind, DomainError, Email, MessageText, Password, Title, Username};
 use chat_selectors::{
-    ChatEvent, HistoryCursor, MessageView, UserView, chat_by_id, credentials_by_login, membership,
-    message_history, user_by_id,
+    ChatEvent, HistoryCursor, MessageView, UserView, chat_by_id, credentials_by_login,
+    is_member_now, membership, message_history, user_by_id,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -33,6 +34,8 @@ use crate::state::AppState;
 const TOKEN_TTL_SECS: i64 = 24 * 3600;
 /// How many of the newest messages a socket replays on connect.
 const REPLAY: i64 = 100;
+/// The close reason when the user is not (or no longer) in the chat.
+const NOT_MEMBER: &str = "not a member of this chat";
 
 /// Mounts door 000's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -215,8 +218,16 @@ async fn direct_socket(
         .await?
         .ok_or_else(|| PlainError(StatusCode::NOT_FOUND, "user not found".into()))?
         .user;
-    let (chat, _) = chat_services::open_direct_chat(&state.store, me.id, peer.id).await?;
-    open(req, body, &state, me, chat.id).await
+    if peer.id == me.id {
+        return Err(bad("you cannot open a chat with yourself"));
+    }
+    // Writes only once the handshake is known to be good.
+    let (response, session, stream) = upgrade(&req, body)?;
+    match chat_services::open_direct_chat(&state.store, me.id, peer.id).await {
+        Ok((chat, _)) => start(&state, session, stream, me, chat.id),
+        Err(e) => refuse(session, &state, e.into()),
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -246,34 +257,70 @@ async fn group_socket(
         Ok(_) | Err(chat_selectors::Error::Domain(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
-    if membership(&state.store, group.id, me.id).await?.is_none() {
-        chat_services::join_group(&state.store, me.id, group.id)
-            .await
-            .map_err(|e| match e {
-                chat_services::Error::Domain(DomainError::Forbidden(_)) => {
-                    PlainError(StatusCode::FORBIDDEN, "not a member of this group".into())
-                }
-                other => other.into(),
-            })?;
+    let member = membership(&state.store, group.id, me.id).await?.is_some();
+    if !member && group.is_private {
+        return Err(PlainError(
+            StatusCode::FORBIDDEN,
+            "not a member of this group".into(),
+        ));
     }
-    open(req, body, &state, me, group.id).await
+    // Writes (joining) only once the handshake is known to be good.
+    let (response, session, stream) = upgrade(&req, body)?;
+    let joined = match member {
+        true => Ok(()),
+        false => match chat_services::join_group(&state.store, me.id, group.id).await {
+            // Joined meanwhile by another socket of the same user: fine.
+            Err(chat_services::Error::Domain(DomainError::Conflict(_))) => Ok(()),
+            other => other,
+        },
+    };
+    match joined {
+        Ok(()) => start(&state, session, stream, me, group.id),
+        Err(e) => refuse(session, &state, e.into()),
+    }
+    Ok(response)
+}
+
+/// Closes an accepted socket whose chat could not be opened (a fault: 1011).
+fn refuse(session: actix_ws::Session, state: &AppState, error: ApiError) {
+    let Stop(reason) = lost(&error);
+    let limits = SocketLimits::from_settings(&state.settings);
+    actix_web::rt::spawn(async move {
+        let _ = tokio::time::timeout(limits.write_timeout, session.close(reason)).await;
+    });
 }
 
 /// Subscribes (before the 101 goes out), then replays and goes live in the session task.
-async fn open(
-    req: HttpRequest,
-    body: web::Payload,
+fn start(
     state: &AppState,
+    mut session: actix_ws::Session,
+    stream: actix_ws::MessageStream,
     user: UserView,
     chat: ChatId,
-) -> PlainResult<HttpResponse> {
-    let (response, mut session, stream) = upgrade(&req, body)?;
+) {
     let limits = SocketLimits::from_settings(&state.settings);
     let (tx, rx) = mpsc::channel(limits.queue);
     let conn = state.hub.connect(user.id, tx);
     let subscription = state.hub.subscribe(chat, &conn);
     let state = state.clone();
     actix_web::rt::spawn(async move {
+        // Removed between the check and the subscription? Then not at all.
+        match is_member_now(&state.store, chat, user.id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let reason = CloseReason {
+                    code: CloseCode::Policy,
+                    description: Some(NOT_MEMBER.into()),
+                };
+                let _ = session.close(Some(reason)).await;
+                return;
+            }
+            Err(e) => {
+                let Stop(reason) = lost(&e.into());
+                let _ = session.close(reason).await;
+                return;
+            }
+        }
         // The history up to now, oldest first; live events at or below it are then dropped.
         let page = match message_history(&state.store, chat, HistoryCursor::Latest, REPLAY).await {
             Ok(page) => page,
@@ -286,7 +333,7 @@ async fn open(
         let mut order = Ordered::new(chat, page.messages.first().map_or(0, |m| m.seq - 1));
         let mut out = Outbox::new(&mut session, &limits);
         for message in &page.messages {
-            if out.send(frame(message)).await.is_err() {
+            if !message.deleted && out.send(frame(message)).await.is_err() {
                 return;
             }
             order.mark(message.seq);
@@ -300,7 +347,6 @@ async fn open(
         };
         drive(session, stream, conn, rx, door, limits).await;
     });
-    Ok(response)
 }
 
 /// A message as door 000 shows it: `{"id","date":"YYYY-MM-DD HH:MM:SS","username","message"}`.
@@ -365,6 +411,13 @@ impl SocketDoor for ChatSocket {
 
     async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {
         match &event.chat_event {
+            // Left, removed, or the chat deleted: this socket is done.
+            ChatEvent::MemberLeft { user, .. } if user.id == self.user.id => {
+                Err(Stop::close(CloseCode::Policy, NOT_MEMBER))
+            }
+            ChatEvent::ChatDeleted { .. } => {
+                Err(Stop::close(CloseCode::Policy, "the chat was deleted"))
+            }
             ChatEvent::MessageCreated { message, .. } => {
                 let shared = || {
                     event
