@@ -28,13 +28,21 @@ pub struct RunningServer {
     handle: ServerHandle,
     server: JoinHandle<std::io::Result<()>>,
     avito: Option<(ServerHandle, JoinHandle<std::io::Result<()>>)>,
+    shutdown: tokio::sync::watch::Sender<bool>,
     subscriber: JoinHandle<()>,
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish (actix's graceful stop) and ends the
-    /// event subscriber.
+    /// Shuts down gracefully: every WebSocket is closed with 1012 (service restart) so its client
+    /// reconnects elsewhere, then the server stops accepting and lets in-flight requests finish
+    /// (at most 10 s), then the event subscriber ends.
     pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        // Give the sessions a moment to write their close frames (bounded).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.state.hub.subscription_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         if let Some((handle, server)) = self.avito {
             handle.stop(true).await;
             let _ = server.await;
@@ -89,7 +97,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     }
 
     let settings = Arc::new(settings);
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let state = AppState {
+        shutdown: shutdown_rx,
         jwt: JwtKeys::new(&settings.jwt_secret_bytes(), settings.access_ttl_secs),
         store,
         settings: settings.clone(),
@@ -145,6 +155,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         handle,
         server,
         avito,
+        shutdown,
         subscriber,
     })
 }

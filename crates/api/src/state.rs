@@ -19,4 +19,6 @@ pub struct AppState {
     pub jwt: JwtKeys,
     /// This process's live sockets, by chat.
     pub hub: Arc<Hub>,
+    /// Turns `true` when the server shuts down: every socket closes with 1012 (service restart).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

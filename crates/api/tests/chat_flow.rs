@@ -611,3 +611,58 @@ async fn healthz_answers_while_the_process_serves() {
     let (status, body) = app.get("/healthz", None).await;
     assert_eq!((status, body), (200, json!({"status": "ok"})));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_socket_with_1012() {
+    let mut app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    app.create_group_002(&alice, "g").await;
+    let (mut gateway, _) = app.gateway(&alice).await;
+    let mut door_002 = app.group_socket(&alice, "g").await;
+    let server = app.server.take().unwrap();
+    let stopping = tokio::spawn(server.stop());
+    for socket in [&mut gateway, &mut door_002] {
+        let (_, close) = socket.recv_close().await;
+        let close = close.expect("a close frame");
+        assert_eq!(u16::from(close.code), 1012);
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(15), stopping)
+        .await
+        .expect("stop is bounded")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_reports_the_database_and_redis() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.get("/readyz", None).await,
+        (200, json!({"status": "ready"}))
+    );
+    // An instance whose PostgreSQL is gone answers 503 and names it (its database is dropped).
+    let env = common::TestEnv::new().await;
+    let broken = TestApp::spawn_with(env.clone(), env.settings()).await;
+    let mut admin = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(
+        &env.database_url
+            .replace(&format!("/{}", env.db_name), "/postgres"),
+    )
+    .await
+    .unwrap();
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!("DROP DATABASE {} WITH (FORCE)", env.db_name)),
+        &mut admin,
+    )
+    .await
+    .unwrap();
+    let (status, body) = broken.get("/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().starts_with("database"),
+        "{body}"
+    );
+    assert_eq!(
+        broken.get("/healthz", None).await.0,
+        200,
+        "the process itself is up"
+    );
+}

@@ -76,6 +76,20 @@ impl Store {
         Ok(self.db.get().await?)
     }
 
+    /// Whether PostgreSQL answers (`SELECT 1` on a pooled connection). Errors: the cause.
+    pub async fn check_database(&self) -> Result<()> {
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.conn().await?;
+        diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Whether Redis answers (`PING`). Errors: the cause.
+    pub async fn check_redis(&self) -> Result<()> {
+        let _: String = redis::cmd("PING").query_async(&mut self.redis()).await?;
+        Ok(())
+    }
+
     /// A clone of the shared Redis connection (cheap: it is multiplexed).
     pub fn redis(&self) -> redis::aio::ConnectionManager {
         self.redis.clone()

@@ -28,7 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
     .app_data(web::QueryConfig::default().error_handler(|err, _| {
         ApiError::bad_request(format!("Invalid query string: {err}")).into()
     }));
-    cfg.service(resource("/healthz").route(web::get().to(healthz)));
+    cfg.service(resource("/healthz").route(web::get().to(healthz)))
+        .service(resource("/readyz").route(web::get().to(readyz)));
     native::configure(cfg);
     if settings.door_realtime_chat {
         realtime_chat::configure(cfg);
@@ -89,6 +90,19 @@ pub fn resource(path: &str) -> actix_web::Resource {
 /// `GET /healthz` → 200 `{"status":"ok"}` while the process serves (container health checks).
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /readyz` → 200 `{"status":"ready"}` when PostgreSQL and Redis answer, else 503
+/// `{"status":"unavailable","reason":"<which: cause>"}` (load balancers stop routing here).
+async fn readyz(state: web::Data<crate::state::AppState>) -> HttpResponse {
+    let (database, redis) = tokio::join!(state.store.check_database(), state.store.check_redis());
+    let problem = match (database, redis) {
+        (Ok(()), Ok(())) => return HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        (Err(e), _) => format!("database: {e}"),
+        (_, Err(e)) => format!("redis: {e}"),
+    };
+    HttpResponse::ServiceUnavailable()
+        .json(serde_json::json!({"status": "unavailable", "reason": problem}))
 }
 
 /// The default answer for unknown routes: 404 in the native error format.

@@ -84,8 +84,8 @@ pub trait SocketDoor {
     }
 }
 
-/// Socket limits, from the settings.
-#[derive(Debug, Clone, Copy)]
+/// Socket limits, from the settings, and the server's shutdown signal.
+#[derive(Debug, Clone)]
 pub struct SocketLimits {
     /// Largest frame (and aggregated message) accepted, bytes.
     pub max_frame_bytes: usize,
@@ -97,17 +97,28 @@ pub struct SocketLimits {
     pub write_timeout: Duration,
     /// Events queued per socket.
     pub queue: usize,
+    /// Turns `true` when the server shuts down.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl SocketLimits {
+    /// The limits configured in the state's settings, with its shutdown signal.
+    pub fn new(state: &crate::state::AppState) -> Self {
+        Self::from_settings(&state.settings, state.shutdown.clone())
+    }
+
     /// The limits configured in `settings`.
-    pub fn from_settings(settings: &Settings) -> Self {
+    pub fn from_settings(
+        settings: &Settings,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         Self {
             max_frame_bytes: settings.ws_max_frame_bytes,
             heartbeat: Duration::from_secs(settings.ws_heartbeat_secs),
             client_timeout: Duration::from_secs(settings.ws_client_timeout_secs),
             write_timeout: Duration::from_millis(settings.ws_write_timeout_ms),
             queue: settings.ws_outbound_queue,
+            shutdown,
         }
     }
 }
@@ -174,6 +185,7 @@ pub async fn drive<D: SocketDoor>(
     mut door: D,
     limits: SocketLimits,
 ) {
+    let mut shutdown = limits.shutdown.clone();
     let mut stream = stream
         .max_frame_size(limits.max_frame_bytes)
         .aggregate_continuations()
@@ -191,6 +203,9 @@ pub async fn drive<D: SocketDoor>(
     };
     let stop = loop {
         let flow = tokio::select! {
+            _ = shutdown.wait_for(|down| *down) => {
+                Err(Stop::close(CloseCode::Restart, "server restarting: reconnect"))
+            }
             () = conn.overflowed() => {
                 Err(Stop::close(CloseCode::Policy, "outbound queue full: client reads too slowly"))
             }

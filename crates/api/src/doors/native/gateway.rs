@@ -65,12 +65,12 @@ pub async fn socket(
         .unwrap_or_default();
     let (response, session, stream) = upgrade(&req, body)?;
     let state = state.get_ref().clone();
-    let limits = SocketLimits::from_settings(&state.settings);
+    let limits = SocketLimits::new(&state);
     match request_token(&req) {
         Some(token) => match authenticate(&state, &token).await {
             // Subscribed before the 101 goes out: nothing sent after the handshake is missed.
             Ok(user) => {
-                let started = Gateway::start(state, user, limits).await;
+                let started = Gateway::start(state, user, &limits).await;
                 actix_web::rt::spawn(run(session, stream, started, resume, limits));
             }
             Err(e) => {
@@ -87,7 +87,7 @@ pub async fn socket(
                 let mut stream = stream.max_frame_size(limits.max_frame_bytes);
                 match first_frame_auth(&state, &mut stream).await {
                     Ok((user, resume)) => {
-                        let started = Gateway::start(state, user, limits).await;
+                        let started = Gateway::start(state, user, &limits).await;
                         run(session, stream, started, resume, limits).await;
                     }
                     Err(e) => {
@@ -257,7 +257,7 @@ struct Gateway {
 impl Gateway {
     /// Registers the socket for its user, subscribes to every chat, then reads each chat's
     /// `last_seq` (after subscribing, so what comes later arrives live) and goes online.
-    async fn start(state: AppState, user: UserView, limits: SocketLimits) -> Started {
+    async fn start(state: AppState, user: UserView, limits: &SocketLimits) -> Started {
         let (tx, rx) = mpsc::channel(limits.queue);
         let conn = state.hub.connect(user.id, tx);
         let registration = state.hub.register_user(&conn);
@@ -624,9 +624,7 @@ impl SocketDoor for Gateway {
     }
 
     async fn on_heartbeat(&mut self) -> Flow {
-        let ttl = SocketLimits::from_settings(&self.state.settings)
-            .client_timeout
-            .as_millis() as i64;
+        let ttl = SocketLimits::new(&self.state).client_timeout.as_millis() as i64;
         if let Err(e) = chat_services::presence::refresh(
             &self.state.store,
             self.user.id,

@@ -61,7 +61,7 @@ fn start(
     stream: actix_ws::MessageStream,
     opened: Result<(UserView, ChatView, Option<UserView>), String>,
 ) {
-    let limits = SocketLimits::from_settings(&state.settings);
+    let limits = SocketLimits::new(state);
     match opened {
         Err(why) => {
             actix_web::rt::spawn(async move {

@@ -62,7 +62,7 @@ pub async fn socket(
         max_frame_bytes: state.settings.rooms_max_frame_bytes,
         heartbeat: PING_EVERY,
         client_timeout: READ_DEADLINE,
-        ..SocketLimits::from_settings(&state.settings)
+        ..SocketLimits::new(&state)
     };
     let (tx, rx) = mpsc::channel(limits.queue);
     let conn = state.hub.connect(user.id, tx);

@@ -82,7 +82,7 @@ async fn socket(
 ) -> Result<HttpResponse, ApiError> {
     let (response, session, stream) = upgrade(&req, body)?;
     let state = state.get_ref().clone();
-    let limits = SocketLimits::from_settings(&state.settings);
+    let limits = SocketLimits::new(&state);
     let (tx, rx) = mpsc::channel(limits.queue);
     // The user is unknown until `message.auth`; this door needs no per-user delivery, so the
     // hub connection is not keyed by user.

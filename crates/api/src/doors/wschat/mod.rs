@@ -284,7 +284,7 @@ async fn group_socket(
 /// Closes an accepted socket whose chat could not be opened (a fault: 1011).
 fn refuse(session: actix_ws::Session, state: &AppState, error: ApiError) {
     let Stop(reason) = lost(&error);
-    let limits = SocketLimits::from_settings(&state.settings);
+    let limits = SocketLimits::new(state);
     actix_web::rt::spawn(async move {
         let _ = tokio::time::timeout(limits.write_timeout, session.close(reason)).await;
     });
@@ -298,7 +298,7 @@ fn start(
     user: UserView,
     chat: ChatId,
 ) {
-    let limits = SocketLimits::from_settings(&state.settings);
+    let limits = SocketLimits::new(state);
     let (tx, rx) = mpsc::channel(limits.queue);
     let conn = state.hub.connect(user.id, tx);
     let subscription = state.hub.subscribe(chat, &conn);
