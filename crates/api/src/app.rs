@@ -109,6 +109,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let door_settings = settings.clone();
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(crate::logging::middleware())
             .app_data(data.clone())
             .configure(|cfg| doors::configure(cfg, &door_settings))
             .default_service(web::to(doors::not_found))
@@ -132,6 +133,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             let data = web::Data::new(state.clone());
             let door = HttpServer::new(move || {
                 App::new()
+                    .wrap(crate::logging::middleware())
                     .app_data(data.clone())
                     .configure(doors::avito::configure)
                     .default_service(web::to(doors::avito::not_found))

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod doors;
 pub mod error;
+pub mod logging;
 pub mod realtime;
 pub mod state;
 

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{Message, MessageStream, Session};
@@ -71,36 +72,44 @@ pub async fn socket(
             // Subscribed before the 101 goes out: nothing sent after the handshake is missed.
             Ok(user) => {
                 let started = Gateway::start(state, user, &limits).await;
-                actix_web::rt::spawn(run(session, stream, started, resume, limits));
+                actix_web::rt::spawn(
+                    run(session, stream, started, resume, limits).in_current_span(),
+                );
             }
             Err(e) => {
-                actix_web::rt::spawn(reject(
-                    session,
-                    error_frame(None, &e),
-                    e.detail().to_owned(),
-                    limits,
-                ));
+                actix_web::rt::spawn(
+                    reject(
+                        session,
+                        error_frame(None, &e),
+                        e.detail().to_owned(),
+                        limits,
+                    )
+                    .in_current_span(),
+                );
             }
         },
         None => {
-            actix_web::rt::spawn(async move {
-                let mut stream = stream.max_frame_size(limits.max_frame_bytes);
-                match first_frame_auth(&state, &mut stream).await {
-                    Ok((user, resume)) => {
-                        let started = Gateway::start(state, user, &limits).await;
-                        run(session, stream, started, resume, limits).await;
-                    }
-                    Err(e) => {
-                        reject(
-                            session,
-                            error_frame(None, &e),
-                            e.detail().to_owned(),
-                            limits,
-                        )
-                        .await
+            actix_web::rt::spawn(
+                async move {
+                    let mut stream = stream.max_frame_size(limits.max_frame_bytes);
+                    match first_frame_auth(&state, &mut stream).await {
+                        Ok((user, resume)) => {
+                            let started = Gateway::start(state, user, &limits).await;
+                            run(session, stream, started, resume, limits).await;
+                        }
+                        Err(e) => {
+                            reject(
+                                session,
+                                error_frame(None, &e),
+                                e.detail().to_owned(),
+                                limits,
+                            )
+                            .await
+                        }
                     }
                 }
-            });
+                .in_current_span(),
+            );
         }
     }
     Ok(response)

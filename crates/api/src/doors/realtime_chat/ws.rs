@@ -11,6 +11,7 @@ use chat_selectors::{
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::message_json;
 use crate::auth::request_token;
@@ -64,9 +65,10 @@ fn start(
     let limits = SocketLimits::new(state);
     match opened {
         Err(why) => {
-            actix_web::rt::spawn(async move {
-                reject(session, disconnect_frame(&why), why.clone(), limits).await
-            });
+            actix_web::rt::spawn(
+                async move { reject(session, disconnect_frame(&why), why.clone(), limits).await }
+                    .in_current_span(),
+            );
         }
         Ok((user, chat, peer)) => {
             let (tx, rx) = mpsc::channel(limits.queue);
@@ -78,10 +80,13 @@ fn start(
                 chat,
                 peer,
             };
-            actix_web::rt::spawn(async move {
-                let _subscription = subscription;
-                drive(session, stream, conn, rx, door, limits).await;
-            });
+            actix_web::rt::spawn(
+                async move {
+                    let _subscription = subscription;
+                    drive(session, stream, conn, rx, door, limits).await;
+                }
+                .in_current_span(),
+            );
         }
     }
 }

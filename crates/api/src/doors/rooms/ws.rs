@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -72,7 +73,7 @@ pub async fn socket(
         conn: conn.clone(),
         room: None,
     };
-    actix_web::rt::spawn(drive(session, stream, conn, rx, door, limits));
+    actix_web::rt::spawn(drive(session, stream, conn, rx, door, limits).in_current_span());
     Ok(response)
 }
 

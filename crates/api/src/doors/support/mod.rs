@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::CloseCode;
@@ -94,7 +95,7 @@ async fn socket(
         sent: std::collections::VecDeque::new(),
         session: None,
     };
-    actix_web::rt::spawn(drive(session, stream, conn, rx, door, limits));
+    actix_web::rt::spawn(drive(session, stream, conn, rx, door, limits).in_current_span());
     Ok(response)
 }
 

@@ -9,6 +9,7 @@
 //! messages; a bad client frame gets `{"error":"<reason>"}` and the socket stays open.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
@@ -285,9 +286,12 @@ async fn group_socket(
 fn refuse(session: actix_ws::Session, state: &AppState, error: ApiError) {
     let Stop(reason) = lost(&error);
     let limits = SocketLimits::new(state);
-    actix_web::rt::spawn(async move {
-        let _ = tokio::time::timeout(limits.write_timeout, session.close(reason)).await;
-    });
+    actix_web::rt::spawn(
+        async move {
+            let _ = tokio::time::timeout(limits.write_timeout, session.close(reason)).await;
+        }
+        .in_current_span(),
+    );
 }
 
 /// Subscribes (before the 101 goes out), then replays and goes live in the session task.
@@ -303,50 +307,54 @@ fn start(
     let conn = state.hub.connect(user.id, tx);
     let subscription = state.hub.subscribe(chat, &conn);
     let state = state.clone();
-    actix_web::rt::spawn(async move {
-        // Removed between the check and the subscription? Then not at all.
-        match is_member_now(&state.store, chat, user.id).await {
-            Ok(true) => {}
-            Ok(false) => {
-                let reason = CloseReason {
-                    code: CloseCode::Policy,
-                    description: Some(NOT_MEMBER.into()),
+    actix_web::rt::spawn(
+        async move {
+            // Removed between the check and the subscription? Then not at all.
+            match is_member_now(&state.store, chat, user.id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let reason = CloseReason {
+                        code: CloseCode::Policy,
+                        description: Some(NOT_MEMBER.into()),
+                    };
+                    let _ = session.close(Some(reason)).await;
+                    return;
+                }
+                Err(e) => {
+                    let Stop(reason) = lost(&e.into());
+                    let _ = session.close(reason).await;
+                    return;
+                }
+            }
+            // The history up to now, oldest first; live events at or below it are then dropped.
+            let page =
+                match message_history(&state.store, chat, HistoryCursor::Latest, REPLAY).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let Stop(reason) = lost(&e.into());
+                        let _ = session.close(reason).await;
+                        return;
+                    }
                 };
-                let _ = session.close(Some(reason)).await;
-                return;
+            let mut order = Ordered::new(chat, page.messages.first().map_or(0, |m| m.seq - 1));
+            let mut out = Outbox::new(&mut session, &limits);
+            for message in &page.messages {
+                if !message.deleted && out.send(frame(message)).await.is_err() {
+                    return;
+                }
+                order.mark(message.seq);
             }
-            Err(e) => {
-                let Stop(reason) = lost(&e.into());
-                let _ = session.close(reason).await;
-                return;
-            }
+            let door = ChatSocket {
+                state,
+                user,
+                order,
+                _subscription: subscription,
+                _conn: conn.clone(),
+            };
+            drive(session, stream, conn, rx, door, limits).await;
         }
-        // The history up to now, oldest first; live events at or below it are then dropped.
-        let page = match message_history(&state.store, chat, HistoryCursor::Latest, REPLAY).await {
-            Ok(page) => page,
-            Err(e) => {
-                let Stop(reason) = lost(&e.into());
-                let _ = session.close(reason).await;
-                return;
-            }
-        };
-        let mut order = Ordered::new(chat, page.messages.first().map_or(0, |m| m.seq - 1));
-        let mut out = Outbox::new(&mut session, &limits);
-        for message in &page.messages {
-            if !message.deleted && out.send(frame(message)).await.is_err() {
-                return;
-            }
-            order.mark(message.seq);
-        }
-        let door = ChatSocket {
-            state,
-            user,
-            order,
-            _subscription: subscription,
-            _conn: conn.clone(),
-        };
-        drive(session, stream, conn, rx, door, limits).await;
-    });
+        .in_current_span(),
+    );
 }
 
 /// A message as door 000 shows it: `{"id","date":"YYYY-MM-DD HH:MM:SS","username","message"}`.
