@@ -96,6 +96,23 @@ impl JwtKeys {
     }
 }
 
+/// Counts a login or registration from the request's client address against
+/// `CHAT_RATE_AUTH_PER_MIN`, across instances. The address is the peer's, or with
+/// `CHAT_TRUST_PROXY` the one the proxy reports. Errors: 429 `rate_limited` with `Retry-After`.
+pub async fn limit_auth(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    let address = if state.settings.trust_proxy {
+        req.connection_info()
+            .realip_remote_addr()
+            .map(str::to_owned)
+    } else {
+        req.peer_addr().map(|a| a.ip().to_string())
+    };
+    let subject = format!("auth:{}", address.unwrap_or_else(|| "unknown".into()));
+    chat_services::rate::take(&state.store, &subject, state.settings.rate_auth_per_min)
+        .await
+        .map_err(ApiError::from)
+}
+
 /// The bearer token of a request: `Authorization: Bearer <token>`, else `?token=<token>`.
 pub fn request_token(req: &HttpRequest) -> Option<String> {
     let header = req

@@ -24,6 +24,9 @@
 //! | `CHAT_DB_WAIT_TIMEOUT_MS` | `5000` | wait for a pooled connection, ms; then 503 |
 //! | `CHAT_WORKERS` | `0` (one per core) | HTTP worker threads |
 //! | `CHAT_LOG_FORMAT` | `pretty` | `pretty` or `json` |
+//! | `CHAT_RATE_SEND_PER_MIN` | `120` | messages one user may send per minute, all instances together (0: off) |
+//! | `CHAT_RATE_AUTH_PER_MIN` | `20` | logins and registrations per client address per minute (0: off) |
+//! | `CHAT_TRUST_PROXY` | `false` | take the client address from `X-Forwarded-For`/`Forwarded` (behind a proxy you run) |
 //! | `CHAT_DOOR_REALTIME_CHAT` | `true` | serve door 002 (`/api/v1/chat/...`, `/ws/user/`, `/ws/group/`) |
 //! | `CHAT_DOOR_AVITO` | `true` | serve door 001 (`/users/add`, ...: no auth, trusted networks only) |
 //! | `CHAT_AVITO_LISTEN` | unset | also serve door 001, alone, on this address (the task's port 9000) |
@@ -76,6 +79,9 @@ pub struct Settings {
     pub db_wait_timeout_ms: u64,
     pub workers: usize,
     pub log_format: LogFormat,
+    pub rate_send_per_min: u32,
+    pub rate_auth_per_min: u32,
+    pub trust_proxy: bool,
     pub door_realtime_chat: bool,
     pub door_avito: bool,
     pub avito_listen: Option<String>,
@@ -108,6 +114,9 @@ impl Default for Settings {
             db_wait_timeout_ms: 5_000,
             workers: 0,
             log_format: LogFormat::Pretty,
+            rate_send_per_min: 120,
+            rate_auth_per_min: 20,
+            trust_proxy: false,
             door_realtime_chat: true,
             door_avito: true,
             avito_listen: None,
@@ -211,6 +220,7 @@ impl Settings {
             redis_prefix: self.redis_prefix.clone(),
             db_pool_size: self.db_pool_size,
             db_wait_timeout_ms: self.db_wait_timeout_ms,
+            send_per_min: self.rate_send_per_min,
         }
     }
 }

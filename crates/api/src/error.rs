@@ -14,6 +14,7 @@ pub struct ApiError {
     code: &'static str,
     detail: String,
     fields: Option<FieldErrors>,
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -32,6 +33,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             fields: None,
+            retry_after: None,
         }
     }
 
@@ -53,6 +55,11 @@ impl ApiError {
     /// The human-readable text.
     pub fn detail(&self) -> &str {
         &self.detail
+    }
+
+    /// For a 429: seconds until the request may be retried (`Retry-After`).
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// The snake_case code (`invalid`, `forbidden`, `not_found`, ...).
@@ -91,7 +98,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(Body {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(Body {
             detail: &self.detail,
             code: self.code,
             fields: self.fields.as_ref(),
@@ -117,6 +128,14 @@ impl From<DomainError> for ApiError {
             DomainError::Forbidden(detail) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             DomainError::NotFound(detail) => Self::new(StatusCode::NOT_FOUND, "not_found", detail),
             DomainError::Conflict(detail) => Self::new(StatusCode::CONFLICT, "conflict", detail),
+            DomainError::RateLimited { retry_after_secs } => Self {
+                retry_after: Some(retry_after_secs),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("Too many requests; retry in {retry_after_secs} s."),
+                )
+            },
         }
     }
 }

@@ -24,6 +24,12 @@ pub enum DomainError {
     /// The change would break a uniqueness rule (duplicate username, already a member, ...).
     #[error("{0}")]
     Conflict(String),
+    /// Over a rate limit; nothing was done. Retry after `retry_after_secs` seconds.
+    #[error("Too many requests; retry in {retry_after_secs} s.")]
+    RateLimited {
+        /// Seconds until the limit's window ends.
+        retry_after_secs: u64,
+    },
 }
 
 impl DomainError {

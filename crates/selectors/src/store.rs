@@ -31,6 +31,8 @@ pub struct StoreConfig {
     pub db_pool_size: usize,
     /// How long a request waits for a free connection before failing, in ms.
     pub db_wait_timeout_ms: u64,
+    /// Messages one user may send per minute, across instances (0: no limit).
+    pub send_per_min: u32,
 }
 
 /// Handles to PostgreSQL and Redis; cheap to clone (everything inside is shared).
@@ -44,6 +46,8 @@ pub struct Store {
     pub redis_client: redis::Client,
     /// The Redis keyspace of this deployment.
     pub keys: Keys,
+    /// Messages one user may send per minute (0: no limit).
+    pub send_per_min: u32,
 }
 
 impl Store {
@@ -68,6 +72,7 @@ impl Store {
             redis,
             redis_client,
             keys: Keys::new(&config.redis_prefix),
+            send_per_min: config.send_per_min,
         })
     }
 
@@ -171,6 +176,11 @@ impl Keys {
     /// A user's cached chat list (JSON, stamped with the generations it was computed under).
     pub fn chat_list(&self, user: UserId) -> String {
         format!("{}user:v1:{user}:chats", self.prefix)
+    }
+
+    /// A rate-limit counter of `subject` (e.g. `send:42`, `auth:10.0.0.1`) in the minute `window`.
+    pub fn rate(&self, subject: &str, window: u64) -> String {
+        format!("{}rate:v1:{subject}:{window}", self.prefix)
     }
 
     /// A cached user profile (JSON of `UserView`).

@@ -10,6 +10,7 @@ mod friends;
 mod members;
 mod messages;
 pub mod presence;
+pub mod rate;
 mod support;
 
 pub use auth::{

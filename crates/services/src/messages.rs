@@ -112,8 +112,8 @@ pub struct Sent {
 /// Stores a text message from `author` in `chat` and publishes it to every instance after the
 /// commit. The same `(author, client_id)` returns the original message with `created: false`,
 /// forever and on every instance (a unique index, not a cache).
-/// Errors: `NotFound` (no such chat), `Forbidden` (not a member), `Conflict` (`client_id` already
-/// used in another chat).
+/// Errors: `RateLimited` (over `send_per_min` this minute), `NotFound` (no such chat),
+/// `Forbidden` (not a member), `Conflict` (`client_id` already used in another chat).
 pub async fn send_message(
     store: &Store,
     author: UserId,
@@ -122,6 +122,7 @@ pub async fn send_message(
     client_id: Option<&ClientId>,
 ) -> Result<Sent> {
     let client_id = client_id.map(ClientId::as_str);
+    crate::rate::take(store, &format!("send:{author}"), store.send_per_min).await?;
     require_member(store, chat, author).await?;
     let inserted = {
         let mut conn = store.conn().await?;

@@ -110,6 +110,16 @@ pub async fn not_found(_req: HttpRequest) -> HttpResponse {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found.").error_response()
 }
 
+/// A 429 in a door's own format: `status` 429, `Retry-After`, and `body` as the door answers
+/// (plain text, `{"error"}`, empty). `error` is the rate-limit refusal.
+pub fn too_many(error: &ApiError, content_type: &str, body: String) -> HttpResponse {
+    let mut response = HttpResponse::build(error.status());
+    if let Some(secs) = error.retry_after() {
+        response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+    }
+    response.content_type(content_type).body(body)
+}
+
 /// A "this field is required" problem for a missing JSON field (DRF's wording).
 pub fn required<T>(field: &str, value: Option<T>) -> Result<T, chat_domain::DomainError> {
     value.ok_or_else(|| chat_domain::DomainError::invalid(field, "This field is required."))

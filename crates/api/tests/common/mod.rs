@@ -150,6 +150,9 @@ impl TestEnv {
             bcrypt_cost: 4,
             workers: 1,
             db_pool_size: 4,
+            // Off unless a test is about them: tests sign in a lot from one address.
+            rate_send_per_min: 0,
+            rate_auth_per_min: 0,
             ..Settings::default()
         }
     }

@@ -44,8 +44,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::JsonConfig::default()
                         .limit(MAX_BODY_BYTES)
                         .error_handler(|err, _| {
-                            AvitoError(StatusCode::BAD_REQUEST, format!("invalid body: {err}"))
-                                .into()
+                            AvitoError(
+                                StatusCode::BAD_REQUEST,
+                                format!("invalid body: {err}"),
+                                None,
+                            )
+                            .into()
                         }),
                 )
                 .route(handler)
@@ -53,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     AvitoError(
                         StatusCode::METHOD_NOT_ALLOWED,
                         "method not allowed: use POST".into(),
+                        None,
                     )
                     .error_response()
                 })),
@@ -62,12 +67,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Unknown routes on door 001's own listener: 404 `{"error": "not found"}`.
 pub async fn not_found() -> HttpResponse {
-    AvitoError(StatusCode::NOT_FOUND, "not found".into()).error_response()
+    AvitoError(StatusCode::NOT_FOUND, "not found".into(), None).error_response()
 }
 
 /// An error in door 001's format: `{"error": "<description>"}`.
 #[derive(Debug)]
-struct AvitoError(StatusCode, String);
+struct AvitoError(StatusCode, String, Option<u64>);
 
 impl std::fmt::Display for AvitoError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,13 +86,21 @@ impl ResponseError for AvitoError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.0).json(json!({"error": self.1}))
+        let mut response = HttpResponse::build(self.0);
+        if let Some(secs) = self.2 {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(json!({"error": self.1}))
     }
 }
 
 impl From<ApiError> for AvitoError {
     fn from(error: ApiError) -> Self {
-        Self(error.status(), error.detail().to_owned())
+        Self(
+            error.status(),
+            error.detail().to_owned(),
+            error.retry_after(),
+        )
     }
 }
 
@@ -128,7 +141,13 @@ impl<'de> Deserialize<'de> for FlexId {
 }
 
 fn required<T>(field: &str, value: Option<T>) -> AvitoResult<T> {
-    value.ok_or_else(|| AvitoError(StatusCode::BAD_REQUEST, format!("{field} is required")))
+    value.ok_or_else(|| {
+        AvitoError(
+            StatusCode::BAD_REQUEST,
+            format!("{field} is required"),
+            None,
+        )
+    })
 }
 
 fn created(id: i64) -> HttpResponse {
@@ -143,9 +162,14 @@ struct AddUser {
 
 /// `POST /users/add {"username"}` → 201 `{"id"}`; 409 when taken.
 async fn add_user(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<AddUser>,
 ) -> AvitoResult<HttpResponse> {
+    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
+        let body = json!({"error": e.detail()}).to_string();
+        return Ok(super::too_many(&e, "application/json", body));
+    }
     let username = Username::parse(&required("username", body.into_inner().username)?)?;
     let user = chat_services::register(
         &state.store,
@@ -183,11 +207,12 @@ async fn add_chat(
         return Err(AvitoError(
             StatusCode::BAD_REQUEST,
             "users must not be empty".into(),
+            None,
         ));
     };
     if users.len() > MAX_CHAT_USERS {
         let problem = format!("a chat takes at most {MAX_CHAT_USERS} users");
-        return Err(AvitoError(StatusCode::BAD_REQUEST, problem));
+        return Err(AvitoError(StatusCode::BAD_REQUEST, problem, None));
     }
     let chat =
         chat_services::create_group(&state.store, owner, Some(&name), &title, true, &users).await?;

@@ -1,12 +1,12 @@
 //! Sign-up, log-in, token refresh with rotation, log-out, and the caller's profile.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chat_domain::{DomainError, Email, Password, Username};
 use chat_selectors::{UserBrief, UserView, search_users, user_by_id};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, limit_auth};
 use crate::doors::{required, validated};
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -43,9 +43,11 @@ pub struct RegisterRequest {
 /// `POST /api/v1/auth/register/` → 201 user. 400 with `fields` for every bad field at once;
 /// 409 when the username or email is taken.
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<RegisterRequest>,
 ) -> ApiResult<HttpResponse> {
+    limit_auth(&state, &req).await?;
     let body = body.into_inner();
     let username = required("username", body.username.as_deref()).and_then(Username::parse);
     let email = required("email", body.email.as_deref()).and_then(Email::parse);
@@ -85,9 +87,11 @@ pub struct TokenPair {
 /// `POST /api/v1/auth/login/` (`username` may be an email) → 200 `{"access","refresh"}`;
 /// 400 for missing fields, 401 for wrong credentials.
 pub async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> ApiResult<web::Json<TokenPair>> {
+    limit_auth(&state, &req).await?;
     let body = body.into_inner();
     let login = required("username", body.username);
     let password = required("password", body.password);

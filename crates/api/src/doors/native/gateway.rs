@@ -685,11 +685,14 @@ fn ack(request_id: Option<&Value>, action: &str) -> String {
 }
 
 /// `{"event":"error","request_id"?,"code","detail"}`.
+/// `{"event":"error","request_id"?,"code","detail","retry_after"?}` (`retry_after` in seconds,
+/// when over a rate limit).
 fn error_frame(request_id: Option<&Value>, error: &ApiError) -> String {
-    with_request_id(
-        json!({"event": "error", "code": error.code(), "detail": error.detail()}),
-        request_id,
-    )
+    let mut frame = json!({"event": "error", "code": error.code(), "detail": error.detail()});
+    if let Some(secs) = error.retry_after() {
+        frame["retry_after"] = json!(secs);
+    }
+    with_request_id(frame, request_id)
 }
 
 fn invalid(field: &str, problem: &str) -> ApiError {

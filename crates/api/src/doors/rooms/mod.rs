@@ -156,7 +156,18 @@ struct RegisterBody {
 }
 
 /// `POST /register {"username","email","password"}` → 201 `{"id","username","email","created-at"}`.
-async fn register(state: web::Data<AppState>, raw: web::Bytes) -> RoomsResult<HttpResponse> {
+async fn register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> RoomsResult<HttpResponse> {
+    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
+        return Ok(super::too_many(
+            &e,
+            "text/plain; charset=utf-8",
+            "too many requests\n".into(),
+        ));
+    }
     let b: RegisterBody = body(&raw)?;
     let (name, email, password) = (field(b.username)?, field(b.email)?, field(b.password)?);
     if name.is_empty() || email.is_empty() || password.is_empty() {
@@ -194,7 +205,18 @@ struct LoginBody {
 }
 
 /// `PUT /login {"email","password"}` → 200 `{"token"}`; 401 `user not found` / `invalid password`.
-async fn login(state: web::Data<AppState>, raw: web::Bytes) -> RoomsResult<HttpResponse> {
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> RoomsResult<HttpResponse> {
+    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
+        return Ok(super::too_many(
+            &e,
+            "text/plain; charset=utf-8",
+            "too many requests\n".into(),
+        ));
+    }
     let b: LoginBody = body(&raw)?;
     let (email, password) = (field(b.email)?, field(b.password)?);
     if email.is_empty() || password.is_empty() {

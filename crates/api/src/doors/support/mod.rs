@@ -5,7 +5,8 @@
 //!
 //! Frames: `{"method","params":[...],"id"}` in, `{"error","result","id"}` out. Error codes:
 //! 1 "Incorrect argument." (wrong params, also invalid JSON), 2 "Unknown method.", 3 "Not
-//! authorized." (before `message.auth`, or a method of the other role). A message:
+//! authorized." (before `message.auth`, or a method of the other role), 4 "Too many requests."
+//! (over the per-user send limit; our addition). A message:
 //! `{"message_id","message_text","invader_name","is_from_support","created","user_id"}` —
 //! `invader_name` the operator's name ("" for the customer), `created` unix seconds, `user_id`
 //! the customer (our addition: an unbound operator needs it to answer).
@@ -52,7 +53,14 @@ async fn not_found() -> HttpResponse {
 
 /// `POST /v1/auth/ {"user_name","password"}` → 200 `{"error":null,"result":{"token"},"id":<user id>}`;
 /// the right shape with wrong credentials → 403, empty; anything else → 404, empty.
-async fn auth(state: web::Data<AppState>, raw: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn auth(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
+        return Ok(crate::doors::too_many(&e, "text/plain", String::new()));
+    }
     let Ok(body) = serde_json::from_slice::<Value>(&raw) else {
         return Ok(HttpResponse::NotFound().finish());
     };
@@ -128,6 +136,7 @@ fn rpc_error(id: &Value, code: u8) -> String {
     let message = match code {
         1 => "Incorrect argument.",
         2 => "Unknown method.",
+        4 => "Too many requests.",
         _ => "Not authorized.",
     };
     json!({"error": {"code": code, "message": message}, "result": null, "id": id}).to_string()
@@ -289,6 +298,9 @@ impl SupportSocket {
                     json!({"message": message_json(&sent.message, customer)}),
                 ))
                 .await
+            }
+            Err(chat_services::Error::Domain(chat_domain::DomainError::RateLimited { .. })) => {
+                out.send(rpc_error(id, 4)).await
             }
             Err(chat_services::Error::Domain(_)) => out.send(rpc_error(id, 1)).await,
             Err(e) => self.fail(out, id, e.into()).await,

@@ -131,7 +131,18 @@ struct SignUp {
 
 /// `POST /auth/sign-up {"username","email","password"}` → 200 `{"id":"<id>"}` (a string, as
 /// observed); 400 bad input, 409 taken.
-async fn sign_up(state: web::Data<AppState>, raw: web::Bytes) -> PlainResult<HttpResponse> {
+async fn sign_up(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> PlainResult<HttpResponse> {
+    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
+        return Ok(super::too_many(
+            &e,
+            "text/plain; charset=utf-8",
+            "too many requests".into(),
+        ));
+    }
     let b: SignUp = body(&raw)?;
     let missing = || bad("username, email and password are required");
     let username = Username::parse(&b.username.ok_or_else(missing)?)?;
@@ -156,7 +167,18 @@ struct SignIn {
 }
 
 /// `POST /auth/sign-in {"email"|"username","password"}` → 200 `{"token"}`; 401 bad credentials.
-async fn sign_in(state: web::Data<AppState>, raw: web::Bytes) -> PlainResult<HttpResponse> {
+async fn sign_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> PlainResult<HttpResponse> {
+    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
+        return Ok(super::too_many(
+            &e,
+            "text/plain; charset=utf-8",
+            "too many requests".into(),
+        ));
+    }
     let b: SignIn = body(&raw)?;
     let login = b
         .email
