@@ -77,6 +77,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         tracing::info!(migrations = ?applied, "database migrated");
     }
 
+    crate::metrics::install();
     let hub = Arc::new(Hub::default());
     let (ready_tx, ready_rx) = oneshot::channel();
     let subscriber = tokio::spawn(bus::run_subscriber(
@@ -109,6 +110,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let door_settings = settings.clone();
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(
+                crate::metrics::time_requests,
+            ))
             .wrap(crate::logging::middleware())
             .app_data(data.clone())
             .configure(|cfg| doors::configure(cfg, &door_settings))

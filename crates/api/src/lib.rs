@@ -7,6 +7,7 @@ pub mod config;
 pub mod doors;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod realtime;
 pub mod state;
 

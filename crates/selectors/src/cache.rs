@@ -11,6 +11,7 @@ pub(crate) async fn get_json<T: DeserializeOwned>(store: &Store, key: &str) -> O
     let raw: Option<String> = match store.redis().get(key).await {
         Ok(raw) => raw,
         Err(error) => {
+            metrics::counter!("chat_redis_errors_total").increment(1);
             tracing::warn!(cache.key = key, %error, "cache read failed; using the database");
             return None;
         }
@@ -24,6 +25,7 @@ pub(crate) async fn set_json<T: Serialize>(store: &Store, key: &str, value: &T, 
         return;
     };
     if let Err(error) = store.redis().set_ex::<_, _, ()>(key, raw, ttl_secs).await {
+        metrics::counter!("chat_redis_errors_total").increment(1);
         tracing::warn!(cache.key = key, %error, "cache write failed");
     }
 }
@@ -31,6 +33,7 @@ pub(crate) async fn set_json<T: Serialize>(store: &Store, key: &str, value: &T, 
 /// Deletes keys after a committed write; faults are logged (the entries expire by themselves).
 pub(crate) async fn delete(store: &Store, key: &str) {
     if let Err(error) = store.redis().del::<_, ()>(key).await {
+        metrics::counter!("chat_redis_errors_total").increment(1);
         tracing::error!(cache.key = key, %error, "cache invalidation failed; entry lives until its TTL");
     }
 }
@@ -47,6 +50,7 @@ pub(crate) async fn generations(store: &Store, keys: &[String]) -> Option<Vec<u6
     let mut values: Vec<Option<u64>> = match redis.mget(keys).await {
         Ok(values) => values,
         Err(error) => {
+            metrics::counter!("chat_redis_errors_total").increment(1);
             tracing::warn!(%error, "cache generation read failed");
             return None;
         }
@@ -85,6 +89,7 @@ pub(crate) async fn bump(store: &Store, keys: &[String]) {
         pipe.set(key, rand::random::<u64>()).ignore();
     }
     if let Err(error) = pipe.query_async::<()>(&mut store.redis()).await {
+        metrics::counter!("chat_redis_errors_total").increment(1);
         tracing::error!(%error, "cache invalidation failed; entries live until their TTL");
     }
 }

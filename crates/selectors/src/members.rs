@@ -39,6 +39,7 @@ pub async fn membership(store: &Store, chat: ChatId, user: UserId) -> Result<Opt
             .await
             .and_then(|g| g.into_iter().next()),
         Err(error) => {
+            metrics::counter!("chat_redis_errors_total").increment(1);
             tracing::warn!(%error, "membership cache read failed; using the database");
             None
         }
@@ -61,6 +62,7 @@ pub async fn membership(store: &Store, chat: ChatId, user: UserId) -> Result<Opt
             .set_ex::<_, _, ()>(&entry_key, entry, MEMBER_TTL_SECS)
             .await
         {
+            metrics::counter!("chat_redis_errors_total").increment(1);
             tracing::warn!(%error, "membership cache write failed");
         }
     }

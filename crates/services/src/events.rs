@@ -7,6 +7,7 @@ pub async fn publish(store: &Store, event: &ChatEvent) {
     let payload = match serde_json::to_string(event) {
         Ok(payload) => payload,
         Err(error) => {
+            metrics::counter!("chat_redis_errors_total").increment(1);
             tracing::error!(%error, "event serialization failed");
             return;
         }

@@ -139,6 +139,7 @@ pub async fn send_message(
     };
     match inserted {
         Ok(Some(inserted)) => {
+            metrics::counter!("chat_messages_accepted_total").increment(1);
             publish(store, &inserted.created_event()).await;
             Ok(Sent {
                 message: inserted.message,

@@ -31,6 +31,7 @@ pub async fn take(store: &Store, subject: &str, per_min: u32) -> Result<()> {
         .into()),
         Ok(_) => Ok(()),
         Err(error) => {
+            metrics::counter!("chat_redis_errors_total").increment(1);
             tracing::warn!(%error, "rate limit not counted (Redis); request let through");
             Ok(())
         }

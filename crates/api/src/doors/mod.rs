@@ -29,7 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
         ApiError::bad_request(format!("Invalid query string: {err}")).into()
     }));
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)));
+        .service(resource("/readyz").route(web::get().to(readyz)))
+        .service(resource("/metrics").route(web::get().to(crate::metrics::render)));
     native::configure(cfg);
     if settings.door_realtime_chat {
         realtime_chat::configure(cfg);

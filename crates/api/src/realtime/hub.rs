@@ -193,6 +193,7 @@ impl Hub {
                 }
             }
         }
+        metrics::counter!("chat_deliveries_total").increment(delivered as u64);
         delivered
     }
 

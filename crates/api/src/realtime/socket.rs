@@ -15,6 +15,8 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, Protoco
 use bytestring::ByteString;
 use tokio::sync::mpsc;
 
+use chat_selectors::ChatEvent;
+
 use super::{Connection, Event};
 use crate::config::Settings;
 
@@ -68,6 +70,9 @@ impl<'a> Outbox<'a> {
 
 /// A door's side of a session.
 pub trait SocketDoor {
+    /// The door's name in metrics (`chat_websocket_connections{door=...}`).
+    const NAME: &'static str;
+
     /// A text frame from the client (already within the frame limit).
     fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
     /// A binary frame from the client.
@@ -186,6 +191,8 @@ pub async fn drive<D: SocketDoor>(
     limits: SocketLimits,
 ) {
     let mut shutdown = limits.shutdown.clone();
+    let open = metrics::gauge!("chat_websocket_connections", "door" => D::NAME);
+    open.increment(1.0);
     let mut stream = stream
         .max_frame_size(limits.max_frame_bytes)
         .aggregate_continuations()
@@ -211,7 +218,12 @@ pub async fn drive<D: SocketDoor>(
             }
             event = events.recv() => match event {
                 Some(event) => {
-                    door.on_event(&event, &mut Outbox { session: &mut session, limits: &limits }).await
+                    let written = door.on_event(&event, &mut Outbox { session: &mut session, limits: &limits }).await;
+                    if let (Ok(()), ChatEvent::MessageCreated { message, .. }) = (&written, &event.chat_event) {
+                        let delay = (chrono::Utc::now() - message.created_at).num_microseconds().unwrap_or(0);
+                        metrics::histogram!("chat_fanout_delay_seconds").record(delay.max(0) as f64 / 1e6);
+                    }
+                    written
                 }
                 None => Err(Stop(None)),
             },
@@ -255,6 +267,7 @@ pub async fn drive<D: SocketDoor>(
             break stop;
         }
     };
+    open.decrement(1.0);
     door.on_end().await;
     if let Stop(Some(reason)) = stop {
         close_session(session, Some(reason), &limits).await;

@@ -555,6 +555,8 @@ impl Gateway {
 }
 
 impl SocketDoor for Gateway {
+    const NAME: &'static str = "gateway";
+
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let frame: Value = match serde_json::from_str(text) {
             Ok(frame) => frame,

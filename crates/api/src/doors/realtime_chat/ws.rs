@@ -231,6 +231,8 @@ fn direct_json(message: &chat_selectors::MessageView, me: &UserView, peer: &User
 }
 
 impl SocketDoor for ChatSocket {
+    const NAME: &'static str = "door_002";
+
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let frame: Value = match serde_json::from_str(text) {
             Ok(frame) => frame,

@@ -172,6 +172,8 @@ impl RoomSocket {
 }
 
 impl SocketDoor for RoomSocket {
+    const NAME: &'static str = "door_004";
+
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let invalid = || Err(Stop::close(CloseCode::Unsupported, "invalid data"));
         let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(text) else {

@@ -309,6 +309,8 @@ impl SupportSocket {
 }
 
 impl SocketDoor for SupportSocket {
+    const NAME: &'static str = "door_003";
+
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(text) else {
             return out.send(rpc_error(&Value::Null, 1)).await;

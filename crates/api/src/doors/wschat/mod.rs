@@ -413,6 +413,8 @@ impl ChatSocket {
 }
 
 impl SocketDoor for ChatSocket {
+    const NAME: &'static str = "door_000";
+
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let Ok(frame) = serde_json::from_str::<Value>(text) else {
             return self

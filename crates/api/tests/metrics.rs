@@ -1,0 +1,76 @@
+//! `/metrics` in the Prometheus text format reflects real traffic.
+
+mod common;
+
+use common::TestApp;
+use serde_json::json;
+
+fn value(metrics: &str, line_start: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_connections_messages_deliveries_and_latencies() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    app.create_group_002(&alice, "g").await;
+    let chat = app.latest_chat(&alice).await;
+    let (mut gateway, _) = app.gateway(&alice).await;
+    let mut door_002 = app.group_socket(&alice, "g").await;
+    app.send(&alice, chat, "one").await;
+    gateway.recv_event("message.created").await;
+    door_002.recv_json().await;
+
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let metrics = response.text().await.unwrap();
+    assert_eq!(
+        value(&metrics, "chat_websocket_connections{door=\"gateway\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        value(&metrics, "chat_websocket_connections{door=\"door_002\"}"),
+        Some(1.0)
+    );
+    assert!(value(&metrics, "chat_messages_accepted_total").unwrap() >= 1.0);
+    assert!(value(&metrics, "chat_deliveries_total").unwrap() >= 2.0);
+    assert!(value(&metrics, "chat_fanout_delay_seconds_count").unwrap() >= 2.0);
+    assert!(metrics.contains("chat_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/chats/{id}/messages\",status=\"201\""), "route patterns, not raw paths");
+    assert!(metrics.contains("chat_db_pool_connections{state=\"in_use\"}"));
+    assert!(metrics.contains("chat_db_pool_connections{state=\"waiting\"}"));
+
+    drop(gateway);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, _) = app
+        .post(
+            "/api/v1/auth/login/",
+            None,
+            json!({"username": "alice", "password": "password123"}),
+        )
+        .await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        value(&metrics, "chat_websocket_connections{door=\"gateway\"}"),
+        Some(0.0),
+        "a closed socket is counted out"
+    );
+}
