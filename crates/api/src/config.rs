@@ -130,6 +130,68 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Every environment variable the settings read (the module docs describe each).
+    pub const VARIABLES: [&'static str; 30] = [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "CHAT_LISTEN",
+        "CHAT_JWT_SECRET",
+        "CHAT_BCRYPT_COST",
+        "CHAT_ACCESS_TTL_SECS",
+        "CHAT_REFRESH_TTL_SECS",
+        "CHAT_MAX_MESSAGE_CHARS",
+        "CHAT_MAX_BODY_BYTES",
+        "CHAT_WS_MAX_FRAME_BYTES",
+        "CHAT_WS_OUTBOUND_QUEUE",
+        "CHAT_WS_HEARTBEAT_SECS",
+        "CHAT_WS_CLIENT_TIMEOUT_SECS",
+        "CHAT_WS_WRITE_TIMEOUT_MS",
+        "CHAT_REDIS_PREFIX",
+        "CHAT_DB_POOL_SIZE",
+        "CHAT_DB_WAIT_TIMEOUT_MS",
+        "CHAT_WORKERS",
+        "CHAT_LOG_FORMAT",
+        "CHAT_RATE_SEND_PER_MIN",
+        "CHAT_RATE_AUTH_PER_MIN",
+        "CHAT_TRUST_PROXY",
+        "CHAT_DOOR_REALTIME_CHAT",
+        "CHAT_DOOR_AVITO",
+        "CHAT_AVITO_LISTEN",
+        "CHAT_DOOR_ROOMS",
+        "CHAT_ROOMS_MAX_FRAME_BYTES",
+        "CHAT_ROOMS_MAX_MESSAGE_BYTES",
+        "CHAT_DOOR_WSCHAT",
+        "CHAT_DOOR_SUPPORT",
+    ];
+
+    /// The settings that `vars` (variable name → value, as in an environment) give over the
+    /// defaults, read the way the environment is read (`RUST_LOG` and other foreign names are
+    /// skipped). Errors: an unknown `CHAT_*` variable, a malformed value, a failed validation —
+    /// each naming the variable.
+    pub fn from_vars<'a>(
+        vars: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
+        let mut figment = Figment::new();
+        for (name, value) in vars {
+            if !Self::VARIABLES.contains(&name) {
+                if name.starts_with("CHAT_") {
+                    return Err(format!("{name} is not a setting"));
+                }
+                continue;
+            }
+            let key = name.strip_prefix("CHAT_").unwrap_or(name).to_lowercase();
+            let value: figment::value::Value = value
+                .parse()
+                .map_err(|_| format!("{name}: unreadable value"))?;
+            figment = figment.merge(figment::providers::Serialized::global(&key, value));
+        }
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
     /// Loads defaults, then the TOML file, then the environment, and validates the result.
     /// Errors: a message naming the bad setting.
     pub fn load() -> Result<Self, String> {
@@ -232,6 +294,28 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Settings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn variables_are_read_and_checked_like_the_environment() {
+        let settings = Settings::from_vars([
+            ("CHAT_BCRYPT_COST", "5"),
+            ("CHAT_TRUST_PROXY", "true"),
+            ("RUST_LOG", "x"),
+        ])
+        .unwrap();
+        assert_eq!(settings.bcrypt_cost, 5);
+        assert!(settings.trust_proxy);
+        assert!(
+            Settings::from_vars([("CHAT_NO_SUCH", "1")])
+                .unwrap_err()
+                .contains("CHAT_NO_SUCH")
+        );
+        assert!(
+            Settings::from_vars([("CHAT_BCRYPT_COST", "99")])
+                .unwrap_err()
+                .contains("CHAT_BCRYPT_COST")
+        );
     }
 
     #[test]
