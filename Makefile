@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379
 # Where the tests create their databases (server URL, no database name).
 export TEST_DATABASE_URL ?= $(DATABASE_URL:%/chat=%)
 
-.PHONY: run test services migrate build lint fmt clean-test-dbs
+.PHONY: run test services migrate build lint fmt clean-test-dbs postman
 
 ## Start PostgreSQL and Redis if needed, create and migrate the database, serve on CHAT_LISTEN.
 run: services
@@ -15,6 +15,11 @@ run: services
 ## Run every test against the real PostgreSQL and Redis (started if needed).
 test: services clean-test-dbs
 	$(CARGO) test --workspace --locked
+
+## Run the Postman collection (docs/postman/) with newman against a live server.
+postman: services
+	$(CARGO) build --locked -p chat-api --bin chat-server
+	bash scripts/postman.sh
 
 ## Make PostgreSQL and Redis reachable and create the application database.
 services:
