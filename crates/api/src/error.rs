@@ -17,6 +17,19 @@ pub struct ApiError {
     retry_after: Option<u64>,
 }
 
+/// The error body every native (and door 002) route answers with, for the API document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Human-readable text.
+    pub detail: String,
+    /// snake_case code: `invalid`, `invalid_json`, `not_authenticated`, `forbidden`,
+    /// `not_found`, `method_not_allowed`, `conflict`, `too_large`, `unsupported_media_type`,
+    /// `rate_limited`, `unavailable`, `internal`.
+    pub code: String,
+    /// For validation errors: field → problems.
+    pub fields: Option<std::collections::BTreeMap<String, Vec<String>>>,
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     detail: &'a str,

@@ -8,6 +8,7 @@ pub mod doors;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod realtime;
 pub mod state;
 

@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// A chat's own fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatView {
     /// Id.
     pub id: ChatId,
@@ -112,7 +112,7 @@ pub async fn direct_chat_between(store: &Store, a: UserId, b: UserId) -> Result<
 }
 
 /// One entry of a user's chat list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatListItem {
     /// The chat.
     #[serde(flatten)]

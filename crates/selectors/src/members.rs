@@ -125,7 +125,7 @@ mod tests {
 }
 
 /// A member as listed: `{"user":{"id","username"},"role","joined_at","last_read_seq"}`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     /// Who.
     pub user: UserBrief,

@@ -10,7 +10,7 @@ use crate::schema::{messages, users};
 use crate::{ChatId, Error, MessageId, Result, Store, UserId};
 
 /// A message's author on the wire: `{"id","username"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuthorView {
     /// Author's id.
     pub id: UserId,
@@ -20,7 +20,7 @@ pub struct AuthorView {
 
 /// A stored message, in the native door's wire shape (PROTOCOLS.md, "A message on the wire").
 /// A deleted message is a tombstone: `deleted: true` and an empty `text`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageView {
     /// Global id.
     pub id: MessageId,
@@ -146,7 +146,7 @@ pub enum HistoryCursor {
 }
 
 /// One page of history, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MessagePage {
     /// The messages, ascending `seq`.
     pub messages: Vec<MessageView>,

@@ -13,7 +13,7 @@ use crate::{Result, Store, UserId, cache};
 const PROFILE_TTL_SECS: u64 = 300;
 
 /// A user's public profile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserView {
     /// Id.
     pub id: UserId,
@@ -28,7 +28,7 @@ pub struct UserView {
 }
 
 /// Just enough of a user to show them: `{"id","username"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserBrief {
     /// Id.
     pub id: UserId,

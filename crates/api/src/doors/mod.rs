@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
     cfg.service(resource("/healthz").route(web::get().to(healthz)))
         .service(resource("/readyz").route(web::get().to(readyz)))
         .service(resource("/metrics").route(web::get().to(crate::metrics::render)));
+    crate::openapi::configure(cfg);
     native::configure(cfg);
     if settings.door_realtime_chat {
         realtime_chat::configure(cfg);

@@ -12,7 +12,7 @@ use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// A user on the wire: `{"id","username","email","created_at"}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserResponse {
     id: i64,
     username: String,
@@ -32,7 +32,7 @@ impl From<UserView> for UserResponse {
 }
 
 /// Body of `POST /api/v1/auth/register/`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RegisterRequest {
     username: Option<String>,
     email: Option<String>,
@@ -42,6 +42,7 @@ pub struct RegisterRequest {
 
 /// `POST /api/v1/auth/register/` → 201 user. 400 with `fields` for every bad field at once;
 /// 409 when the username or email is taken.
+#[utoipa::path(post, path = "/api/v1/auth/register/", tag = "auth", request_body = RegisterRequest, responses((status = 201, body = UserResponse, description = "registered"), (status = 400, body = crate::error::ErrorBody, description = "invalid fields"), (status = 409, body = crate::error::ErrorBody, description = "username or email taken"), (status = 429, body = crate::error::ErrorBody, description = "too many attempts")))]
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -71,14 +72,14 @@ pub async fn register(
 }
 
 /// Body of `POST /api/v1/auth/login/`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     username: Option<String>,
     password: Option<String>,
 }
 
 /// A token pair: `{"access","refresh"}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     access: String,
     refresh: String,
@@ -86,6 +87,7 @@ pub struct TokenPair {
 
 /// `POST /api/v1/auth/login/` (`username` may be an email) → 200 `{"access","refresh"}`;
 /// 400 for missing fields, 401 for wrong credentials.
+#[utoipa::path(post, path = "/api/v1/auth/login/", tag = "auth", request_body = LoginRequest, responses((status = 200, body = TokenPair, description = "access and refresh tokens"), (status = 401, body = crate::error::ErrorBody, description = "bad credentials"), (status = 429, body = crate::error::ErrorBody, description = "too many attempts")))]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -109,13 +111,14 @@ pub async fn login(
 }
 
 /// Body of the refresh and logout routes.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
     refresh: Option<String>,
 }
 
 /// `POST /api/v1/auth/login/refresh/` → 200 a new `{"access","refresh"}`; the presented refresh
 /// token stops working. 401 for an unknown, expired or already used token.
+#[utoipa::path(post, path = "/api/v1/auth/login/refresh/", tag = "auth", request_body = RefreshRequest, responses((status = 200, body = TokenPair, description = "a new pair; the old refresh token is dead"), (status = 401, body = crate::error::ErrorBody, description = "unknown, expired or used token")))]
 pub async fn refresh(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
@@ -131,6 +134,7 @@ pub async fn refresh(
 }
 
 /// `POST /api/v1/auth/logout/` → 204; the refresh token is revoked. 401 when it is not live.
+#[utoipa::path(post, path = "/api/v1/auth/logout/", tag = "auth", request_body = RefreshRequest, responses((status = 204, description = "revoked"), (status = 401, body = crate::error::ErrorBody, description = "not a live token")))]
 pub async fn logout(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
@@ -141,6 +145,7 @@ pub async fn logout(
 }
 
 /// `GET /api/v1/users/me` → 200 the caller's profile.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = UserResponse), (status = 401, body = crate::error::ErrorBody, description = "no or bad token")))]
 pub async fn me(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -149,12 +154,13 @@ pub async fn me(
 }
 
 /// Body of `PATCH /api/v1/users/me`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RenameRequest {
     username: Option<String>,
 }
 
 /// `PATCH /api/v1/users/me {"username"}` → 200 the renamed user. 400 bad name, 409 taken.
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = RenameRequest, responses((status = 200, body = UserResponse), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
 pub async fn rename(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -178,6 +184,7 @@ pub struct SearchQuery {
 
 /// `GET /api/v1/users?search=<prefix>&limit=` → 200 `[{"id","username"}]`: usernames starting
 /// with the prefix (case-insensitive), shortest first; `limit` 1..=100, default 20.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])), params(("search" = String, Query, description = "username prefix"), ("limit" = Option<i64>, Query, description = "1..=100, default 20")), responses((status = 200, body = Vec<chat_selectors::UserBrief>), (status = 400, body = crate::error::ErrorBody, description = "missing search or bad limit")))]
 pub async fn search(
     state: web::Data<AppState>,
     _user: CurrentUser,

@@ -21,6 +21,7 @@ pub struct ListQuery {
 
 /// `GET /api/v1/chats?limit=` → 200 the caller's chats, newest activity first, each with
 /// `last_message` and `unread_count` (`limit` 1..=500, default 100).
+#[utoipa::path(get, path = "/api/v1/chats", tag = "chats", security(("bearer" = [])), params(("limit" = Option<i64>, Query, description = "1..=500, default 100")), responses((status = 200, body = Vec<chat_selectors::ChatListItem>, description = "newest activity first")))]
 pub async fn list(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -42,13 +43,14 @@ fn bounded(field: &str, value: Option<i64>, default: i64, max: i64) -> Result<i6
 }
 
 /// Body of `POST /api/v1/chats/direct`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct DirectRequest {
     user_id: Option<i64>,
 }
 
 /// `POST /api/v1/chats/direct {"user_id"}` → 201 the new direct chat, or 200 the existing one.
 /// 400 for yourself, 404 for an unknown user.
+#[utoipa::path(post, path = "/api/v1/chats/direct", tag = "chats", security(("bearer" = [])), request_body = DirectRequest, responses((status = 200, body = chat_selectors::ChatView, description = "existing"), (status = 201, body = chat_selectors::ChatView, description = "created"), (status = 400, body = crate::error::ErrorBody, description = "yourself"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
 pub async fn open_direct(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -65,7 +67,7 @@ pub async fn open_direct(
 }
 
 /// Body of `POST /api/v1/chats/groups`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct GroupRequest {
     title: Option<String>,
     name: Option<String>,
@@ -75,6 +77,7 @@ pub struct GroupRequest {
 
 /// `POST /api/v1/chats/groups {"title","name"?,"is_private"?}` → 201 the group; the caller is its
 /// owner. 400 for a bad title/name, 409 for a taken name.
+#[utoipa::path(post, path = "/api/v1/chats/groups", tag = "chats", security(("bearer" = [])), request_body = GroupRequest, responses((status = 201, body = chat_selectors::ChatView), (status = 400, body = crate::error::ErrorBody, description = "bad title or name"), (status = 409, body = crate::error::ErrorBody, description = "name taken")))]
 pub async fn create_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -97,6 +100,7 @@ pub async fn create_group(
 }
 
 /// `POST /api/v1/chats/{id}/join` → 200 the chat. 403 for a private group, 409 when already in.
+#[utoipa::path(post, path = "/api/v1/chats/{id}/join", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = chat_selectors::ChatView), (status = 403, body = crate::error::ErrorBody, description = "private group"), (status = 404, body = crate::error::ErrorBody, description = "no chat"), (status = 409, body = crate::error::ErrorBody, description = "already a member")))]
 pub async fn join(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -108,12 +112,13 @@ pub async fn join(
 }
 
 /// Answer of `POST /api/v1/chats/{id}/leave`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LeftResponse {
     chat_id: ChatId,
 }
 
 /// `POST /api/v1/chats/{id}/leave` → 200 `{"chat_id"}`. 403 when not a member.
+#[utoipa::path(post, path = "/api/v1/chats/{id}/leave", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = LeftResponse), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
 pub async fn leave(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -135,6 +140,7 @@ pub struct HistoryQuery {
 /// `GET /api/v1/chats/{id}/messages?before=&after=&limit=` → 200 `{"messages":[...],"has_more"}`,
 /// oldest first: the newest `limit` (default 50, max 200), or those below `before` / above
 /// `after`. 400 for both cursors at once, 403 for non-members, 404 for no chat.
+#[utoipa::path(get, path = "/api/v1/chats/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("before" = Option<i64>, Query), ("after" = Option<i64>, Query), ("limit" = Option<i64>, Query, description = "1..=200, default 50")), responses((status = 200, body = chat_selectors::MessagePage, description = "oldest first"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
 pub async fn history(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -160,7 +166,7 @@ pub async fn history(
 }
 
 /// Body of `POST /api/v1/chats/{id}/messages`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SendRequest {
     text: Option<String>,
     client_id: Option<String>,
@@ -168,6 +174,7 @@ pub struct SendRequest {
 
 /// `POST /api/v1/chats/{id}/messages {"text","client_id"?}` → 201 the stored message, or 200 the
 /// original when `client_id` was sent before. 400 for blank/too long text, 403 for non-members.
+#[utoipa::path(post, path = "/api/v1/chats/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path)), request_body = SendRequest, responses((status = 201, body = chat_selectors::MessageView, description = "stored"), (status = 200, body = chat_selectors::MessageView, description = "the original (same client_id)"), (status = 400, body = crate::error::ErrorBody, description = "blank or too long"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 429, body = crate::error::ErrorBody, description = "over the send limit")))]
 pub async fn send(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -191,13 +198,14 @@ pub async fn send(
 }
 
 /// Body of `PATCH /api/v1/chats/{id}/messages/{seq}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct EditRequest {
     text: Option<String>,
 }
 
 /// `PATCH /api/v1/chats/{id}/messages/{seq} {"text"}` → 200 the edited message (`edited_at`
 /// set). Author only: 403 otherwise; 404 for no such (or a deleted) message.
+#[utoipa::path(patch, path = "/api/v1/chats/{id}/messages/{seq}", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("seq" = i64, Path)), request_body = EditRequest, responses((status = 200, body = chat_selectors::MessageView), (status = 403, body = crate::error::ErrorBody, description = "not the author"), (status = 404, body = crate::error::ErrorBody, description = "no such message")))]
 pub async fn edit(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -215,6 +223,7 @@ pub async fn edit(
 
 /// `DELETE /api/v1/chats/{id}/messages/{seq}` → 204; the message becomes a tombstone. Author
 /// only: 403 otherwise; 404 for no such (or an already deleted) message.
+#[utoipa::path(delete, path = "/api/v1/chats/{id}/messages/{seq}", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("seq" = i64, Path)), responses((status = 204, description = "tombstoned"), (status = 403, body = crate::error::ErrorBody, description = "not the author"), (status = 404, body = crate::error::ErrorBody, description = "no such message")))]
 pub async fn delete(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -226,13 +235,14 @@ pub async fn delete(
 }
 
 /// Body of `POST /api/v1/chats/{id}/read`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ReadRequest {
     seq: Option<i64>,
 }
 
 /// `POST /api/v1/chats/{id}/read {"seq"}` → 204; the read marker moves to `seq` (never
 /// backwards). 400 for a seq beyond the chat's `last_seq`, 403 for non-members.
+#[utoipa::path(post, path = "/api/v1/chats/{id}/read", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path)), request_body = ReadRequest, responses((status = 204, description = "marker moved (never backwards)"), (status = 400, body = crate::error::ErrorBody, description = "beyond last_seq"), (status = 403, body = crate::error::ErrorBody, description = "not a member")))]
 pub async fn read(
     state: web::Data<AppState>,
     user: CurrentUser,

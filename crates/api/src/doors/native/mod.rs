@@ -2,10 +2,10 @@
 //! errors `{"detail","code"[,"fields"]}`. Its auth routes are seed 002's, so 002 clients log in
 //! unchanged.
 
-mod auth;
-mod chats;
+pub mod auth;
+pub mod chats;
 mod gateway;
-mod members;
+pub mod members;
 
 use actix_web::web;
 

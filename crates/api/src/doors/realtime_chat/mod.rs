@@ -2,7 +2,7 @@
 //! trailing slash), errors `{"detail"}`, and the WebSockets `/ws/group/<name>/` and
 //! `/ws/user/<username>/` with `send_message` / `retrieve_message` (PROTOCOLS.md, "Door 002").
 
-mod rest;
+pub mod rest;
 mod ws;
 
 use actix_web::web;

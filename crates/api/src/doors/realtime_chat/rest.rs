@@ -15,12 +15,14 @@ use crate::doors::required;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-#[derive(Serialize)]
-pub(super) struct Username {
+#[derive(Serialize, utoipa::ToSchema)]
+/// A friend as door 002 lists it: `{"username"}`.
+pub struct Username {
     username: String,
 }
 
 /// `GET /api/v1/chat/list-friends` → 200 `[{"username"}]`.
+#[utoipa::path(get, path = "/api/v1/chat/list-friends", tag = "door 002", security(("bearer" = [])), responses((status = 200, body = Vec<Username>)))]
 pub async fn list_friends(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -38,6 +40,7 @@ pub async fn list_friends(
 
 /// `POST /api/v1/chat/add-friend/{username}` → 200 `"Succussfly added friend"`.
 /// 404 unknown user, 409 already a friend, 400 yourself.
+#[utoipa::path(post, path = "/api/v1/chat/add-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = String, description = "the JSON string Succussfly added friend (sic)"), (status = 404, body = crate::error::ErrorBody, description = "no such user"), (status = 409, body = crate::error::ErrorBody, description = "already a friend")))]
 pub async fn add_friend(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -49,6 +52,7 @@ pub async fn add_friend(
 
 /// `POST /api/v1/chat/remove-friend/{username}` → 200 `"Succussfly removed friend"`.
 /// 404 unknown user or not a friend.
+#[utoipa::path(post, path = "/api/v1/chat/remove-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = String, description = "the JSON string Succussfly removed friend (sic)"), (status = 403, body = crate::error::ErrorBody, description = "not a friend"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
 pub async fn remove_friend(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -59,7 +63,7 @@ pub async fn remove_friend(
 }
 
 /// Body of `create-group`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateGroupRequest {
     name: Option<String>,
 }
@@ -67,6 +71,7 @@ pub struct CreateGroupRequest {
 /// `POST /api/v1/chat/create-group {"name"}` → 201
 /// `{"name","users":[{"username"}],"chat":{"name","chat_type":"group","thread_id"}}`; the creator
 /// is the owner and first member. 400 bad name, 409 taken.
+#[utoipa::path(post, path = "/api/v1/chat/create-group", tag = "door 002", security(("bearer" = [])), request_body = CreateGroupRequest, responses((status = 201, description = "name, users and chat"), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
 pub async fn create_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -86,6 +91,7 @@ pub async fn create_group(
 }
 
 /// `POST /api/v1/chat/join-group/{name}` → 200 `"Succussfully joined."`. 404, 409 already in.
+#[utoipa::path(post, path = "/api/v1/chat/join-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = String), (status = 404, body = crate::error::ErrorBody, description = "no such group"), (status = 409, body = crate::error::ErrorBody, description = "already a member")))]
 pub async fn join_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -97,6 +103,7 @@ pub async fn join_group(
 }
 
 /// `POST /api/v1/chat/leave-group/{name}` → 200 `"Succussfully removed."`. 404, 403 not in.
+#[utoipa::path(post, path = "/api/v1/chat/leave-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = String), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
 pub async fn leave_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -108,6 +115,7 @@ pub async fn leave_group(
 }
 
 /// `POST /api/v1/chat/delete-group/{name}` → 200 with an empty body. 404, 403 not the owner.
+#[utoipa::path(post, path = "/api/v1/chat/delete-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, description = "deleted"), (status = 403, body = crate::error::ErrorBody, description = "not the owner"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
 pub async fn delete_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -118,8 +126,9 @@ pub async fn delete_group(
     Ok(HttpResponse::Ok().finish())
 }
 
-#[derive(Serialize)]
-pub(super) struct SocketUrl {
+#[derive(Serialize, utoipa::ToSchema)]
+/// A WebSocket address: `{"url"}`.
+pub struct SocketUrl {
     url: String,
 }
 
@@ -137,6 +146,7 @@ fn socket_url(req: &HttpRequest, path: &str, token: &str) -> SocketUrl {
 
 /// `GET /api/v1/chat/chat-friend/{username}` → 200 `{"url":"ws://<host>/ws/user/<username>/?token=<access>"}`.
 /// 404 unknown user, 403 not in your friend list.
+#[utoipa::path(get, path = "/api/v1/chat/chat-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = SocketUrl), (status = 403, body = crate::error::ErrorBody, description = "not a friend"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
 pub async fn chat_friend(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -154,6 +164,7 @@ pub async fn chat_friend(
 
 /// `GET /api/v1/chat/chat-group/{name}` → 200 `{"url":"ws://<host>/ws/group/<name>/?token=<access>"}`.
 /// 404 unknown group, 403 not a member.
+#[utoipa::path(get, path = "/api/v1/chat/chat-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = SocketUrl), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
 pub async fn chat_group(
     req: HttpRequest,
     state: web::Data<AppState>,
