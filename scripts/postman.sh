@@ -17,7 +17,7 @@ fi
 psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -qc "CREATE DATABASE $db"
 DATABASE_URL="$base/$db" CHAT_LISTEN="127.0.0.1:$port" CHAT_REDIS_PREFIX="postman:$$:" \
   CHAT_BCRYPT_COST=4 CHAT_JWT_SECRET=postman-run RUST_LOG=warn \
-  target/debug/chat-server serve > /tmp/chat-postman-server.log 2>&1 &
+  "${CARGO_TARGET_DIR:-target}/debug/chat-server" serve > /tmp/chat-postman-server.log 2>&1 &
 server=$!
 cleanup() {
   kill "$server" 2>/dev/null || true
