@@ -103,7 +103,11 @@ pub async fn limit_auth(state: &AppState, req: &HttpRequest) -> Result<(), ApiEr
     let address = if state.settings.trust_proxy {
         req.connection_info()
             .realip_remote_addr()
-            .map(str::to_owned)
+            // Without a forwarding header this is the peer `ip:port`: key by the IP alone.
+            .map(|a| {
+                a.parse::<std::net::SocketAddr>()
+                    .map_or_else(|_| a.to_owned(), |s| s.ip().to_string())
+            })
     } else {
         req.peer_addr().map(|a| a.ip().to_string())
     };

@@ -87,7 +87,10 @@ async fn sends_over_the_limit_are_refused_everywhere_and_not_stored() {
     let alice = one.user("alice").await;
     one.create_group_002(&alice, "g").await;
     let chat = one.latest_chat(&alice).await;
-    one.send(&alice, chat, "1").await;
+    let path = format!("/api/v1/chats/{chat}/messages");
+    let keyed = json!({"text": "1", "client_id": "k1"});
+    let (status, first) = one.post(&path, Some(&alice.access), keyed.clone()).await;
+    assert_eq!(status, 201);
     two.send(&alice, chat, "2").await;
     one.send(&alice, chat, "3").await;
     let response = two
@@ -127,6 +130,10 @@ async fn sends_over_the_limit_are_refused_everywhere_and_not_stored() {
         error["message"].as_str().unwrap().contains("retry in"),
         "{error}"
     );
+    // Over the limit, a retry of an earlier send still gets its original message.
+    let (status, again) = two.post(&path, Some(&alice.access), keyed).await;
+    assert_eq!(status, 200);
+    assert_eq!(again, first);
     let (_, page) = one
         .get(
             &format!("/api/v1/chats/{chat}/messages"),

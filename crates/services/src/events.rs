@@ -7,7 +7,6 @@ pub async fn publish(store: &Store, event: &ChatEvent) {
     let payload = match serde_json::to_string(event) {
         Ok(payload) => payload,
         Err(error) => {
-            metrics::counter!("chat_redis_errors_total").increment(1);
             tracing::error!(%error, "event serialization failed");
             return;
         }
@@ -17,6 +16,7 @@ pub async fn publish(store: &Store, event: &ChatEvent) {
     chat_selectors::add_invalidations(&mut pipe, &store.keys, event);
     pipe.publish(&channel, payload).ignore();
     if let Err(error) = pipe.query_async::<()>(&mut store.redis()).await {
+        metrics::counter!("chat_redis_errors_total").increment(1);
         tracing::error!(chat.id = %event.chat_id(), %error, "event publish failed; live delivery lost");
     }
 }

@@ -121,8 +121,36 @@ pub async fn send_message(
     text: &MessageText,
     client_id: Option<&ClientId>,
 ) -> Result<Sent> {
+    if let Err(limited) = take_send_quota(store, author).await {
+        // A retry of an earlier send is not a new message: it still gets its original.
+        if let Some(id) = client_id
+            && let Some(message) = message_by_client_id(store, author, id.as_str()).await?
+            && message.chat_id == chat
+        {
+            return Ok(Sent {
+                message,
+                created: false,
+            });
+        }
+        return Err(limited);
+    }
+    send_within_quota(store, author, chat, text, client_id).await
+}
+
+/// Counts one send of `author` against `send_per_min`. Errors: `RateLimited`.
+pub(crate) async fn take_send_quota(store: &Store, author: UserId) -> Result<()> {
+    crate::rate::take(store, &format!("send:{author}"), store.send_per_min).await
+}
+
+/// `send_message` once the send was counted against the limit.
+pub(crate) async fn send_within_quota(
+    store: &Store,
+    author: UserId,
+    chat: ChatId,
+    text: &MessageText,
+    client_id: Option<&ClientId>,
+) -> Result<Sent> {
     let client_id = client_id.map(ClientId::as_str);
-    crate::rate::take(store, &format!("send:{author}"), store.send_per_min).await?;
     require_member(store, chat, author).await?;
     let inserted = {
         let mut conn = store.conn().await?;

@@ -12,7 +12,8 @@ use chat_selectors::{
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use crate::{Result, Sent, publish, send_message};
+use crate::messages::{send_within_quota, take_send_quota};
+use crate::{Result, Sent, publish};
 
 /// The customer's support chat, created (with the customer as its member) on first use. Race-free:
 /// `support_user_id` is unique.
@@ -82,8 +83,10 @@ async fn joined(store: &Store, chat: ChatId, user: UserId, by: Option<UserId>) -
 
 /// A customer writes to support. Errors as for `send_message`.
 pub async fn support_send(store: &Store, customer: UserId, text: &MessageText) -> Result<Sent> {
+    // Counted first: over the limit, not even the chat is created.
+    take_send_quota(store, customer).await?;
     let chat = support_chat(store, customer).await?;
-    send_message(store, customer, chat.id, text, None).await
+    send_within_quota(store, customer, chat.id, text, None).await
 }
 
 /// Whether `user` answers support chats (role `operator` or `admin`).
@@ -107,6 +110,8 @@ pub async fn operator_send(
         return Err(DomainError::invalid("customer", "Operators cannot answer themselves.").into());
     }
     user_by_id(store, customer).await?;
+    // Counted first: over the limit, nothing is created or joined.
+    take_send_quota(store, operator).await?;
     let chat = support_chat(store, customer).await?;
     let mut conn = store.conn().await?;
     let added = diesel::insert_into(chat_members::table)
@@ -122,7 +127,7 @@ pub async fn operator_send(
     if added > 0 {
         joined(store, chat.id, operator, Some(operator)).await?;
     }
-    send_message(store, operator, chat.id, text, None).await
+    send_within_quota(store, operator, chat.id, text, None).await
 }
 
 /// Gives the user `username` the server role `role` (the `create-operator` / `create-admin`

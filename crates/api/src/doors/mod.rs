@@ -97,6 +97,10 @@ async fn healthz() -> HttpResponse {
 /// `GET /readyz` → 200 `{"status":"ready"}` when PostgreSQL and Redis answer, else 503
 /// `{"status":"unavailable","reason":"<which: cause>"}` (load balancers stop routing here).
 async fn readyz(state: web::Data<crate::state::AppState>) -> HttpResponse {
+    if *state.shutdown.borrow() {
+        let body = serde_json::json!({"status": "unavailable", "reason": "shutting down"});
+        return HttpResponse::ServiceUnavailable().json(body);
+    }
     let (database, redis) = tokio::join!(state.store.check_database(), state.store.check_redis());
     let problem = match (database, redis) {
         (Ok(()), Ok(())) => return HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),

@@ -35,11 +35,18 @@ pub async fn run_subscriber(
                     while let Some(msg) = messages.next().await {
                         dispatch(&hub, msg.get_payload_bytes());
                     }
+                    metrics::counter!("chat_redis_errors_total").increment(1);
                     tracing::warn!("event subscriber lost its Redis connection; reconnecting");
                 }
-                Err(error) => tracing::warn!(%error, "event subscribe failed"),
+                Err(error) => {
+                    metrics::counter!("chat_redis_errors_total").increment(1);
+                    tracing::warn!(%error, "event subscribe failed");
+                }
             },
-            Err(error) => tracing::warn!(%error, "event subscriber cannot reach Redis"),
+            Err(error) => {
+                metrics::counter!("chat_redis_errors_total").increment(1);
+                tracing::warn!(%error, "event subscriber cannot reach Redis");
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));

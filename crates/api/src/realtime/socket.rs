@@ -141,6 +141,24 @@ pub fn upgrade(
     })
 }
 
+/// Counts an open socket in `chat_websocket_connections` while it lives (a guard: every exit
+/// path, a panic included, counts it out).
+struct OpenSocket(metrics::Gauge);
+
+impl OpenSocket {
+    fn count(door: &'static str) -> Self {
+        let gauge = metrics::gauge!("chat_websocket_connections", "door" => door);
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 /// Sends `frame` then closes with 1008 and `reason` (for sessions refused before they start).
 pub async fn reject(
     mut session: Session,
@@ -191,8 +209,7 @@ pub async fn drive<D: SocketDoor>(
     limits: SocketLimits,
 ) {
     let mut shutdown = limits.shutdown.clone();
-    let open = metrics::gauge!("chat_websocket_connections", "door" => D::NAME);
-    open.increment(1.0);
+    let _open = OpenSocket::count(D::NAME);
     let mut stream = stream
         .max_frame_size(limits.max_frame_bytes)
         .aggregate_continuations()
@@ -267,7 +284,6 @@ pub async fn drive<D: SocketDoor>(
             break stop;
         }
     };
-    open.decrement(1.0);
     door.on_end().await;
     if let Stop(Some(reason)) = stop {
         close_session(session, Some(reason), &limits).await;
