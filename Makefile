@@ -40,7 +40,8 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Drop test databases left behind by interrupted test runs (t_<hex>, and stale templates).
+## Drop test databases left behind by interrupted runs: t_<unix secs>_<hex> older than an hour
+## (a run still going keeps its own).
 clean-test-dbs:
-	@psql "$(TEST_DATABASE_URL)/postgres" -tAc "SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9a-f]{16}$$' OR datname ~ '^chat_tpl_.*_build$$'" 2>/dev/null \
+	@psql "$(TEST_DATABASE_URL)/postgres" -tAc "SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9]+_[0-9a-f]{16}$$' AND split_part(datname, '_', 2)::bigint < extract(epoch FROM now()) - 3600" 2>/dev/null \
 	  | while read -r db; do [ -n "$$db" ] && psql "$(TEST_DATABASE_URL)/postgres" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"; done; true

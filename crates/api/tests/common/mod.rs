@@ -126,7 +126,13 @@ impl TestEnv {
     pub async fn new() -> Arc<Self> {
         let template = template().await;
         let suffix: u64 = rand::rng().random();
-        let db_name = format!("t_{suffix:016x}");
+        // The creation time in the name lets `make clean-test-dbs` drop only stale databases,
+        // never those of a run still going.
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let db_name = format!("t_{created}_{suffix:016x}");
         let mut conn = admin().await;
         diesel::sql_query(format!("CREATE DATABASE {db_name} TEMPLATE {template}"))
             .execute(&mut conn)
