@@ -12,9 +12,12 @@ export TEST_DATABASE_URL ?= $(DATABASE_URL:%/chat=%)
 run: services
 	$(CARGO) run --release --locked -p chat-api --bin chat-server -- serve
 
-## Run every test against the real PostgreSQL and Redis (started if needed).
+## Run every test against the real PostgreSQL and Redis (started if needed); ends with one
+## summary line over all test binaries ("tests: N passed, N failed").
 test: services clean-test-dbs
-	$(CARGO) test --workspace --locked
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --workspace --locked 2>&1 | tee target/test-output.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
 
 ## Run the Postman collection (docs/postman/) with newman against a live server.
 postman: services
