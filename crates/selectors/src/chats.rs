@@ -97,20 +97,6 @@ pub async fn group_by_name(store: &Store, name: &str) -> Result<ChatView> {
         .into_view()
 }
 
-/// The direct chat between two users, if it exists.
-pub async fn direct_chat_between(store: &Store, a: UserId, b: UserId) -> Result<Option<ChatView>> {
-    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-    let mut conn = store.conn().await?;
-    let row: Option<ChatRow> = chats::table
-        .filter(chats::direct_user_lo.eq(lo.0))
-        .filter(chats::direct_user_hi.eq(hi.0))
-        .select(ChatRow::as_select())
-        .first(&mut conn)
-        .await
-        .optional()?;
-    row.map(ChatRow::into_view).transpose()
-}
-
 /// One entry of a user's chat list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatListItem {

@@ -20,7 +20,7 @@ mod users;
 pub use chat_domain::{ChatId, MessageId, UserId};
 pub use chats::{
     CHAT_LIST_MAX, ChatListItem, ChatMembers, ChatView, chat_by_id, chat_list, chats_with_members,
-    direct_chat_between, group_by_name, invalidate_chat_lists, invalidate_chat_summaries,
+    group_by_name, invalidate_chat_lists, invalidate_chat_summaries,
 };
 pub use error::{Error, Result};
 pub use events::{ChatEvent, add_invalidations};

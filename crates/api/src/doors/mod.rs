@@ -116,14 +116,21 @@ pub async fn not_found(_req: HttpRequest) -> HttpResponse {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found.").error_response()
 }
 
-/// A 429 in a door's own format: `status` 429, `Retry-After`, and `body` as the door answers
-/// (plain text, `{"error"}`, empty). `error` is the rate-limit refusal.
-pub fn too_many(error: &ApiError, content_type: &str, body: String) -> HttpResponse {
+/// Counts a login or registration against the per-address limit (`crate::auth::limit_auth`).
+/// Over it: `Some` 429 with `Retry-After`, its body rendered by `body` in the door's own format
+/// with `content_type`; under it: `None`.
+pub async fn auth_limited(
+    state: &crate::state::AppState,
+    req: &HttpRequest,
+    content_type: &str,
+    body: impl FnOnce(&ApiError) -> String,
+) -> Option<HttpResponse> {
+    let error = crate::auth::limit_auth(state, req).await.err()?;
     let mut response = HttpResponse::build(error.status());
     if let Some(secs) = error.retry_after() {
         response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
     }
-    response.content_type(content_type).body(body)
+    Some(response.content_type(content_type).body(body(&error)))
 }
 
 /// A "this field is required" problem for a missing JSON field (DRF's wording).

@@ -166,9 +166,9 @@ async fn add_user(
     state: web::Data<AppState>,
     body: web::Json<AddUser>,
 ) -> AvitoResult<HttpResponse> {
-    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
-        let body = json!({"error": e.detail()}).to_string();
-        return Ok(super::too_many(&e, "application/json", body));
+    let error_body = |e: &ApiError| json!({"error": e.detail()}).to_string();
+    if let Some(refused) = super::auth_limited(&state, &req, "application/json", error_body).await {
+        return Ok(refused);
     }
     let username = Username::parse(&required("username", body.into_inner().username)?)?;
     let user = chat_services::register(

@@ -91,6 +91,14 @@ impl From<chat_selectors::Error> for RoomsError {
     }
 }
 
+/// The per-address login/registration limit, answered as the original would have: 429, plain text.
+async fn over_auth_limit(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
+    super::auth_limited(state, req, "text/plain; charset=utf-8", |_| {
+        "too many requests\n".into()
+    })
+    .await
+}
+
 type RoomsResult<T> = Result<T, RoomsError>;
 
 fn bad(message: &str) -> RoomsError {
@@ -161,12 +169,8 @@ async fn register(
     state: web::Data<AppState>,
     raw: web::Bytes,
 ) -> RoomsResult<HttpResponse> {
-    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
-        return Ok(super::too_many(
-            &e,
-            "text/plain; charset=utf-8",
-            "too many requests\n".into(),
-        ));
+    if let Some(refused) = over_auth_limit(&state, &req).await {
+        return Ok(refused);
     }
     let b: RegisterBody = body(&raw)?;
     let (name, email, password) = (field(b.username)?, field(b.email)?, field(b.password)?);
@@ -210,12 +214,8 @@ async fn login(
     state: web::Data<AppState>,
     raw: web::Bytes,
 ) -> RoomsResult<HttpResponse> {
-    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
-        return Ok(super::too_many(
-            &e,
-            "text/plain; charset=utf-8",
-            "too many requests\n".into(),
-        ));
+    if let Some(refused) = over_auth_limit(&state, &req).await {
+        return Ok(refused);
     }
     let b: LoginBody = body(&raw)?;
     let (email, password) = (field(b.email)?, field(b.password)?);

@@ -58,8 +58,11 @@ async fn auth(
     state: web::Data<AppState>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
-        return Ok(crate::doors::too_many(&e, "text/plain", String::new()));
+    // Over the limit: 429 with an empty body, like the route's other refusals.
+    if let Some(refused) =
+        crate::doors::auth_limited(&state, &req, "text/plain", |_| String::new()).await
+    {
+        return Ok(refused);
     }
     let Ok(body) = serde_json::from_slice::<Value>(&raw) else {
         return Ok(HttpResponse::NotFound().finish());

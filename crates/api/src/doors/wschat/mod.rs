@@ -101,6 +101,14 @@ macro_rules! via_api_error {
 }
 via_api_error!(DomainError, chat_services::Error, chat_selectors::Error);
 
+/// The per-address login/registration limit, answered in this door's plain text.
+async fn over_auth_limit(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
+    super::auth_limited(state, req, "text/plain; charset=utf-8", |_| {
+        "too many requests".into()
+    })
+    .await
+}
+
 type PlainResult<T> = Result<T, PlainError>;
 
 fn bad(message: &str) -> PlainError {
@@ -136,12 +144,8 @@ async fn sign_up(
     state: web::Data<AppState>,
     raw: web::Bytes,
 ) -> PlainResult<HttpResponse> {
-    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
-        return Ok(super::too_many(
-            &e,
-            "text/plain; charset=utf-8",
-            "too many requests".into(),
-        ));
+    if let Some(refused) = over_auth_limit(&state, &req).await {
+        return Ok(refused);
     }
     let b: SignUp = body(&raw)?;
     let missing = || bad("username, email and password are required");
@@ -172,12 +176,8 @@ async fn sign_in(
     state: web::Data<AppState>,
     raw: web::Bytes,
 ) -> PlainResult<HttpResponse> {
-    if let Err(e) = crate::auth::limit_auth(&state, &req).await {
-        return Ok(super::too_many(
-            &e,
-            "text/plain; charset=utf-8",
-            "too many requests".into(),
-        ));
+    if let Some(refused) = over_auth_limit(&state, &req).await {
+        return Ok(refused);
     }
     let b: SignIn = body(&raw)?;
     let login = b
