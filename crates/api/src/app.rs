@@ -58,8 +58,9 @@ impl RunningServer {
     }
 }
 
-/// Connects to PostgreSQL and Redis, applies pending migrations, subscribes to the event bus,
-/// binds `settings.listen` and starts serving. Errors name what could not be reached.
+/// Connects to PostgreSQL and Redis, starts the message writer (`CHAT_DB_WRITERS` tasks on the
+/// calling runtime), applies pending migrations, subscribes to the event bus, binds
+/// `settings.listen` and starts serving. Errors name what could not be reached.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     if settings.jwt_secret.is_none() {
         tracing::warn!(
@@ -70,6 +71,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let store = Store::connect(&settings.store_config())
         .await
         .with_context(|| format!("cannot reach Redis at {}", settings.redis_url))?;
+    // On this (the main) runtime, before the store is cloned into the HTTP workers, whose
+    // single-thread runtimes must not host the writers.
+    chat_services::start_writer(&store, settings.db_writers)
+        .context("cannot start the message writer")?;
     let applied = run_migrations(&settings.database_url)
         .await
         .with_context(|| "cannot migrate the database at DATABASE_URL".to_string())?;

@@ -22,6 +22,7 @@
 //! | `CHAT_REDIS_PREFIX` | `chat:` | prefix of every Redis key and channel |
 //! | `CHAT_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
 //! | `CHAT_DB_WAIT_TIMEOUT_MS` | `5000` | wait for a pooled connection, ms; then 503 |
+//! | `CHAT_DB_WRITERS` | `4` | message writer tasks (group commit), 1..=`CHAT_DB_POOL_SIZE`; each holds one pooled connection while a batch runs |
 //! | `CHAT_WORKERS` | `0` (one per core) | HTTP worker threads |
 //! | `CHAT_LOG_FORMAT` | `pretty` | `pretty` or `json` |
 //! | `CHAT_RATE_SEND_PER_MIN` | `120` | messages one user may send per minute, all instances together (0: off) |
@@ -77,6 +78,7 @@ pub struct Settings {
     pub redis_prefix: String,
     pub db_pool_size: usize,
     pub db_wait_timeout_ms: u64,
+    pub db_writers: usize,
     pub workers: usize,
     pub log_format: LogFormat,
     pub rate_send_per_min: u32,
@@ -112,6 +114,7 @@ impl Default for Settings {
             redis_prefix: "chat:".into(),
             db_pool_size: 16,
             db_wait_timeout_ms: 5_000,
+            db_writers: chat_services::DEFAULT_WRITERS,
             workers: 0,
             log_format: LogFormat::Pretty,
             rate_send_per_min: 120,
@@ -131,7 +134,7 @@ impl Default for Settings {
 
 impl Settings {
     /// Every environment variable the settings read (the module docs describe each).
-    pub const VARIABLES: [&'static str; 30] = [
+    pub const VARIABLES: [&'static str; 31] = [
         "DATABASE_URL",
         "REDIS_URL",
         "CHAT_LISTEN",
@@ -149,6 +152,7 @@ impl Settings {
         "CHAT_REDIS_PREFIX",
         "CHAT_DB_POOL_SIZE",
         "CHAT_DB_WAIT_TIMEOUT_MS",
+        "CHAT_DB_WRITERS",
         "CHAT_WORKERS",
         "CHAT_LOG_FORMAT",
         "CHAT_RATE_SEND_PER_MIN",
@@ -208,7 +212,7 @@ impl Settings {
 
     /// Checks every bound. Errors: `"<VARIABLE> must ..."`.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 11] = [
+        let checks: [(bool, &str); 12] = [
             (
                 (4..=31).contains(&self.bcrypt_cost),
                 "CHAT_BCRYPT_COST must be 4..=31",
@@ -244,6 +248,11 @@ impl Settings {
             (
                 self.db_pool_size >= 1,
                 "CHAT_DB_POOL_SIZE must be at least 1",
+            ),
+            (
+                (1..=self.db_pool_size).contains(&self.db_writers),
+                "CHAT_DB_WRITERS must be at least 1 and at most CHAT_DB_POOL_SIZE (each writer \
+                 holds one pooled connection while it writes a batch)",
             ),
             (
                 self.rooms_max_frame_bytes >= 1024 && self.rooms_max_message_bytes >= 1,
@@ -292,6 +301,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_variable_is_documented_here_and_in_the_readme() {
+        let readme = include_str!("../../../README.md");
+        let module = include_str!("config.rs");
+        for name in Settings::VARIABLES {
+            let row = format!("| `{name}` |");
+            assert!(readme.contains(&row), "README.md has no row for {name}");
+            assert!(
+                module.contains(&format!("//! {row}")),
+                "the module doc has no row for {name}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_are_valid() {
         Settings::default().validate().unwrap();
     }
@@ -335,5 +358,14 @@ mod tests {
             ..Settings::default()
         };
         assert!(settings.validate().unwrap_err().contains("CHAT_LISTEN"));
+        for writers in [0, 17] {
+            let settings = Settings {
+                db_writers: writers,
+                ..Settings::default()
+            };
+            assert!(settings.validate().unwrap_err().contains("CHAT_DB_WRITERS"));
+        }
+        let settings = Settings::from_vars([("CHAT_DB_WRITERS", "2")]).unwrap();
+        assert_eq!(settings.db_writers, 2);
     }
 }

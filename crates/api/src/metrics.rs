@@ -5,6 +5,8 @@
 //! |---|---|---|---|
 //! | `chat_websocket_connections` | gauge | `door` | the socket driver (open sockets) |
 //! | `chat_messages_accepted_total` | counter | | the send service (committed messages) |
+//! | `chat_writer_batch_size` | histogram | | the message writer: messages per batch statement |
+//! | `chat_writer_batches_retried_total` | counter | | the message writer: batch statements the database refused (then written one by one) |
 //! | `chat_deliveries_total` | counter | | the hub (events queued to local sockets) |
 //! | `chat_fanout_delay_seconds` | histogram | | the socket driver: commit → written to the socket |
 //! | `chat_http_request_duration_seconds` | histogram | `method`, `route`, `status` | HTTP middleware |
@@ -27,6 +29,9 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Messages per writer batch; up to `chat_services::MAX_BATCH` (512).
+const BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide recorder once (every server instance in a process shares it).
@@ -36,6 +41,11 @@ pub fn install() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("chat_writer_batch_size".into()),
+                    &BATCH_BUCKETS,
+                )
                 .ok()?
                 .install_recorder()
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))

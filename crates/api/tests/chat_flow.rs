@@ -374,6 +374,69 @@ async fn the_same_client_id_returns_the_original_message_and_uses_no_seq() {
     assert_eq!(page["messages"].as_array().unwrap().len(), 2);
 }
 
+/// Two chats with neighbouring ids are written by different writer tasks, so the same
+/// client_id sent to both at once races between two batch statements: the loser fails on the
+/// unique index, its batch is written again one message at a time, and each send still gets its
+/// honest answer (the original, or 409 for the other chat) with no seq used by a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_id_raced_into_two_chats_is_stored_once() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let mut chats = Vec::new();
+    for title in ["One", "Two"] {
+        let (_, chat) = app
+            .post(
+                "/api/v1/chats/groups",
+                Some(&alice.access),
+                json!({"title": title}),
+            )
+            .await;
+        chats.push(chat["id"].as_i64().unwrap());
+    }
+    let mut stored = 0;
+    for round in 0..10 {
+        let body = json!({"text": "raced", "client_id": format!("race-{round}")});
+        let sends = (0..6).map(|i| {
+            let path = format!("/api/v1/chats/{}/messages", chats[i % 2]);
+            let body = body.clone();
+            let app = &app;
+            let alice = &alice;
+            async move { app.post(&path, Some(&alice.access), body).await }
+        });
+        let answers = futures_util::future::join_all(sends).await;
+        let created: Vec<_> = answers.iter().filter(|(s, _)| *s == 201).collect();
+        assert_eq!(created.len(), 1, "round {round}: {answers:?}");
+        let original = &created[0].1;
+        for (status, body) in &answers {
+            if body["chat_id"] == original["chat_id"] {
+                assert!(*status == 201 || *status == 200, "{status}: {body}");
+                assert_eq!(body, original);
+            } else {
+                assert_eq!(*status, 409, "round {round}: {body}");
+            }
+        }
+        stored += 1;
+    }
+    let mut total = 0;
+    for chat in chats {
+        let (_, page) = app
+            .get(
+                &format!("/api/v1/chats/{chat}/messages?limit=200"),
+                Some(&alice.access),
+            )
+            .await;
+        let seqs: Vec<i64> = page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        total += seqs.len();
+    }
+    assert_eq!(total, stored);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sockets_chat_live_in_a_group_and_retrieve_history() {
     let app = TestApp::spawn().await;

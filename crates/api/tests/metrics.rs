@@ -44,6 +44,11 @@ async fn metrics_count_connections_messages_deliveries_and_latencies() {
         Some(1.0)
     );
     assert!(value(&metrics, "chat_messages_accepted_total").unwrap() >= 1.0);
+    assert!(
+        value(&metrics, "chat_writer_batch_size_count").unwrap() >= 1.0,
+        "sends go through the message writer"
+    );
+    assert!(metrics.contains("chat_writer_batch_size_bucket{le=\"512\"}"));
     assert!(value(&metrics, "chat_deliveries_total").unwrap() >= 2.0);
     assert!(value(&metrics, "chat_fanout_delay_seconds_count").unwrap() >= 2.0);
     assert!(metrics.contains("chat_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/chats/{id}/messages\",status=\"201\""), "route patterns, not raw paths");

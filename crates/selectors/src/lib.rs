@@ -16,6 +16,7 @@ pub mod presence;
 pub mod schema;
 mod store;
 mod users;
+mod writer_handle;
 
 pub use chat_domain::{ChatId, MessageId, UserId};
 pub use chats::{
@@ -38,3 +39,4 @@ pub use users::{
     Credentials, UserBrief, UserView, credentials_by_login, invalidate_user, search_users,
     user_by_id, user_by_username,
 };
+pub use writer_handle::{MessageWrite, MessageWriter, WrittenMessage};

@@ -1,7 +1,7 @@
 //! The shared storage handles: the PostgreSQL pool, the Redis connection and keyspace, and the
 //! embedded migrations. Services (writes) and selectors (reads) both take a [`Store`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool::Runtime;
@@ -10,7 +10,7 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::{ChatId, Error, Result, UserId};
+use crate::{ChatId, Error, MessageWriter, Result, UserId};
 
 /// The migrations in `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
@@ -48,12 +48,16 @@ pub struct Store {
     pub keys: Keys,
     /// Messages one user may send per minute (0: no limit).
     pub send_per_min: u32,
+    /// The message writer (group commit), once `chat_services::start_writer` has filled it;
+    /// shared by every clone. Empty (sends write directly, one statement each) in processes
+    /// that never start one, such as the CLI commands.
+    pub writer: Arc<OnceLock<MessageWriter>>,
 }
 
 impl Store {
     /// Builds the pool and connects to Redis. The pool opens connections lazily; Redis is
-    /// connected at once. Errors: `Pool` for a malformed database URL, `Cache` when Redis is
-    /// unreachable.
+    /// connected at once; no message writer is started. Errors: `Pool` for a malformed database
+    /// URL, `Cache` when Redis is unreachable.
     pub async fn connect(config: &StoreConfig) -> Result<Self> {
         let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(&config.database_url);
         let wait = Duration::from_millis(config.db_wait_timeout_ms);
@@ -73,6 +77,7 @@ impl Store {
             redis_client,
             keys: Keys::new(&config.redis_prefix),
             send_per_min: config.send_per_min,
+            writer: Arc::new(OnceLock::new()),
         })
     }
 

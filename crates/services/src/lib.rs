@@ -12,6 +12,7 @@ mod messages;
 pub mod presence;
 pub mod rate;
 mod support;
+mod writer;
 
 pub use auth::{
     authenticate, issue_refresh_token, register, rename_user, revoke_refresh_token,
@@ -25,3 +26,4 @@ pub use friends::{add_friend, remove_friend};
 pub use members::{invite_member, join_group, leave_group, remove_member, set_member_role};
 pub use messages::{Sent, delete_message, edit_message, mark_read, post_system_line, send_message};
 pub use support::{is_operator, operator_send, set_user_role, support_chat, support_send};
+pub use writer::{DEFAULT_WRITERS, MAX_BATCH, QUEUE_CAPACITY, start_writer};

@@ -5,13 +5,15 @@ use chat_domain::{
 };
 use chat_selectors::schema::{chat_members, chats, messages};
 use chat_selectors::{
-    ChatEvent, MessageRow, MessageView, Store, message_by_client_id, message_by_seq, require_member,
+    ChatEvent, MessageRow, MessageView, Store, WrittenMessage, message_by_client_id,
+    message_by_seq, require_member,
 };
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::error::unique_violation;
+use crate::writer::write_message;
 use crate::{Error, Result, publish};
 
 /// One statement: bump the chat's `last_seq` (row lock: concurrent senders to one chat queue
@@ -43,9 +45,9 @@ SELECT ins.id, ins.chat_id, ins.seq, ins.author_id, u.username AS author_usernam
        c.support_user_id AS support_customer
 FROM ins CROSS JOIN c LEFT JOIN users u ON u.id = ins.author_id";
 
-/// A row of `INSERT_MESSAGE_SQL`.
+/// A row of `INSERT_MESSAGE_SQL` (and, with its `ord`, of the writer's batch statement).
 #[derive(diesel::QueryableByName)]
-struct InsertedRow {
+pub(crate) struct InsertedRow {
     #[diesel(embed)]
     message: MessageRow,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -58,6 +60,36 @@ pub(crate) struct Inserted {
     pub message: MessageView,
     /// The customer, when the chat is a support chat.
     pub support_customer: Option<UserId>,
+}
+
+impl TryFrom<InsertedRow> for Inserted {
+    type Error = Error;
+
+    /// Errors: `Internal` for an unknown stored kind.
+    fn try_from(row: InsertedRow) -> Result<Self> {
+        Ok(Self {
+            message: row.message.into_view()?,
+            support_customer: row.support_customer.map(UserId),
+        })
+    }
+}
+
+impl From<Inserted> for WrittenMessage {
+    fn from(inserted: Inserted) -> Self {
+        Self {
+            message: inserted.message,
+            support_customer: inserted.support_customer,
+        }
+    }
+}
+
+impl From<WrittenMessage> for Inserted {
+    fn from(written: WrittenMessage) -> Self {
+        Self {
+            message: written.message,
+            support_customer: written.support_customer,
+        }
+    }
 }
 
 impl Inserted {
@@ -93,11 +125,7 @@ pub(crate) async fn insert_message(
         .get_result(conn)
         .await
         .optional()?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(Inserted {
-        message: row.message.into_view()?,
-        support_customer: row.support_customer.map(UserId),
-    }))
+    row.map(Inserted::try_from).transpose()
 }
 
 /// The outcome of a send.
@@ -111,7 +139,9 @@ pub struct Sent {
 
 /// Stores a text message from `author` in `chat` and publishes it to every instance after the
 /// commit. The same `(author, client_id)` returns the original message with `created: false`,
-/// forever and on every instance (a unique index, not a cache).
+/// forever and on every instance (a unique index, not a cache). With a started writer
+/// ([`crate::start_writer`]) the message is stored together with concurrent sends in one
+/// statement; either way it is answered only after its commit.
 /// Errors: `RateLimited` (over `send_per_min` this minute), `NotFound` (no such chat),
 /// `Forbidden` (not a member), `Conflict` (`client_id` already used in another chat).
 pub async fn send_message(
@@ -152,19 +182,16 @@ pub(crate) async fn send_within_quota(
 ) -> Result<Sent> {
     let client_id = client_id.map(ClientId::as_str);
     require_member(store, chat, author).await?;
-    let inserted = {
-        let mut conn = store.conn().await?;
-        insert_message(
-            &mut conn,
-            chat,
-            Some(author),
-            MessageKind::Text,
-            text.as_str(),
-            client_id,
-            true,
-        )
-        .await
-    };
+    let inserted = write_message(
+        store,
+        chat,
+        Some(author),
+        MessageKind::Text,
+        text.as_str(),
+        client_id,
+        true,
+    )
+    .await;
     match inserted {
         Ok(Some(inserted)) => {
             metrics::counter!("chat_messages_accepted_total").increment(1);
@@ -338,22 +365,12 @@ pub async fn mark_read(store: &Store, user: UserId, chat: ChatId, seq: i64) -> R
     Ok(())
 }
 
-/// Stores a system line (no author) in `chat` and publishes it, e.g. door 004's "alice joined the
-/// room". Errors: `NotFound` when the chat does not exist.
+/// Stores a system line (no author) in `chat` (through the writer when started) and publishes
+/// it, e.g. door 004's "alice joined the room". Errors: `NotFound` when the chat does not exist.
 pub async fn post_system_line(store: &Store, chat: ChatId, text: &str) -> Result<MessageView> {
-    let mut conn = store.conn().await?;
-    let message = insert_message(
-        &mut conn,
-        chat,
-        None,
-        MessageKind::System,
-        text,
-        None,
-        false,
-    )
-    .await?
-    .ok_or_else(|| DomainError::NotFound("Chat not found.".into()))?;
-    drop(conn);
+    let message = write_message(store, chat, None, MessageKind::System, text, None, false)
+        .await?
+        .ok_or_else(|| DomainError::NotFound("Chat not found.".into()))?;
     publish(store, &message.created_event()).await;
     Ok(message.message)
 }

@@ -1,0 +1,346 @@
+//! Group commit for message sends: concurrent sends share one statement (one commit, one WAL
+//! flush, one round trip) instead of paying for their own, and a send is still acknowledged only
+//! after its commit (`synchronous_commit` stays on).
+//!
+//! `W` writer tasks each own a bounded queue (full queue: `send` waits — backpressure). A message
+//! goes to queue `chat_id mod W`, so one chat is only ever written by one task, in arrival order,
+//! and writers never wait on each other's chat rows. A task takes one request, then whatever else
+//! is already queued (up to [`MAX_BATCH`], no sleeping: the queue fills while the previous batch is
+//! in flight), stores the batch with [`INSERT_BATCH_SQL`] and answers every request.
+//!
+//! Each task takes one pooled connection per batch and gives it back after, so `W` writers hold at
+//! most `W` of `CHAT_DB_POOL_SIZE` connections at a time; the rest serve reads and other writes.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use chat_domain::{ChatId, MessageKind, UserId};
+use chat_selectors::{MessageWrite, MessageWriter, Store, WrittenMessage};
+use diesel::QueryableByName;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::messages::{Inserted, InsertedRow, insert_message};
+use crate::{Error, Result};
+
+/// Writer tasks when the setting does not say (`CHAT_DB_WRITERS`).
+pub const DEFAULT_WRITERS: usize = 4;
+
+/// Requests one writer queue holds before senders wait.
+pub const QUEUE_CAPACITY: usize = 4096;
+
+/// Most messages stored by one batch statement.
+pub const MAX_BATCH: usize = 512;
+
+/// Stores a batch of messages in one statement; the batch form of the single-message statement in
+/// `messages.rs`, with the same rules: a request is stored only when its author is a member
+/// (when `require_member`) and has not used its `client_id` before, so a refused request uses no
+/// seq; the survivors of each chat are numbered in arrival order (`ord`) and the chat's
+/// `last_seq` moves once by their count (gapless; the row lock serializes concurrent writers of a
+/// chat, taken in chat id order so two batches never deadlock on each other's chats); every
+/// message of a chat gets the chat's new `last_message_at` (never moving backwards); each author's
+/// read marker moves to the highest seq they just wrote (aggregated first: an `UPDATE .. FROM`
+/// matching a row twice is undefined). Returns one row per stored message: its request's `ord`
+/// (1-based), the message joined with its author's name, and the chat's support customer.
+/// Parameters, one array element per request: `$1` chat ids, `$2` author ids (NULL: system line),
+/// `$3` kinds, `$4` texts, `$5` client ids (nullable), `$6` require_member.
+/// Two requests with the same `(author, client_id)` — in the batch or racing elsewhere — fail the
+/// whole statement on the unique index, and nothing of it is stored.
+const INSERT_BATCH_SQL: &str = "
+WITH req AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bool[])
+        WITH ORDINALITY AS r(chat_id, author_id, kind, text, client_id, require_member, ord)
+), ok AS (
+    SELECT req.*, row_number() OVER (PARTITION BY req.chat_id ORDER BY req.ord) AS n
+    FROM req
+    WHERE (NOT req.require_member OR EXISTS (
+            SELECT 1 FROM chat_members cm
+            WHERE cm.chat_id = req.chat_id AND cm.user_id = req.author_id))
+      AND (req.client_id IS NULL OR NOT EXISTS (
+            SELECT 1 FROM messages m
+            WHERE m.author_id = req.author_id AND m.client_id = req.client_id))
+), locked AS MATERIALIZED (
+    SELECT id FROM chats WHERE id IN (SELECT chat_id FROM ok) ORDER BY id FOR UPDATE
+), c AS (
+    UPDATE chats SET last_seq = chats.last_seq + k.cnt,
+        last_message_at = GREATEST(chats.last_message_at, clock_timestamp())
+    FROM (SELECT ok.chat_id, count(*) AS cnt
+          FROM ok JOIN locked ON locked.id = ok.chat_id GROUP BY ok.chat_id) k
+    WHERE chats.id = k.chat_id
+    RETURNING chats.id, chats.last_seq - k.cnt AS base, chats.last_message_at,
+              chats.support_user_id
+), ins AS (
+    INSERT INTO messages (chat_id, seq, author_id, kind, text, client_id, created_at)
+    SELECT ok.chat_id, c.base + ok.n, ok.author_id, ok.kind, ok.text, ok.client_id,
+           c.last_message_at
+    FROM ok JOIN c ON c.id = ok.chat_id
+    ORDER BY ok.ord
+    RETURNING *
+), read_own AS (
+    UPDATE chat_members SET last_read_seq = r.seq
+    FROM (SELECT chat_id, author_id, max(seq) AS seq FROM ins
+          WHERE author_id IS NOT NULL GROUP BY chat_id, author_id) r
+    WHERE chat_members.chat_id = r.chat_id AND chat_members.user_id = r.author_id
+      AND chat_members.last_read_seq < r.seq
+)
+SELECT ok.ord, ins.id, ins.chat_id, ins.seq, ins.author_id, u.username AS author_username,
+       ins.kind, ins.text, ins.client_id, ins.created_at, ins.edited_at, ins.deleted_at,
+       c.support_user_id AS support_customer
+FROM ins
+JOIN c ON c.id = ins.chat_id
+JOIN ok ON ok.chat_id = ins.chat_id AND c.base + ok.n = ins.seq
+LEFT JOIN users u ON u.id = ins.author_id";
+
+/// A row of [`INSERT_BATCH_SQL`]: the request's position and what the single statement returns.
+#[derive(QueryableByName)]
+struct BatchRow {
+    #[diesel(sql_type = BigInt)]
+    ord: i64,
+    #[diesel(embed)]
+    row: InsertedRow,
+}
+
+/// Starts `writers` writer tasks on the current tokio runtime and puts their handle into
+/// `store.writer` (shared by every clone of `store`), so that from now on `send_message`,
+/// `support_send`, `operator_send` and `post_system_line` go through them. Call it on the runtime
+/// that should run the writers (the server's main multi-thread runtime, not an HTTP worker's),
+/// before cloning the store out. The tasks hold only the pool, not the store: they end when the
+/// last clone of `store` is dropped (their queues close).
+/// Errors: `Internal` when `writers` is 0, when called outside a tokio runtime, or when this
+/// store already has a writer.
+pub fn start_writer(store: &Store, writers: usize) -> Result<()> {
+    if writers == 0 {
+        return Err(Error::Internal(
+            "a message writer needs at least 1 task".into(),
+        ));
+    }
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|e| Error::Internal(format!("message writer: no tokio runtime: {e}")))?;
+    if store.writer.get().is_some() {
+        return Err(Error::Internal(
+            "this store already has a message writer".into(),
+        ));
+    }
+    let (queues, inboxes): (Vec<_>, Vec<_>) = (0..writers)
+        .map(|_| mpsc::channel::<MessageWrite>(QUEUE_CAPACITY))
+        .unzip();
+    let handle = MessageWriter::new(queues)
+        .ok_or_else(|| Error::Internal("a message writer needs at least 1 task".into()))?;
+    if store.writer.set(handle).is_err() {
+        return Err(Error::Internal(
+            "this store already has a message writer".into(),
+        ));
+    }
+    for (index, inbox) in inboxes.into_iter().enumerate() {
+        runtime.spawn(run(index, store.db.clone(), inbox));
+    }
+    tracing::info!(writers, "message writer started");
+    Ok(())
+}
+
+/// Stores one message: through the store's writer when one was started (batched with concurrent
+/// sends, answered after the commit), else directly with one statement on a pooled connection.
+/// `Ok(None)` when nothing was stored (see [`insert_message`]).
+/// Errors: `Pool` (no connection in time), `Database`, `Internal` (the writer ended mid-request).
+pub(crate) async fn write_message(
+    store: &Store,
+    chat: ChatId,
+    author: Option<UserId>,
+    kind: MessageKind,
+    text: &str,
+    client_id: Option<&str>,
+    require_member: bool,
+) -> Result<Option<Inserted>> {
+    let direct = async || -> Result<Option<Inserted>> {
+        let mut conn = store.conn().await?;
+        insert_message(
+            &mut conn,
+            chat,
+            author,
+            kind,
+            text,
+            client_id,
+            require_member,
+        )
+        .await
+    };
+    let Some(writer) = store.writer.get() else {
+        return direct().await;
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = MessageWrite {
+        chat,
+        author,
+        kind,
+        text: text.to_owned(),
+        client_id: client_id.map(str::to_owned),
+        require_member,
+        reply,
+    };
+    if writer.queue_for(chat).send(request).await.is_err() {
+        // The task is gone (only after a panic while the store lives): nothing was queued.
+        tracing::error!(chat.id = %chat, "message writer task ended; writing directly");
+        return direct().await;
+    }
+    match answer.await {
+        Ok(result) => Ok(result?.map(Inserted::from)),
+        Err(_) => Err(Error::Internal(
+            "the message writer ended before answering".into(),
+        )),
+    }
+}
+
+/// One writer task: batches from `inbox` until it closes.
+async fn run(index: usize, db: Pool<AsyncPgConnection>, mut inbox: mpsc::Receiver<MessageWrite>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        metrics::histogram!("chat_writer_batch_size").record(batch.len() as f64);
+        let started = Instant::now();
+        let size = batch.len();
+        write_batch(&db, std::mem::take(&mut batch)).await;
+        tracing::debug!(
+            writer = index,
+            batch.size = size,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "message batch written"
+        );
+    }
+    tracing::debug!(writer = index, "message writer queue closed");
+}
+
+/// Stores `requests` and answers each: the first use of every `(author, client_id)` together in
+/// one statement, repeats of one in the batch one by one after it (they are then refused as
+/// repeats, not failing the batch). A failed batch statement is retried one by one when the
+/// database refused it (nothing was stored); after a connection fault every request gets an
+/// error (whether it committed is unknown: retrying could store it twice).
+async fn write_batch(db: &Pool<AsyncPgConnection>, requests: Vec<MessageWrite>) {
+    let mut seen = HashSet::new();
+    let (shared, repeats): (Vec<_>, Vec<_>) =
+        requests
+            .into_iter()
+            .partition(|request| match (request.author, &request.client_id) {
+                (Some(author), Some(client_id)) => seen.insert((author, client_id.clone())),
+                _ => true,
+            });
+    let mut conn = match db.get().await {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::error!(%error, "message writer: no database connection");
+            for request in shared.into_iter().chain(repeats) {
+                let _ = request
+                    .reply
+                    .send(Err(chat_selectors::Error::Pool(error.to_string())));
+            }
+            return;
+        }
+    };
+    if !shared.is_empty() {
+        match insert_batch(&mut conn, &shared).await {
+            Ok(rows) => answer(shared, rows),
+            Err(error) if refused_by_database(&error) => {
+                metrics::counter!("chat_writer_batches_retried_total").increment(1);
+                tracing::warn!(%error, batch.size = shared.len(), "message batch refused; writing one by one");
+                one_by_one(&mut conn, shared).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, batch.size = shared.len(), "message batch failed");
+                for request in shared {
+                    let _ = request
+                        .reply
+                        .send(Err(chat_selectors::Error::Internal(format!(
+                            "message batch: {error}"
+                        ))));
+                }
+            }
+        }
+    }
+    one_by_one(&mut conn, repeats).await;
+}
+
+/// Runs [`INSERT_BATCH_SQL`] for `requests`; the rows of the stored ones, any order.
+async fn insert_batch(
+    conn: &mut AsyncPgConnection,
+    requests: &[MessageWrite],
+) -> Result<Vec<BatchRow>> {
+    let chats: Vec<i64> = requests.iter().map(|r| r.chat.0).collect();
+    let authors: Vec<Option<i64>> = requests.iter().map(|r| r.author.map(|a| a.0)).collect();
+    let kinds: Vec<&str> = requests.iter().map(|r| r.kind.as_str()).collect();
+    let texts: Vec<&str> = requests.iter().map(|r| r.text.as_str()).collect();
+    let client_ids: Vec<Option<&str>> = requests.iter().map(|r| r.client_id.as_deref()).collect();
+    let require_member: Vec<bool> = requests.iter().map(|r| r.require_member).collect();
+    Ok(diesel::sql_query(INSERT_BATCH_SQL)
+        .bind::<Array<BigInt>, _>(chats)
+        .bind::<Array<Nullable<BigInt>>, _>(authors)
+        .bind::<Array<Text>, _>(kinds)
+        .bind::<Array<Text>, _>(texts)
+        .bind::<Array<Nullable<Text>>, _>(client_ids)
+        .bind::<Array<Bool>, _>(require_member)
+        .load(conn)
+        .await?)
+}
+
+/// Answers each of `requests` with its row of `rows` (matched by `ord`), or `None` when it was
+/// not stored.
+fn answer(requests: Vec<MessageWrite>, rows: Vec<BatchRow>) {
+    let mut by_ord: Vec<Option<InsertedRow>> = requests.iter().map(|_| None).collect();
+    for BatchRow { ord, row } in rows {
+        // `ord` is 1-based over `requests`.
+        if let Some(slot) = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|i| by_ord.get_mut(i))
+        {
+            *slot = Some(row);
+        }
+    }
+    for (request, row) in requests.into_iter().zip(by_ord) {
+        let outcome = row
+            .map(|row| Inserted::try_from(row).map(WrittenMessage::from))
+            .transpose()
+            .map_err(into_reply_error);
+        let _ = request.reply.send(outcome);
+    }
+}
+
+/// Stores each of `requests` with its own single statement and answers it with its own outcome.
+async fn one_by_one(conn: &mut AsyncPgConnection, requests: Vec<MessageWrite>) {
+    for request in requests {
+        let outcome = insert_message(
+            conn,
+            request.chat,
+            request.author,
+            request.kind,
+            &request.text,
+            request.client_id.as_deref(),
+            request.require_member,
+        )
+        .await
+        .map(|inserted| inserted.map(WrittenMessage::from))
+        .map_err(into_reply_error);
+        let _ = request.reply.send(outcome);
+    }
+}
+
+/// Whether PostgreSQL refused the statement (unique violation, deadlock, serialization failure,
+/// ...): it then changed nothing, and each request can be retried on its own. A lost connection is
+/// not a refusal: the statement may have committed.
+fn refused_by_database(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Database(DieselError::DatabaseError(kind, _))
+            if !matches!(kind, DatabaseErrorKind::ClosedConnection)
+    )
+}
+
+/// The reply carries the selectors' error type (the queue is defined there); the caller turns it
+/// back into ours, variant for variant.
+fn into_reply_error(error: Error) -> chat_selectors::Error {
+    match error {
+        Error::Domain(e) => chat_selectors::Error::Domain(e),
+        Error::Database(e) => chat_selectors::Error::Database(e),
+        Error::Pool(e) => chat_selectors::Error::Pool(e),
+        Error::Internal(e) => chat_selectors::Error::Internal(e),
+    }
+}
