@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use deadpool::Runtime;
 use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::{ChatId, Error, MessageWriter, Result, UserId};
@@ -59,7 +61,15 @@ impl Store {
     /// connected at once; no message writer is started. Errors: `Pool` for a malformed database
     /// URL, `Cache` when Redis is unreachable.
     pub async fn connect(config: &StoreConfig) -> Result<Self> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(&config.database_url);
+        // `Fast` recycling: a connection handed out again is not probed with a test query first
+        // (that was one extra round trip per checkout on every send and read); a connection that
+        // died meanwhile fails its next query, is marked broken and replaced.
+        let mut manager_config = ManagerConfig::default();
+        manager_config.recycling_method = RecyclingMethod::Fast;
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+            &config.database_url,
+            manager_config,
+        );
         let wait = Duration::from_millis(config.db_wait_timeout_ms);
         let db = Pool::builder(manager)
             .max_size(config.db_pool_size)

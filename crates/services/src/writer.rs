@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use chat_domain::{ChatId, MessageKind, UserId};
-use chat_selectors::{MessageWrite, MessageWriter, Store, WrittenMessage};
+use chat_selectors::{ChatEvent, Keys, MessageWrite, MessageWriter, Store, WrittenMessage};
 use diesel::QueryableByName;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
@@ -23,6 +23,7 @@ use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::events::publish_all;
 use crate::messages::{Inserted, InsertedRow, insert_message};
 use crate::{Error, Result};
 
@@ -135,14 +136,19 @@ pub fn start_writer(store: &Store, writers: usize) -> Result<()> {
         ));
     }
     for (index, inbox) in inboxes.into_iter().enumerate() {
-        runtime.spawn(run(index, store.db.clone(), inbox));
+        let publisher = Publisher {
+            redis: store.redis(),
+            keys: store.keys.clone(),
+        };
+        runtime.spawn(run(index, store.db.clone(), publisher, inbox));
     }
     tracing::info!(writers, "message writer started");
     Ok(())
 }
 
-/// Stores one message: through the store's writer when one was started (batched with concurrent
-/// sends, answered after the commit), else directly with one statement on a pooled connection.
+/// Stores one message and publishes its `message.created` after the commit: through the store's
+/// writer when one was started (batched with concurrent sends, published with its batch, answered
+/// after both), else directly with one statement on a pooled connection, then [`crate::publish`].
 /// `Ok(None)` when nothing was stored (see [`insert_message`]).
 /// Errors: `Pool` (no connection in time), `Database`, `Internal` (the writer ended mid-request).
 pub(crate) async fn write_message(
@@ -156,7 +162,7 @@ pub(crate) async fn write_message(
 ) -> Result<Option<Inserted>> {
     let direct = async || -> Result<Option<Inserted>> {
         let mut conn = store.conn().await?;
-        insert_message(
+        let inserted = insert_message(
             &mut conn,
             chat,
             author,
@@ -165,7 +171,12 @@ pub(crate) async fn write_message(
             client_id,
             require_member,
         )
-        .await
+        .await?;
+        drop(conn);
+        if let Some(inserted) = &inserted {
+            crate::publish(store, &inserted.created_event()).await;
+        }
+        Ok(inserted)
     };
     let Some(writer) = store.writer.get() else {
         return direct().await;
@@ -194,13 +205,18 @@ pub(crate) async fn write_message(
 }
 
 /// One writer task: batches from `inbox` until it closes.
-async fn run(index: usize, db: Pool<AsyncPgConnection>, mut inbox: mpsc::Receiver<MessageWrite>) {
+async fn run(
+    index: usize,
+    db: Pool<AsyncPgConnection>,
+    mut publisher: Publisher,
+    mut inbox: mpsc::Receiver<MessageWrite>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("chat_writer_batch_size").record(batch.len() as f64);
         let started = Instant::now();
         let size = batch.len();
-        write_batch(&db, std::mem::take(&mut batch)).await;
+        write_batch(&db, &mut publisher, std::mem::take(&mut batch)).await;
         tracing::debug!(
             writer = index,
             batch.size = size,
@@ -211,12 +227,19 @@ async fn run(index: usize, db: Pool<AsyncPgConnection>, mut inbox: mpsc::Receive
     tracing::debug!(writer = index, "message writer queue closed");
 }
 
-/// Stores `requests` and answers each: the first use of every `(author, client_id)` together in
-/// one statement, repeats of one in the batch one by one after it (they are then refused as
-/// repeats, not failing the batch). A failed batch statement is retried one by one when the
-/// database refused it (nothing was stored); after a connection fault every request gets an
-/// error (whether it committed is unknown: retrying could store it twice).
-async fn write_batch(db: &Pool<AsyncPgConnection>, requests: Vec<MessageWrite>) {
+/// Stores `requests`, publishes what was stored, and answers each: the first use of every
+/// `(author, client_id)` together in one statement, repeats of one in the batch one by one after
+/// it (they are then refused as repeats, not failing the batch). A failed batch statement is
+/// retried one by one when the database refused it (nothing was stored); after a connection
+/// fault every request gets an error (whether it committed is unknown: retrying could store it
+/// twice). The `message.created` events of the whole batch go out in one Redis round trip after
+/// the commit and before any answer, so a stored message is published even when its sender has
+/// stopped waiting.
+async fn write_batch(
+    db: &Pool<AsyncPgConnection>,
+    publisher: &mut Publisher,
+    requests: Vec<MessageWrite>,
+) {
     let mut seen = HashSet::new();
     let (shared, repeats): (Vec<_>, Vec<_>) =
         requests
@@ -237,28 +260,49 @@ async fn write_batch(db: &Pool<AsyncPgConnection>, requests: Vec<MessageWrite>) 
             return;
         }
     };
+    let mut outcomes = Vec::with_capacity(shared.len() + repeats.len());
     if !shared.is_empty() {
         match insert_batch(&mut conn, &shared).await {
-            Ok(rows) => answer(shared, rows),
+            Ok(rows) => outcomes.extend(match_rows(shared, rows)),
             Err(error) if refused_by_database(&error) => {
                 metrics::counter!("chat_writer_batches_retried_total").increment(1);
                 tracing::warn!(%error, batch.size = shared.len(), "message batch refused; writing one by one");
-                one_by_one(&mut conn, shared).await;
+                outcomes.extend(one_by_one(&mut conn, shared).await);
             }
             Err(error) => {
                 tracing::error!(%error, batch.size = shared.len(), "message batch failed");
-                for request in shared {
-                    let _ = request
-                        .reply
-                        .send(Err(chat_selectors::Error::Internal(format!(
-                            "message batch: {error}"
-                        ))));
-                }
+                outcomes.extend(shared.into_iter().map(|request| {
+                    let failed = Err(Error::Internal(format!("message batch: {error}")));
+                    (request, failed)
+                }));
             }
         }
     }
-    one_by_one(&mut conn, repeats).await;
+    outcomes.extend(one_by_one(&mut conn, repeats).await);
+    drop(conn);
+    let events: Vec<ChatEvent> = outcomes
+        .iter()
+        .filter_map(|(_, outcome)| outcome.as_ref().ok()?.as_ref())
+        .map(Inserted::created_event)
+        .collect();
+    publish_all(&mut publisher.redis, &publisher.keys, &events).await;
+    for (request, outcome) in outcomes {
+        let reply = outcome
+            .map(|inserted| inserted.map(WrittenMessage::from))
+            .map_err(into_reply_error);
+        let _ = request.reply.send(reply);
+    }
 }
+
+/// Where a writer publishes: the shared Redis connection and the deployment's keys (not the
+/// store itself, which holds the writer's queues: the tasks must not keep them open).
+struct Publisher {
+    redis: redis::aio::ConnectionManager,
+    keys: Keys,
+}
+
+/// The outcome of one request.
+type Outcome = (MessageWrite, Result<Option<Inserted>>);
 
 /// Runs [`INSERT_BATCH_SQL`] for `requests`; the rows of the stored ones, any order.
 async fn insert_batch(
@@ -282,9 +326,9 @@ async fn insert_batch(
         .await?)
 }
 
-/// Answers each of `requests` with its row of `rows` (matched by `ord`), or `None` when it was
+/// Pairs each of `requests` with its row of `rows` (matched by `ord`), or `None` when it was
 /// not stored.
-fn answer(requests: Vec<MessageWrite>, rows: Vec<BatchRow>) {
+fn match_rows(requests: Vec<MessageWrite>, rows: Vec<BatchRow>) -> Vec<Outcome> {
     let mut by_ord: Vec<Option<InsertedRow>> = requests.iter().map(|_| None).collect();
     for BatchRow { ord, row } in rows {
         // `ord` is 1-based over `requests`.
@@ -295,17 +339,16 @@ fn answer(requests: Vec<MessageWrite>, rows: Vec<BatchRow>) {
             *slot = Some(row);
         }
     }
-    for (request, row) in requests.into_iter().zip(by_ord) {
-        let outcome = row
-            .map(|row| Inserted::try_from(row).map(WrittenMessage::from))
-            .transpose()
-            .map_err(into_reply_error);
-        let _ = request.reply.send(outcome);
-    }
+    requests
+        .into_iter()
+        .zip(by_ord)
+        .map(|(request, row)| (request, row.map(Inserted::try_from).transpose()))
+        .collect()
 }
 
-/// Stores each of `requests` with its own single statement and answers it with its own outcome.
-async fn one_by_one(conn: &mut AsyncPgConnection, requests: Vec<MessageWrite>) {
+/// Stores each of `requests` with its own single statement; each with its own outcome.
+async fn one_by_one(conn: &mut AsyncPgConnection, requests: Vec<MessageWrite>) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(requests.len());
     for request in requests {
         let outcome = insert_message(
             conn,
@@ -316,11 +359,10 @@ async fn one_by_one(conn: &mut AsyncPgConnection, requests: Vec<MessageWrite>) {
             request.client_id.as_deref(),
             request.require_member,
         )
-        .await
-        .map(|inserted| inserted.map(WrittenMessage::from))
-        .map_err(into_reply_error);
-        let _ = request.reply.send(outcome);
+        .await;
+        outcomes.push((request, outcome));
     }
+    outcomes
 }
 
 /// Whether PostgreSQL refused the statement (unique violation, deadlock, serialization failure,
