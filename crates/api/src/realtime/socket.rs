@@ -47,12 +47,30 @@ pub fn close_reason(code: CloseCode, description: &str) -> CloseReason {
 pub struct Outbox<'a> {
     session: &'a mut Session,
     limits: &'a SocketLimits,
+    /// The socket's event queue, while a client frame is being handled (see [`Self::next_event`]).
+    events: Option<&'a mut mpsc::Receiver<Arc<Event>>>,
 }
 
 impl<'a> Outbox<'a> {
     /// An outbox on `session` (for writes before [`drive`] starts, e.g. a greeting).
     pub fn new(session: &'a mut Session, limits: &'a SocketLimits) -> Self {
-        Self { session, limits }
+        Self {
+            session,
+            limits,
+            events: None,
+        }
+    }
+
+    /// The next event queued for this socket, waiting until `deadline` at most; `None` at the
+    /// deadline, when the queue is closed, or outside a client frame's handling. Lets a door
+    /// deliver what is already on its way (e.g. the messages before the one it just sent) instead
+    /// of reading them from the database.
+    pub async fn next_event(&mut self, deadline: tokio::time::Instant) -> Option<Arc<Event>> {
+        let events = self.events.as_mut()?;
+        tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Sends one text frame. Errors: `Stop` when the client is gone or reads too slowly.
@@ -166,10 +184,7 @@ pub async fn reject(
     reason: String,
     limits: SocketLimits,
 ) {
-    let mut out = Outbox {
-        session: &mut session,
-        limits: &limits,
-    };
+    let mut out = Outbox::new(&mut session, &limits);
     if out.send(frame).await.is_ok() {
         close_session(
             session,
@@ -235,7 +250,7 @@ pub async fn drive<D: SocketDoor>(
             }
             event = events.recv() => match event {
                 Some(event) => {
-                    let written = door.on_event(&event, &mut Outbox { session: &mut session, limits: &limits }).await;
+                    let written = door.on_event(&event, &mut Outbox::new(&mut session, &limits)).await;
                     if let (Ok(()), ChatEvent::MessageCreated { message, .. }) = (&written, &event.chat_event) {
                         let delay = (chrono::Utc::now() - message.created_at).num_microseconds().unwrap_or(0);
                         metrics::histogram!("chat_fanout_delay_seconds").record(delay.max(0) as f64 / 1e6);
@@ -255,10 +270,10 @@ pub async fn drive<D: SocketDoor>(
                     last_seen = Instant::now();
                     match msg {
                         AggregatedMessage::Text(text) => {
-                            door.on_text(&text, &mut Outbox { session: &mut session, limits: &limits }).await
+                            door.on_text(&text, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) }).await
                         }
                         AggregatedMessage::Binary(_) => {
-                            door.on_binary(&mut Outbox { session: &mut session, limits: &limits }).await
+                            door.on_binary(&mut Outbox::new(&mut session, &limits)).await
                         }
                         AggregatedMessage::Ping(payload) => {
                             if written(&limits, session.pong(&payload)).await { Ok(()) } else { Err(Stop(None)) }

@@ -42,6 +42,10 @@ use crate::state::AppState;
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a typing indicator lasts, ms.
 const TYPING_MS: u64 = 6_000;
+
+/// How long a send waits for the messages before its own to reach the socket's queue (they were
+/// published before the send was answered) before reading the rest from PostgreSQL.
+const OWN_SEND_WAIT: Duration = Duration::from_millis(200);
 /// Most messages one `sync` replays (the rest follows on the next `sync`), so a long absence
 /// cannot hold the socket's event queue past its limit.
 pub const SYNC_MAX: i64 = 1_000;
@@ -339,6 +343,42 @@ impl Gateway {
         }
     }
 
+    /// Delivers chat `chat`'s messages before `seq` (this socket's own new message). They were
+    /// published before the send was answered, so they are normally already in, or about to
+    /// reach, this socket's queue: take events from the queue (delivering each, whatever its
+    /// chat) for up to [`OWN_SEND_WAIT`]; only what is still missing then is read from
+    /// PostgreSQL. This keeps a busy chat's sends from costing a history query each.
+    /// An event of `chat` at or past `seq` (possible only when publishes raced) is not delivered
+    /// here: it is returned, to be handled after the reply.
+    async fn deliver_before(
+        &mut self,
+        chat: ChatId,
+        seq: i64,
+        out: &mut Outbox<'_>,
+    ) -> Result<Option<Arc<Event>>, Stop> {
+        let deadline = tokio::time::Instant::now() + OWN_SEND_WAIT;
+        let mut deferred = None;
+        while self
+            .chats
+            .get(&chat)
+            .is_some_and(|f| f.order.delivered() < seq - 1)
+        {
+            let Some(event) = out.next_event(deadline).await else {
+                break;
+            };
+            if let ChatEvent::MessageCreated { message, .. } = &event.chat_event
+                && message.chat_id == chat
+                && message.seq >= seq
+            {
+                deferred = Some(event);
+                break;
+            }
+            self.on_event(&event, out).await?;
+        }
+        self.catch_up(chat, seq - 1, out).await?;
+        Ok(deferred)
+    }
+
     async fn on_message_created(
         &mut self,
         event: &Event,
@@ -389,11 +429,13 @@ impl Gateway {
                 )
                 .await?;
                 let seq = sent.message.seq;
+                let mut deferred = None;
                 if sent.created {
                     // This socket receives its own message as the reply, in order, instead of
-                    // again as message.created.
-                    if let Err(stop) = self.catch_up(chat, seq - 1, out).await {
-                        return Ok(Err(stop));
+                    // again as message.created: first everything before it.
+                    match self.deliver_before(chat, seq, out).await {
+                        Ok(event) => deferred = event,
+                        Err(stop) => return Ok(Err(stop)),
                     }
                     if let Some(followed) = self.chats.get_mut(&chat) {
                         followed.order.mark(seq);
@@ -404,7 +446,10 @@ impl Gateway {
                            "message": sent.message, "duplicate": !sent.created}),
                     request_id,
                 );
-                out.send(reply).await
+                match (out.send(reply).await, deferred) {
+                    (Ok(()), Some(event)) => self.on_event(&event, out).await,
+                    (flow, _) => flow,
+                }
             }
             Some("retrieve_message") => {
                 let chat = self.member_chat(frame)?;
@@ -659,14 +704,40 @@ impl SocketDoor for Gateway {
 /// top for message events.
 fn shared_frame(event: &Event) -> bytestring::ByteString {
     event
-        .frame(FrameKind::Gateway, |chat_event| {
-            let mut value = serde_json::to_value(chat_event).ok()?;
-            if let Some(seq) = value.get("message").and_then(|m| m.get("seq")).cloned() {
-                value["seq"] = seq;
-            }
-            Some(value.to_string())
-        })
+        .frame(FrameKind::Gateway, event_frame)
         .unwrap_or_default()
+}
+
+/// A message event as the gateway sends it: the bus event with the message's `seq` repeated at
+/// the top (README, "Server → client events").
+#[derive(serde::Serialize)]
+struct MessageEventFrame<'a> {
+    event: &'static str,
+    chat_id: ChatId,
+    seq: i64,
+    message: &'a MessageView,
+}
+
+/// The gateway frame of `event` (`None` if it cannot be serialized). Message events become
+/// `{"event","chat_id","seq","message"}`, everything else is the bus event as it is. Written
+/// straight from the event, with no intermediate `serde_json::Value` (it is rendered once per
+/// event and process, on the fan-out path; see `benches/frames.rs`).
+pub fn event_frame(event: &ChatEvent) -> Option<String> {
+    let (name, chat_id, message) = match event {
+        ChatEvent::MessageCreated {
+            chat_id, message, ..
+        } => ("message.created", chat_id, message),
+        ChatEvent::MessageUpdated { chat_id, message } => ("message.updated", chat_id, message),
+        ChatEvent::MessageDeleted { chat_id, message } => ("message.deleted", chat_id, message),
+        other => return serde_json::to_string(other).ok(),
+    };
+    serde_json::to_string(&MessageEventFrame {
+        event: name,
+        chat_id: *chat_id,
+        seq: message.seq,
+        message,
+    })
+    .ok()
 }
 
 /// A replayed message, in the same shape as a live `message.created`.

@@ -4,7 +4,7 @@
 
 pub mod auth;
 pub mod chats;
-mod gateway;
+pub mod gateway;
 pub mod members;
 
 use actix_web::web;
