@@ -6,18 +6,22 @@ export REDIS_URL ?= redis://127.0.0.1:6379
 # Where the tests create their databases (server URL, no database name).
 export TEST_DATABASE_URL ?= $(DATABASE_URL:%/chat=%)
 
-.PHONY: run test services migrate build lint fmt clean-test-dbs postman
+.PHONY: run test services migrate build lint fmt clean-test-dbs postman load load-stop
 
 ## Start PostgreSQL and Redis if needed, create and migrate the database, serve on CHAT_LISTEN.
 run: services
 	$(CARGO) run --release --locked -p chat-api --bin chat-server -- serve
 
-## Run every test against the real PostgreSQL and Redis (started if needed); ends with one
-## summary line over all test binaries ("tests: N passed, N failed").
+## Run every test against the real PostgreSQL and Redis (started if needed), then a few seconds
+## of each load scenario (scripts/load-smoke.sh); ends with one summary line over all test
+## binaries and the smoke run ("tests: N passed, N failed").
 test: services clean-test-dbs
 	@mkdir -p target
-	set -o pipefail; $(CARGO) test --workspace --locked 2>&1 | tee target/test-output.log
-	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log
+	@set -o pipefail; rc=0; \
+	  $(CARGO) test --workspace --locked 2>&1 | tee target/test-output.log || rc=1; \
+	  bash scripts/load-smoke.sh 2>&1 | tee -a target/test-output.log || rc=1; \
+	  awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log; \
+	  exit $$rc
 
 ## Run the Postman collection (docs/postman/) with newman against a live server.
 postman: services
@@ -48,3 +52,12 @@ fmt:
 clean-test-dbs:
 	@psql "$(TEST_DATABASE_URL)/postgres" -tAc "SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9]+_[0-9a-f]{16}$$' AND split_part(datname, '_', 2)::bigint < extract(epoch FROM now()) - 3600" 2>/dev/null \
 	  | while read -r db; do [ -n "$$db" ] && psql "$(TEST_DATABASE_URL)/postgres" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"; done; true
+
+## One load scenario against a release load server (started if needed):
+## make load SCENARIO=fanout ARGS="--groups 100 --members 100 --rate 1500"
+load: services
+	bash scripts/load.sh $(SCENARIO) $(ARGS)
+
+## Stop the load server `make load` started.
+load-stop:
+	bash scripts/load.sh stop

@@ -73,7 +73,7 @@ pub enum Command {
     /// Senders send for `secs`: `rate` messages/s in all (open loop, at most `window` unacked
     /// per socket; a send due while the window is full is counted as skipped), or, with `rate`
     /// 0, as fast as acks allow with `window` in flight per socket (closed loop). Answers after
-    /// the in-flight sends are acked (or 10 s).
+    /// the in-flight sends are acked (or 60 s).
     Send {
         /// Messages/s for this worker; 0 for closed loop.
         rate: f64,
@@ -90,10 +90,10 @@ pub enum Command {
         /// Give up after this long, s.
         timeout_secs: f64,
     },
-    /// Count sockets whose last seen seq of their chat differs from `expected[chat]`.
+    /// Count sockets whose last seen seq of their chat differs from the chat's final seq.
     Verify {
-        /// Chat id → the chat's final seq.
-        expected: HashMap<i64, i64>,
+        /// (chat id, the chat's final seq) pairs.
+        expected: Vec<(i64, i64)>,
     },
     /// Close everything and exit.
     Quit,
@@ -245,6 +245,7 @@ async fn serve(plan: Plan) -> Result<()> {
                 storm(&worker, &socks, &mut conns, timeout_secs).await
             }
             Command::Verify { expected } => {
+                let expected: HashMap<i64, i64> = expected.into_iter().collect();
                 let mismatched = socks
                     .iter()
                     .filter(|s| {
@@ -608,9 +609,9 @@ async fn send_phase(
         }
     }
     let sending_ms = started.elapsed().as_secs_f64() * 1000.0;
-    // Wait for the sends in flight to be acknowledged.
+    // Wait for the sends in flight to be acknowledged (an overloaded server may hold many).
     let drain = Instant::now();
-    while drain.elapsed() < Duration::from_secs(10)
+    while drain.elapsed() < Duration::from_secs(60)
         && socks.iter().any(|s| s.st.borrow().inflight > 0)
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -619,7 +620,7 @@ async fn send_phase(
         .iter()
         .map(|s| u64::from(s.st.borrow().inflight))
         .sum();
-    json!({"ok": true, "sending_ms": sending_ms, "unacked": unacked})
+    json!({"ok": true, "sending_ms": sending_ms, "drain_ms": drain.elapsed().as_secs_f64() * 1000.0, "unacked": unacked})
 }
 
 fn report(worker: &Worker) -> serde_json::Value {
@@ -691,4 +692,29 @@ async fn storm(
         "synced": synced,
         "closed_during": worker.counters.borrow().closed - closed_before,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_survive_their_json_line() {
+        let commands = [
+            Command::Verify {
+                expected: vec![(3, 17), (5, 2)],
+            },
+            Command::Send {
+                rate: 10.0,
+                secs: 1.0,
+                window: 4,
+            },
+            Command::Storm { timeout_secs: 5.0 },
+        ];
+        for cmd in commands {
+            let line = serde_json::to_string(&cmd).unwrap();
+            let back: Command = serde_json::from_str(&line).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), line);
+        }
+    }
 }
