@@ -215,6 +215,10 @@ async fn close_session(session: Session, reason: Option<CloseReason>, limits: &S
 
 /// Runs a session until the client leaves, a limit is hit or the door stops it. `conn` must be
 /// the hub connection feeding `events`; the door (or the caller) holds its subscriptions.
+///
+/// The door's handlers run boxed: their futures (which reach down into database and Redis
+/// calls) live on the heap only while a frame or event is handled, so an idle socket's task
+/// holds just this loop's small state (issue 6: memory per idle connection).
 pub async fn drive<D: SocketDoor>(
     mut session: Session,
     stream: MessageStream,
@@ -250,7 +254,7 @@ pub async fn drive<D: SocketDoor>(
             }
             event = events.recv() => match event {
                 Some(event) => {
-                    let written = door.on_event(&event, &mut Outbox::new(&mut session, &limits)).await;
+                    let written = Box::pin(door.on_event(&event, &mut Outbox::new(&mut session, &limits))).await;
                     if let (Ok(()), ChatEvent::MessageCreated { message, .. }) = (&written, &event.chat_event) {
                         let delay = (chrono::Utc::now() - message.created_at).num_microseconds().unwrap_or(0);
                         metrics::histogram!("chat_fanout_delay_seconds").record(delay.max(0) as f64 / 1e6);
@@ -270,10 +274,10 @@ pub async fn drive<D: SocketDoor>(
                     last_seen = Instant::now();
                     match msg {
                         AggregatedMessage::Text(text) => {
-                            door.on_text(&text, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) }).await
+                            Box::pin(door.on_text(&text, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) })).await
                         }
                         AggregatedMessage::Binary(_) => {
-                            door.on_binary(&mut Outbox::new(&mut session, &limits)).await
+                            Box::pin(door.on_binary(&mut Outbox::new(&mut session, &limits))).await
                         }
                         AggregatedMessage::Ping(payload) => {
                             if written(&limits, session.pong(&payload)).await { Ok(()) } else { Err(Stop(None)) }
@@ -289,7 +293,7 @@ pub async fn drive<D: SocketDoor>(
                 if last_seen.elapsed() > limits.client_timeout {
                     Err(Stop::close(CloseCode::Away, "heartbeat timeout"))
                 } else if written(&limits, session.ping(b"")).await {
-                    door.on_heartbeat().await
+                    Box::pin(door.on_heartbeat()).await
                 } else {
                     Err(Stop(None))
                 }
@@ -299,7 +303,7 @@ pub async fn drive<D: SocketDoor>(
             break stop;
         }
     };
-    door.on_end().await;
+    Box::pin(door.on_end()).await;
     if let Stop(Some(reason)) = stop {
         close_session(session, Some(reason), &limits).await;
     }

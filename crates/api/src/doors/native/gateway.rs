@@ -226,13 +226,14 @@ async fn run(
     let mut greeted = out.send(ready).await;
     if greeted.is_ok() && !resume.is_empty() {
         // The replay goes out before any live event (those wait in the socket's queue).
-        greeted = match gateway.sync(resume, None, &mut out).await {
+        // Boxed: the replay's future lives only while it runs, not in every idle socket's task.
+        greeted = match Box::pin(gateway.sync(resume, None, &mut out)).await {
             Ok(flow) => flow,
             Err(e) => out.send(error_frame(None, &e)).await,
         };
     }
     if greeted.is_err() {
-        gateway.end().await;
+        Box::pin(gateway.end()).await;
         return;
     }
     drive(session, stream, conn, events, gateway, limits).await;
