@@ -92,7 +92,7 @@ enum Scenario {
         /// Unacknowledged sends allowed per socket.
         #[arg(long, default_value_t = 32)]
         window: u32,
-        /// Senders in the hot chat (0: skip it).
+        /// REST senders in the hot chat (0: skip it).
         #[arg(long, default_value_t = 200)]
         hot_senders: usize,
         /// Time in the hot chat, s.

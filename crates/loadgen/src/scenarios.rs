@@ -469,6 +469,10 @@ pub async fn persist(
     let seqs_before = last_seqs(&api, &setup).await?;
     let mut fleet = Fleet::spawn(&target, setup.sockets(members), common.workers)?;
     connect(&mut fleet, &mut report, chats * members).await?;
+    // Warm-up, not reported: opens pool connections, fills caches, prepares statements.
+    if let Some(Rate::Fixed(r)) = rates.first() {
+        send_phase(&mut fleet, *r, 2.0, window, Duration::ZERO).await?;
+    }
     let mut acked = 0.0;
     let mut saturated = false;
     for rate in rates {
@@ -528,29 +532,88 @@ pub async fn persist(
     );
 
     if hot_senders > 0 {
-        let hot = setup_groups(&api, common, "h", 1, hot_senders).await?;
-        let before = last_seqs(&api, &hot).await?[0];
-        let mut fleet = Fleet::spawn(&target, hot.sockets(hot_senders), common.workers)?;
-        connect(&mut fleet, &mut report, hot_senders).await?;
-        let (t, answers) = send_phase(&mut fleet, 0.0, hot_secs, window, Duration::ZERO).await?;
-        fleet.quit().await?;
-        let after = last_seqs(&api, &hot).await?[0];
-        report.at_least(
-            "[hot chat] committed msgs/s",
-            (t.acks / t.active_s.max(hot_secs)).round(),
-            5_000.0,
-        );
-        report.add("[hot chat] send->ack p50, ms", t.ack_latency.p50_ms);
-        report.add("[hot chat] send->ack p99, ms", t.ack_latency.p99_ms);
-        report.must_be_zero("[hot chat] send errors", t.send_errors);
-        report.must_be_zero("[hot chat] sockets closed by the server", t.closed);
-        report.must_be_zero(
-            "[hot chat] acknowledged but not stored",
-            (t.acks - (after - before) as f64).max(0.0),
-        );
-        note_errors(&mut report, &answers);
+        hot_chat(&api, common, &mut report, hot_senders, hot_secs).await?;
     }
     Ok(report)
+}
+
+/// The hot chat: `senders` members of one chat each sending over REST (`POST
+/// /api/v1/chats/{id}/messages`, answered 201 after the commit) as fast as answers come back.
+/// REST rather than sockets: every socket in the chat would receive every message, and the
+/// fan-out, not the writes, would be measured.
+async fn hot_chat(
+    api: &Api,
+    common: &Common,
+    report: &mut Report,
+    senders: usize,
+    secs: f64,
+) -> Result<()> {
+    let hot = setup_groups(api, common, "h", 1, senders).await?;
+    let chat = hot.groups[0].0;
+    let before = last_seqs(api, &hot).await?[0];
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(secs);
+    let (histogram, e) = rest_sends(api, &hot.tokens, chat, deadline, u64::MAX).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = last_seqs(api, &hot).await?[0];
+    let l = Latency::of(&histogram);
+    report.at_least(
+        "[hot chat] committed msgs/s",
+        (l.count as f64 / elapsed).round(),
+        5_000.0,
+    );
+    report.add("[hot chat] send->201 p50, ms", l.p50_ms);
+    report.add("[hot chat] send->201 p99, ms", l.p99_ms);
+    report.must_be_zero("[hot chat] send errors", e.0 as f64);
+    report.must_be_zero(
+        "[hot chat] acknowledged but not stored",
+        (l.count as f64 - (after - before) as f64).max(0.0),
+    );
+    if report.first_error.is_none() {
+        report.first_error = e.1;
+    }
+    Ok(())
+}
+
+/// Every token sends into `chat` over REST, one request at a time each, until `deadline` or
+/// until `budget` messages were sent in all. Returns the latency histogram (µs) of the stored
+/// ones and (errors, first error).
+async fn rest_sends(
+    api: &Api,
+    tokens: &[String],
+    chat: i64,
+    deadline: Instant,
+    budget: u64,
+) -> (hdrhistogram::Histogram<u64>, (u64, Option<String>)) {
+    let latency = Arc::new(Mutex::new(stats::histogram()));
+    let errors = Arc::new(Mutex::new((0u64, None::<String>)));
+    let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tasks = tokens.iter().enumerate().map(|(i, token)| {
+        let (latency, errors, issued) = (latency.clone(), errors.clone(), issued.clone());
+        async move {
+            while Instant::now() < deadline
+                && issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < budget
+            {
+                let t = Instant::now();
+                let text = format!("message {i} at {}", crate::wire::now_us());
+                match api.send(token, chat, &text).await {
+                    Ok(_) => {
+                        let us = t.elapsed().as_micros() as u64;
+                        stats::record(&mut *latency.lock().await, us);
+                    }
+                    Err(e) => {
+                        let mut errors = errors.lock().await;
+                        errors.0 += 1;
+                        errors.1.get_or_insert(format!("{e:#}"));
+                    }
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(tasks).await;
+    let histogram = latency.lock().await.clone();
+    let errors = errors.lock().await.clone();
+    (histogram, errors)
 }
 
 async fn last_seqs(api: &Api, setup: &Groups) -> Result<Vec<i64>> {
@@ -575,7 +638,7 @@ pub async fn history(
 ) -> Result<Report> {
     let target = Target::resolve(&common.url, Protocol::Native, common.source_ips).await?;
     let api = Api::new(&target.http)?;
-    let fillers = 50;
+    let fillers = 200;
     let setup = setup_groups(&api, common, &format!("hist{messages}x"), 1, fillers).await?;
     let (chat, token) = (setup.groups[0].0, setup.tokens[0].clone());
     let mut report = Report::new(
@@ -585,21 +648,21 @@ pub async fn history(
     );
     let mut last = api.last_seq(&token, chat).await?;
     if last < messages {
+        // Filled over REST by every member at once (sockets in the chat would each receive
+        // every message: the fill would measure fan-out).
         eprintln!("history: filling chat {chat} from {last} to {messages} messages");
         let fill = Instant::now();
-        let mut fleet = Fleet::spawn(&target, setup.sockets(fillers), common.workers)?;
-        connect(&mut fleet, &mut report, fillers).await?;
         while last < messages {
-            let left = (messages - last) as f64;
-            // Closed loop in slices, so the fill stops close to the goal.
-            let slice = (left / 20_000.0).clamp(0.2, 10.0);
-            // Reopens fillers the server closed (a queue overflow while it was busy).
-            fleet.all(&Command::Connect).await?;
-            send_phase(&mut fleet, 0.0, slice, 16, Duration::ZERO).await?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let budget = (messages - last) as u64;
+            let (_, (errors, first)) =
+                rest_sends(&api, &setup.tokens, chat, deadline, budget).await;
+            if errors > 0 {
+                bail!("filling the history chat: {errors} errors, first: {first:?}");
+            }
             last = api.last_seq(&token, chat).await?;
             eprintln!("history: {last} messages");
         }
-        fleet.quit().await?;
         report.add("fill time, s", fill.elapsed().as_secs_f64());
     }
     report.add("messages in the chat", last as f64);
