@@ -748,16 +748,31 @@ pub async fn reconnect(
         .map(|(g, (chat, _))| {
             let token = &groups.tokens[g * groups.members];
             async move {
-                api.send(token, *chat, "sent while everyone was away")
-                    .await
-                    .map(|seq| (*chat, seq))
+                // A client retries a refused send (e.g. 503 while the server is busy).
+                let mut failed = 0u64;
+                loop {
+                    match api.send(token, *chat, "sent while everyone was away").await {
+                        Ok(seq) => return Ok(((*chat, seq), failed)),
+                        Err(e) if failed >= 20 => return Err(e),
+                        Err(_) => {
+                            failed += 1;
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    }
+                }
             }
         })
         .buffer_unordered(16)
         .collect::<Vec<_>>();
     let (answers, missed) = tokio::join!(storm, missed);
     let answers = answers?;
-    let expected: Vec<(i64, i64)> = missed.into_iter().collect::<Result<_>>()?;
+    let missed: Vec<((i64, i64), u64)> = missed.into_iter().collect::<Result<_>>()?;
+    let rest_failures: u64 = missed.iter().map(|(_, f)| f).sum();
+    let expected: Vec<(i64, i64)> = missed.into_iter().map(|(e, _)| e).collect();
+    report.add(
+        "REST sends refused during the storm (retried)",
+        rest_failures as f64,
+    );
     report.at_most(
         "all back and synced after, s",
         fleet::max(&answers, "elapsed_ms") / 1000.0,
