@@ -190,6 +190,23 @@ fn cpu_percent(before: stats::ProcSample, after: stats::ProcSample, secs: f64) -
     (after.cpu_ticks.saturating_sub(before.cpu_ticks)) as f64 / 100.0 / secs * 100.0
 }
 
+/// The users of the idle and reconnect scenarios (shared, tag `c`): `sockets` users in groups
+/// of `group_size`, one receiving socket each.
+async fn connected_users(
+    common: &Common,
+    protocol: Protocol,
+    sockets: usize,
+    group_size: usize,
+) -> Result<(Target, Api, Groups, Vec<SocketPlan>)> {
+    let target = Target::resolve(&common.url, protocol, common.source_ips).await?;
+    let api = Api::new(&target.http)?;
+    let group_size = group_size.clamp(1, sockets.max(1));
+    let groups = setup_groups(&api, common, "c", sockets.div_ceil(group_size), group_size).await?;
+    let mut plan = groups.sockets(0);
+    plan.truncate(sockets);
+    Ok((target, api, groups, plan))
+}
+
 /// Scenario 1: N authenticated gateway sockets held idle; server RSS per socket and CPU at rest.
 pub async fn idle(
     common: &Common,
@@ -197,12 +214,8 @@ pub async fn idle(
     group_size: usize,
     hold_secs: f64,
 ) -> Result<Report> {
-    let target = Target::resolve(&common.url, common.protocol, common.source_ips).await?;
-    let api = Api::new(&target.http)?;
-    let group_size = group_size.clamp(1, sockets.max(1));
-    let groups = setup_groups(&api, common, "c", sockets.div_ceil(group_size), group_size).await?;
-    let mut plan = groups.sockets(0);
-    plan.truncate(sockets);
+    let (target, _, _, plan) =
+        connected_users(common, common.protocol, sockets, group_size).await?;
     let mut report = Report::new(
         "idle",
         json!({"common": common.params(), "sockets": sockets, "group_size": group_size, "hold_secs": hold_secs}),
@@ -728,12 +741,8 @@ pub async fn reconnect(
     group_size: usize,
     timeout_secs: f64,
 ) -> Result<Report> {
-    let target = Target::resolve(&common.url, Protocol::Native, common.source_ips).await?;
-    let api = Api::new(&target.http)?;
-    let group_size = group_size.clamp(1, sockets.max(1));
-    let groups = setup_groups(&api, common, "c", sockets.div_ceil(group_size), group_size).await?;
-    let mut plan = groups.sockets(0);
-    plan.truncate(sockets);
+    let (target, api, groups, plan) =
+        connected_users(common, Protocol::Native, sockets, group_size).await?;
     let mut report = Report::new(
         "reconnect",
         json!({"common": common.params(), "sockets": sockets, "group_size": group_size,
