@@ -414,3 +414,39 @@ async fn concurrent_sends_across_many_chats_are_gapless_per_chat() {
     }
     assert_no_batch_was_retried(&metrics(&app).await);
 }
+
+/// A refused send is explained as before the writer: someone who is not (or no longer) a member
+/// hears 403 even when the `client_id` was used before — not the stored message, not a conflict.
+#[tokio::test]
+async fn a_non_member_reusing_a_client_id_is_refused_as_a_non_member() {
+    let app = TestApp::spawn().await;
+    let (chat, users) = group(&app, &["owner_a", "leaver_b"]).await;
+    let (other, _) = group(&app, &["owner_c"]).await;
+    let leaver = &users[1];
+    let path = format!("/api/v1/chats/{chat}/messages");
+    let body = json!({"text": "hello", "client_id": "k-1"});
+    let (status, first) = app.post(&path, Some(&leaver.access), body.clone()).await;
+    assert_eq!(status, 201, "{first}");
+    // The retry while still a member gets the original.
+    let (status, again) = app.post(&path, Some(&leaver.access), body.clone()).await;
+    assert_eq!((status, &again["id"]), (200, &first["id"]), "{again}");
+    let (status, left) = app
+        .post(
+            &format!("/api/v1/chats/{chat}/leave"),
+            Some(&leaver.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{left}");
+    let (status, refused) = app.post(&path, Some(&leaver.access), body.clone()).await;
+    assert_eq!(status, 403, "{refused}");
+    // Another chat she is not in, with the same client_id: 403, not 409.
+    let (status, refused) = app
+        .post(
+            &format!("/api/v1/chats/{other}/messages"),
+            Some(&leaver.access),
+            body,
+        )
+        .await;
+    assert_eq!(status, 403, "{refused}");
+}

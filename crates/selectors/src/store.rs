@@ -61,15 +61,11 @@ impl Store {
     /// connected at once; no message writer is started. Errors: `Pool` for a malformed database
     /// URL, `Cache` when Redis is unreachable.
     pub async fn connect(config: &StoreConfig) -> Result<Self> {
-        // `Fast` recycling: a connection handed out again is not probed with a test query first
-        // (that was one extra round trip per checkout on every send and read); a connection that
-        // died meanwhile fails its next query, is marked broken and replaced.
-        let mut manager_config = ManagerConfig::default();
-        manager_config.recycling_method = RecyclingMethod::Fast;
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-            &config.database_url,
-            manager_config,
-        );
+        // Verified recycling (a test query, bounded by the recycle timeout, before a connection
+        // is handed out again): it costs a round trip per checkout, but `Fast` would hand out a
+        // half-open connection (failover, a dropped idle connection) whose query then hangs
+        // until the kernel's TCP timeout — measured in BENCHMARKS.md, kept for safety.
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(&config.database_url);
         let wait = Duration::from_millis(config.db_wait_timeout_ms);
         let db = Pool::builder(manager)
             .max_size(config.db_pool_size)

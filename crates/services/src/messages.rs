@@ -201,11 +201,17 @@ pub(crate) async fn send_within_quota(
                 created: true,
             })
         }
+        // Refused or a repeat: a non-member (or a missing chat) is told so first, whatever the
+        // `client_id`, as when membership was checked before the insert.
         Ok(None) => match client_id {
-            Some(client_id) => earlier_send(store, author, chat, client_id).await,
+            Some(client_id) => {
+                require_member(store, chat, author).await?;
+                earlier_send(store, author, chat, client_id).await
+            }
             None => Err(not_member_or_missing(store, chat, author).await),
         },
         Err(e) if unique_violation(&e).is_some() && client_id.is_some() => {
+            require_member(store, chat, author).await?;
             earlier_send(store, author, chat, client_id.unwrap_or_default()).await
         }
         Err(e) => Err(e),

@@ -369,10 +369,15 @@ async fn one_by_one(conn: &mut AsyncPgConnection, requests: Vec<MessageWrite>) -
 /// ...): it then changed nothing, and each request can be retried on its own. A lost connection is
 /// not a refusal: the statement may have committed.
 fn refused_by_database(error: &Error) -> bool {
+    // diesel-async reports every PostgreSQL error without an SQL state (a broken or closed
+    // connection) as `UnableToSendCommand`: the statement may have committed, no retry.
     matches!(
         error,
         Error::Database(DieselError::DatabaseError(kind, _))
-            if !matches!(kind, DatabaseErrorKind::ClosedConnection)
+            if !matches!(
+                kind,
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+            )
     )
 }
 

@@ -359,10 +359,11 @@ impl Gateway {
     ) -> Result<Option<Arc<Event>>, Stop> {
         let deadline = tokio::time::Instant::now() + OWN_SEND_WAIT;
         let mut deferred = None;
-        while self
-            .chats
-            .get(&chat)
-            .is_some_and(|f| f.order.delivered() < seq - 1)
+        while tokio::time::Instant::now() < deadline
+            && self
+                .chats
+                .get(&chat)
+                .is_some_and(|f| f.order.delivered() < seq - 1)
         {
             let Some(event) = out.next_event(deadline).await else {
                 break;
