@@ -5,7 +5,7 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/chat` | PostgreSQL |
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/chat` | PostgreSQL (TCP timeouts added unless set: `chat_selectors::with_tcp_timeouts`) |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | Redis |
 //! | `CHAT_LISTEN` | `127.0.0.1:8080` | address:port the HTTP/WebSocket server binds |
 //! | `CHAT_JWT_SECRET` | a development secret, with a loud warning | HS256 key for access tokens |

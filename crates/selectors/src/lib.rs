@@ -34,7 +34,7 @@ pub use messages::{
     AuthorView, HistoryCursor, MessagePage, MessageRow, MessageView, message_by_client_id,
     message_by_seq, message_history, text_messages,
 };
-pub use store::{DbConn, Keys, MIGRATIONS, Store, StoreConfig, run_migrations};
+pub use store::{DbConn, Keys, MIGRATIONS, Store, StoreConfig, run_migrations, with_tcp_timeouts};
 pub use users::{
     Credentials, UserBrief, UserView, credentials_by_login, invalidate_user, search_users,
     user_by_id, user_by_username,
