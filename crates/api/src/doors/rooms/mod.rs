@@ -179,9 +179,7 @@ async fn register(
     }
     let email = Email::parse(&email).map_err(|_| bad("invalid email"))?;
     let name = username(&name)?;
-    if !(8..=128).contains(&password.len()) {
-        return Err(bad("password must be 8-128 characters long"));
-    }
+    // The domain rule (8–128 bytes, no NUL), in door 004's words.
     let password =
         Password::parse(&password).map_err(|_| bad("password must be 8-128 characters long"))?;
     let user = chat_services::register(
