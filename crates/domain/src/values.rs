@@ -7,9 +7,26 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// A username: 3..=32 characters of letters, digits, `_`, `.`, `-` (PROTOCOLS.md, "Common to
-/// every door"). Unique case-insensitively; the case given at sign-up is kept for display.
+/// every door"), kept for display as given (after RFC 8265's width mapping and NFC), and compared
+/// by its canonical form ([`Username::key`]), computed here and only here:
+///
+/// 1. the UsernameCaseMapped profile of PRECIS (RFC 8265 §3.3: width mapping, case mapping,
+///    NFC, the directionality rule, IdentifierClass code points), by the `precis-profiles`
+///    crate;
+/// 2. then Unicode Default Case Folding (ICU4X `icu_casemap`) and NFC again: RFC 8265 §3.3.1
+///    specifies case *folding* where `precis-profiles` 0.2 lowercases, and only folding makes a
+///    word-final `ς` and `σ` (from `Σ`) the same letter, so `ΛΟΓΟΣ` and `λογος` are one name.
+///
+/// Every lookup by name on every door uses the key (never PostgreSQL's `lower()`, whose mapping
+/// differs), and the database keeps it unique. Names whose confusable skeleton (Unicode TR39,
+/// `unicode-security`) equals a reserved name's are refused; the database refuses those equal to
+/// an existing name's ([`Username::skeletons`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Username(String);
+pub struct Username {
+    display: String,
+    key: String,
+    skeletons: [String; 2],
+}
 
 impl Username {
     /// Shortest allowed username, in characters.
@@ -17,12 +34,15 @@ impl Username {
     /// Longest allowed username, in characters.
     pub const MAX_CHARS: usize = 32;
     /// Names the doors use for their own lines (door 004's `system` and `error` frames, the
-    /// `system` author of join lines), so no user may take them (case-insensitively).
+    /// `system` author of join lines), so no user may take them or a lookalike of them.
     pub const RESERVED: [&'static str; 2] = ["system", "error"];
 
-    /// Parses a username. Errors: `Invalid{"username"}` when empty, too short/long or with other
-    /// characters.
+    /// Parses a username. Errors: `Invalid{"username"}` when too short/long or with other
+    /// characters (RFC 8265's IdentifierClass, and our letters/digits/`_ . -`); `Conflict("This
+    /// name is reserved.")` for `system`, `error` and their lookalikes (other widths, cases,
+    /// TR39 confusables).
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        use precis_core::profile::Profile;
         let chars = raw.chars().count();
         if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&chars) {
             return Err(DomainError::invalid(
@@ -34,21 +54,81 @@ impl Username {
                 ),
             ));
         }
-        if !raw.chars().all(is_name_char) {
-            return Err(DomainError::invalid(
+        let bad_chars = || {
+            DomainError::invalid(
                 "username",
                 "May contain only letters, digits, '_', '.' and '-'.",
-            ));
+            )
+        };
+        if !raw.chars().all(is_name_char) {
+            return Err(bad_chars());
         }
-        if Self::RESERVED.iter().any(|r| r.eq_ignore_ascii_case(raw)) {
-            return Err(DomainError::invalid("username", "This name is reserved."));
+        let display = precis_profiles::UsernameCasePreserved::new()
+            .enforce(raw)
+            .map_err(|_| bad_chars())?
+            .into_owned();
+        let key = Self::key_of(&display);
+        let skeletons = Self::skeletons_of(&key);
+        if Self::is_reserved(&skeletons) {
+            return Err(DomainError::Conflict("This name is reserved.".into()));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self {
+            display,
+            key,
+            skeletons,
+        })
     }
 
-    /// The username as given.
+    /// The username for display: as given, width-mapped and in NFC.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.display
+    }
+
+    /// The canonical form every comparison and lookup uses (unique in the database).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The TR39 confusable skeletons of the key and of its uppercase form: two names whose
+    /// skeletons match in either position look alike (`paypal`/`pаypal` in the first,
+    /// `system`/`ѕуѕтем` only in the second), and the database keeps each unique.
+    pub fn skeletons(&self) -> &[String; 2] {
+        &self.skeletons
+    }
+
+    /// The canonical form of any text given as a name (a login, a URL segment, a search
+    /// prefix), so that it finds the user whose [`Username::key`] it equals. Text the profile
+    /// refuses (a name stored before these rules) is case-folded and normalized all the same.
+    pub fn key_of(raw: &str) -> String {
+        use precis_core::profile::Profile;
+        let profile = precis_profiles::UsernameCaseMapped::new();
+        let mapped = profile
+            .enforce(raw)
+            .map_or_else(|_| raw.to_owned(), std::borrow::Cow::into_owned);
+        let folded = icu_casemap::CaseMapper::new()
+            .fold_string(&mapped)
+            .into_owned();
+        // Folding can leave a string that is not in NFC; the profile normalizes it again.
+        profile
+            .enforce(folded.as_str())
+            .map_or(folded.clone(), std::borrow::Cow::into_owned)
+    }
+
+    /// The two confusable skeletons of a key (see [`Username::skeletons`]).
+    pub fn skeletons_of(key: &str) -> [String; 2] {
+        use unicode_security::confusable_detection::skeleton;
+        [
+            skeleton(key).collect(),
+            skeleton(&key.to_uppercase()).collect(),
+        ]
+    }
+
+    /// Whether skeletons of a name match those of a reserved name.
+    pub fn is_reserved(skeletons: &[String; 2]) -> bool {
+        Self::RESERVED.iter().any(|reserved| {
+            let theirs = Self::skeletons_of(reserved);
+            theirs[0] == skeletons[0] || theirs[1] == skeletons[1]
+        })
     }
 }
 
@@ -268,8 +348,55 @@ mod tests {
         assert!(Username::parse("bad name").is_err());
         assert!(Username::parse("bad/name").is_err());
         assert!(Username::parse("Ёлка_1.x-y").is_ok());
-        assert!(Username::parse("System").is_err());
-        assert!(Username::parse("error").is_err());
+        assert!(Username::parse("ﬁle").is_err(), "a compatibility ligature");
+        assert!(Username::parse("ǅemal").is_err(), "a titlecase digraph");
+    }
+
+    #[test]
+    fn one_canonical_form_for_every_spelling() {
+        let key = |raw: &str| Username::parse(raw).unwrap().key().to_owned();
+        // Word-final sigma: Rust's to_lowercase gives ς, PostgreSQL's lower() σ; folding both σ.
+        assert_eq!(key("ΛΟΓΟΣ_x"), "λογοσ_x");
+        assert_eq!(key("λογος_x"), "λογοσ_x");
+        assert_eq!(key("ΟΔΟΣ_x"), Username::key_of("οδος_x"));
+        assert_eq!(key("Ｂｏｂ"), "bob", "width mapping");
+        assert_eq!(key("STRASSE"), key("straße"), "full case folding");
+        assert_eq!(Username::parse("Ｂｏｂ").unwrap().as_str(), "Bob");
+        assert_eq!(Username::key_of("ΝΙΚΟΣ"), Username::key_of("Νικος"));
+    }
+
+    #[test]
+    fn reserved_names_and_their_lookalikes_are_refused() {
+        for name in [
+            "system",
+            "System",
+            "ERROR",
+            "ｓｙｓｔｅｍ",
+            "ѕуѕтем",
+            "Systеm",
+            "systern",
+            "еrror",
+        ] {
+            assert_eq!(
+                Username::parse(name),
+                Err(DomainError::Conflict("This name is reserved.".into())),
+                "{name}"
+            );
+        }
+        assert!(Username::parse("systems").is_ok());
+    }
+
+    #[test]
+    fn lookalikes_share_a_skeleton() {
+        let skeletons = |raw: &str| Username::parse(raw).unwrap().skeletons().clone();
+        let same = |a: &str, b: &str| {
+            let (a, b) = (skeletons(a), skeletons(b));
+            a[0] == b[0] || a[1] == b[1]
+        };
+        assert!(same("paypal", "pаypal"));
+        assert!(same("paypal", "paypa1"));
+        assert!(same("bill", "bi11"));
+        assert!(!same("alice", "alicia"));
     }
 
     #[test]
