@@ -9,6 +9,12 @@ diesel::table! {
         password_hash -> Nullable<Text>,
         role -> Text,
         created_at -> Timestamptz,
+        username_key -> Text,
+        username_skeleton -> Nullable<Text>,
+        username_skeleton_upper -> Nullable<Text>,
+        sandbox -> Bool,
+        tokens_not_before -> Int8,
+        disabled_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -45,6 +51,7 @@ diesel::table! {
         last_seq -> Int8,
         last_message_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
+        sandbox -> Bool,
     }
 }
 

@@ -149,23 +149,149 @@ pub fn with_tcp_timeouts(url: &str) -> String {
     }
 }
 
+/// The migration that makes `users.username_key` required and unique. Before it runs, the
+/// server computes the key of every existing account (in Rust: it is RFC 8265 plus Unicode case
+/// folding, which SQL cannot compute).
+const USERNAME_KEYS_MIGRATION: &str = "20261202000001";
+
 /// Applies every pending migration to the database at `database_url`, on a blocking thread.
-/// Returns the versions applied (empty when up to date). Errors: `Internal` with the cause.
+/// Returns the versions applied (empty when up to date). Errors: `Internal` with the cause; when
+/// two existing accounts have the same canonical username, `Internal` naming both, and the
+/// migrations stop before the one that would make names unique (nothing is merged or lost).
 pub async fn run_migrations(database_url: &str) -> Result<Vec<String>> {
+    run_migrations_until(database_url, None).await
+}
+
+/// [`run_migrations`], stopping after the migration `last` (a version such as
+/// `20261121000000`) when given: upgrade tests start from an older schema this way.
+pub async fn run_migrations_until(database_url: &str, last: Option<&str>) -> Result<Vec<String>> {
     use diesel::Connection;
     use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 
     let url = database_url.to_owned();
+    let last = last.map(str::to_owned);
     tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
             .map_err(|e| Error::Internal(format!("connect for migrations: {e}")))?;
-        let applied = conn
-            .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| Error::Internal(format!("migrations: {e}")))?;
-        Ok(applied.iter().map(ToString::to_string).collect())
+        let mut applied = Vec::new();
+        loop {
+            let pending = conn
+                .pending_migrations(MIGRATIONS)
+                .map_err(|e| Error::Internal(format!("migrations: {e}")))?;
+            let Some(next) = pending.into_iter().next() else {
+                break;
+            };
+            let version = next.name().version().to_string();
+            if last.as_deref().is_some_and(|last| version.as_str() > last) {
+                break;
+            }
+            if version == USERNAME_KEYS_MIGRATION {
+                backfill_username_keys(&mut conn)?;
+            }
+            conn.run_migration(&*next)
+                .map_err(|e| Error::Internal(format!("migration {version}: {e}")))?;
+            applied.push(version);
+        }
+        Ok(applied)
     })
     .await
     .map_err(|e| Error::Internal(format!("migration task: {e}")))?
+}
+
+#[derive(diesel::QueryableByName)]
+struct LegacyUser {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    username: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    sandbox: bool,
+}
+
+/// Fills `username_key` and the skeletons of every account that has none, in one statement.
+/// Errors (nothing written): two accounts of one namespace with the same key, named with ids.
+/// Two existing names that merely look alike are both kept: the later one gets no skeleton (a
+/// warning names them), so the unique skeleton indexes can be built; reserved lookalikes are
+/// named in a warning too.
+fn backfill_username_keys<C>(conn: &mut C) -> Result<()>
+where
+    C: diesel::connection::LoadConnection<Backend = diesel::pg::Pg>,
+{
+    use diesel::RunQueryDsl;
+    use diesel::sql_types::{Array, BigInt, Nullable, Text};
+    use std::collections::{BTreeMap, HashMap};
+
+    let users: Vec<LegacyUser> = diesel::sql_query(
+        "SELECT id, username, sandbox FROM users WHERE username_key IS NULL ORDER BY id",
+    )
+    .load(conn)
+    .map_err(|e| Error::Internal(format!("reading usernames: {e}")))?;
+    if users.is_empty() {
+        return Ok(());
+    }
+    let mut by_key: BTreeMap<(bool, String), Vec<&LegacyUser>> = BTreeMap::new();
+    for user in &users {
+        by_key
+            .entry((user.sandbox, chat_domain::Username::key_of(&user.username)))
+            .or_default()
+            .push(user);
+    }
+    let collisions: Vec<String> = by_key
+        .iter()
+        .filter(|(_, same)| same.len() > 1)
+        .map(|((_, key), same)| {
+            let names: Vec<String> = same
+                .iter()
+                .map(|u| format!("id {} {:?}", u.id, u.username))
+                .collect();
+            format!("{} are all {key:?}", names.join(", "))
+        })
+        .collect();
+    if !collisions.is_empty() {
+        return Err(Error::Internal(format!(
+            "cannot make usernames unique: accounts share a canonical name ({}). Rename all but              one of each (UPDATE users SET username = '<new name>' WHERE id = <id>) and start again;              no account was changed",
+            collisions.join("; ")
+        )));
+    }
+    let (mut ids, mut keys, mut skeletons, mut uppers) = (vec![], vec![], vec![], vec![]);
+    let mut taken: [HashMap<(bool, String), i64>; 2] = Default::default();
+    for ((sandbox, key), same) in by_key {
+        let user = same[0];
+        let found = chat_domain::Username::skeletons_of(&key);
+        if chat_domain::Username::is_reserved(&found) {
+            tracing::warn!(user.id = user.id, username = %user.username, "an existing username looks like a reserved one");
+        }
+        let mut kept: [Option<String>; 2] = [None, None];
+        for (i, skeleton) in found.into_iter().enumerate() {
+            match taken[i].get(&(sandbox, skeleton.clone())) {
+                Some(first) => tracing::warn!(
+                    user.id = user.id, username = %user.username, looks_like = first,
+                    "an existing username looks like an older one; both are kept"
+                ),
+                None => {
+                    taken[i].insert((sandbox, skeleton.clone()), user.id);
+                    kept[i] = Some(skeleton);
+                }
+            }
+        }
+        let [skeleton, upper] = kept;
+        ids.push(user.id);
+        keys.push(key);
+        skeletons.push(skeleton);
+        uppers.push(upper);
+    }
+    diesel::sql_query(
+        "UPDATE users u SET username_key = v.k, username_skeleton = v.s, username_skeleton_upper = v.su
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS v(id, k, s, su)
+         WHERE u.id = v.id",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Array<Text>, _>(keys)
+    .bind::<Array<Nullable<Text>>, _>(skeletons)
+    .bind::<Array<Nullable<Text>>, _>(uppers)
+    .execute(conn)
+    .map_err(|e| Error::Internal(format!("writing username keys: {e}")))?;
+    Ok(())
 }
 
 /// Every Redis key and channel name this deployment uses, under one prefix.
@@ -234,6 +360,22 @@ impl Keys {
     /// A cached user profile (JSON of `UserView`).
     pub fn user(&self, user: UserId) -> String {
         format!("{}user:v1:{user}", self.prefix)
+    }
+
+    /// A user's cached token cut-off: unix seconds before which their tokens are dead, `-1`
+    /// when no token is valid (disabled or gone). See `crate::tokens_not_before`.
+    pub fn tokens_not_before(&self, user: UserId) -> String {
+        format!("{}user:v1:{user}:nbf", self.prefix)
+    }
+
+    /// The pub/sub channel carrying events about users rather than chats (sessions revoked).
+    pub fn control_channel(&self) -> String {
+        format!("{}control", self.prefix)
+    }
+
+    /// Present for 2 s after `user`'s last published typing event in `chat` (the throttle).
+    pub fn typing(&self, chat: ChatId, user: UserId) -> String {
+        format!("{}typing:v1:{chat}:{user}", self.prefix)
     }
 }
 
