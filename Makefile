@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379
 # Where the tests create their databases (server URL, no database name).
 export TEST_DATABASE_URL ?= $(DATABASE_URL:%/chat=%)
 
-.PHONY: run test services migrate build lint fmt clean-test-dbs postman load load-stop
+.PHONY: run test services migrate build lint fmt clean-test-dbs postman security load load-stop
 
 ## Start PostgreSQL and Redis if needed, create and migrate the database, serve on CHAT_LISTEN.
 run: services
@@ -27,6 +27,12 @@ test: services clean-test-dbs
 postman: services
 	$(CARGO) build --locked -p chat-api --bin chat-server
 	bash scripts/postman.sh
+
+## The security regression suite (crates/security) against a server pair it starts on a fresh
+## database; SECURITY_URL=http://host:port runs it against any live server instead.
+security: services
+	$(CARGO) build --locked -p chat-api --bin chat-server -p chat-security
+	bash scripts/security.sh
 
 ## Make PostgreSQL and Redis reachable and create the application database.
 services:

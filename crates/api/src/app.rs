@@ -21,7 +21,7 @@ use crate::state::AppState;
 pub struct RunningServer {
     /// The address actually bound (useful with port 0).
     pub addr: SocketAddr,
-    /// Where door 001 alone is served, when `CHAT_AVITO_LISTEN` is set.
+    /// Where door 001 is served (alone, never on the main listener), when `CHAT_DOOR_AVITO` is on.
     pub avito_addr: Option<SocketAddr>,
     /// The instance's shared state (store, hub), for tests and tooling.
     pub state: AppState,
@@ -30,6 +30,7 @@ pub struct RunningServer {
     avito: Option<(ServerHandle, JoinHandle<std::io::Result<()>>)>,
     shutdown: tokio::sync::watch::Sender<bool>,
     subscriber: JoinHandle<()>,
+    session_checks: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -49,6 +50,7 @@ impl RunningServer {
         }
         self.handle.stop(true).await;
         self.subscriber.abort();
+        self.session_checks.abort();
         let _ = self.server.await;
     }
 
@@ -88,6 +90,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let subscriber = tokio::spawn(bus::run_subscriber(
         store.redis_client.clone(),
         store.keys.events_channel(),
+        store.keys.control_channel(),
         hub.clone(),
         ready_tx,
     ));
@@ -102,11 +105,21 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         );
     }
 
+    let session_checks = tokio::spawn(crate::realtime::sessions::run_checks(
+        store.clone(),
+        hub.clone(),
+        crate::realtime::sessions::CHECK_EVERY,
+    ));
+
     let settings = Arc::new(settings);
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
     let state = AppState {
         shutdown: shutdown_rx,
-        jwt: JwtKeys::new(&settings.jwt_secret_bytes(), settings.access_ttl_secs),
+        jwt: JwtKeys::new(
+            &settings.jwt_secret_bytes(),
+            settings.access_ttl_secs,
+            settings.door_token_ttl_secs,
+        ),
         store,
         settings: settings.clone(),
         hub,
@@ -137,14 +150,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let server = tokio::spawn(server);
     tracing::info!(%addr, "chat server listening");
 
-    let (avito_addr, avito) = match &settings.avito_listen {
+    if !settings.door_avito && settings.avito_listen.is_some() {
+        tracing::warn!(
+            "CHAT_AVITO_LISTEN is set but door 001 is off: set CHAT_DOOR_AVITO=true to serve it"
+        );
+    }
+    let (avito_addr, avito) = match settings.door_avito.then(|| settings.avito_listen_addr()) {
         Some(listen) => {
             let data = web::Data::new(state.clone());
+            let max_body_bytes = settings.max_body_bytes;
             let door = HttpServer::new(move || {
                 App::new()
                     .wrap(crate::logging::middleware())
                     .app_data(data.clone())
-                    .configure(doors::avito::configure)
+                    .configure(|cfg| doors::avito::configure(cfg, max_body_bytes))
                     .default_service(web::to(doors::avito::not_found))
             })
             .disable_signals()
@@ -155,6 +174,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             let door = door.run();
             let door_handle = door.handle();
             tracing::info!(addr = %door_addr, "door 001 listening");
+            if !door_addr.ip().is_loopback() {
+                tracing::warn!(
+                    addr = %door_addr,
+                    "door 001 has no authentication and listens beyond this host: anyone who \
+                     reaches this address can create users and chats in its sandbox. Keep it on \
+                     an internal network."
+                );
+            }
             (Some(door_addr), Some((door_handle, tokio::spawn(door))))
         }
         None => (None, None),
@@ -168,5 +195,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         avito,
         shutdown,
         subscriber,
+        session_checks,
     })
 }

@@ -1,11 +1,20 @@
-//! Access tokens (JWT, HS256) and the `CurrentUser` extractor.
+//! Access tokens (JWT, HS256), the check every authenticated request and socket makes
+//! ([`authorize`]), and the `CurrentUser` extractor.
 //!
 //! Claims: `{"token_type":"access","user_id":<id>,"iat":<unix s>,"exp":<unix s>}` — the shape of
-//! seed 002's djangorestframework-simplejwt tokens — or door 004's `{"user_id","exp"}`. Either
+//! seed 002's djangorestframework-simplejwt tokens — or the doors' `{"user_id","exp"}` (door
+//! 004's exact shape; doors 000 and 003 issue the same), valid `CHAT_DOOR_TOKEN_TTL_SECS`. Either
 //! kind is accepted by every door. Refresh tokens are opaque (see
 //! `chat_services::rotate_refresh_token`).
+//!
+//! A token is good when its signature and `exp` are, and it was issued at or after its user's
+//! token cut-off (`chat_selectors::tokens_not_before`: logout-all, refresh-token reuse and
+//! disable-user move it; a disabled or deleted user has none). The issue time is `iat`, or for
+//! the doors' tokens, which have none, `exp` minus the door token lifetime. New tokens are issued
+//! no earlier than the cut-off, so a login right after a logout-all works at once.
 
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chat_domain::UserId;
@@ -32,11 +41,22 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: i64,
+    door_ttl_secs: i64,
+}
+
+/// A token whose signature and expiry are good: whose it is and when it was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// The token's user.
+    pub user: UserId,
+    /// When it was issued, unix s (`iat`, else `exp` minus the door token lifetime).
+    pub issued_at: i64,
 }
 
 impl JwtKeys {
-    /// Keys for an HS256 secret; tokens live `ttl_secs` seconds.
-    pub fn new(secret: &[u8], ttl_secs: u64) -> Self {
+    /// Keys for an HS256 secret; access tokens live `ttl_secs` seconds, the doors' tokens
+    /// `door_ttl_secs`.
+    pub fn new(secret: &[u8], ttl_secs: u64, door_ttl_secs: u64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp"]);
@@ -45,29 +65,32 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl_secs: ttl_secs as i64,
+            door_ttl_secs: door_ttl_secs as i64,
         }
     }
 
-    /// A new access token for `user`.
-    pub fn issue(&self, user: UserId) -> String {
-        let now = chrono::Utc::now().timestamp();
+    /// A new access token for `user`, issued now or at `not_before` (the user's token cut-off,
+    /// unix s) if that is later.
+    pub fn issue(&self, user: UserId, not_before: i64) -> String {
+        let issued = chrono::Utc::now().timestamp().max(not_before);
         self.encode(&Claims {
             token_type: Some("access".into()),
             user_id: user.0,
-            iat: Some(now),
-            exp: now + self.ttl_secs,
+            iat: Some(issued),
+            exp: issued + self.ttl_secs,
         })
     }
 
-    /// A door-004 token for `user`: claims exactly `{"user_id","exp"}`, valid `ttl_secs` (the
-    /// original's 24 h).
-    pub fn issue_plain(&self, user: UserId, ttl_secs: i64) -> String {
-        let now = chrono::Utc::now().timestamp();
+    /// A door token for `user` (doors 000, 003, 004): claims exactly `{"user_id","exp"}`, valid
+    /// `CHAT_DOOR_TOKEN_TTL_SECS` (the originals' 24 h by default) from now or from `not_before`
+    /// if that is later.
+    pub fn issue_door(&self, user: UserId, not_before: i64) -> String {
+        let issued = chrono::Utc::now().timestamp().max(not_before);
         self.encode(&Claims {
             token_type: None,
             user_id: user.0,
             iat: None,
-            exp: now + ttl_secs,
+            exp: issued + self.door_ttl_secs,
         })
     }
 
@@ -77,9 +100,10 @@ impl JwtKeys {
             .unwrap_or_default()
     }
 
-    /// The user of a valid, unexpired access token.
+    /// The user and issue time of a well-signed, unexpired access token (not yet checked against
+    /// the user's cut-off: see [`authorize`]).
     /// Errors: 401 "Given token not valid for any token type" (simplejwt's wording).
-    pub fn verify(&self, token: &str) -> Result<UserId, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<Verified, ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| ApiError::unauthorized("Given token not valid for any token type"))?;
         if data
@@ -92,7 +116,30 @@ impl JwtKeys {
                 "Given token not valid for any token type",
             ));
         }
-        Ok(UserId(data.claims.user_id))
+        let issued_at = match data.claims.iat {
+            Some(iat) => iat,
+            None if data.claims.token_type.is_some() => data.claims.exp - self.ttl_secs,
+            None => data.claims.exp - self.door_ttl_secs,
+        };
+        Ok(Verified {
+            user: UserId(data.claims.user_id),
+            issued_at,
+        })
+    }
+}
+
+/// Checks a token as every door does, for requests and sockets alike: signature and expiry
+/// ([`JwtKeys::verify`]), then the user's token cut-off, read fresh (Redis, else PostgreSQL)
+/// so that a logout-all, a refresh-token reuse or a disable-user takes effect at once on every
+/// instance. Errors: 401 "Given token not valid for any token type" for a bad token, 401 "Token
+/// revoked: log in again." for a revoked one or one of a disabled or deleted user; 503 when the
+/// cut-off cannot be read at all.
+pub async fn authorize(state: &AppState, token: &str) -> Result<Verified, ApiError> {
+    let verified = state.jwt.verify(token)?;
+    let not_before = chat_selectors::tokens_not_before(&state.store, verified.user).await?;
+    match not_before {
+        Some(not_before) if verified.issued_at >= not_before => Ok(verified),
+        _ => Err(ApiError::unauthorized("Token revoked: log in again.")),
     }
 }
 
@@ -137,9 +184,10 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// The authenticated user of a request (`Authorization: Bearer <access>`), with the token used.
+/// The authenticated user of a request (`Authorization: Bearer <access>`), with the token used,
+/// checked by [`authorize`].
 /// Errors: 401 `{"detail":"Authentication credentials were not provided.","code":"not_authenticated"}`
-/// without a token, 401 for a bad or expired one.
+/// without a token, 401 for a bad, expired or revoked one.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     /// Who.
@@ -150,25 +198,30 @@ pub struct CurrentUser {
 
 impl FromRequest for CurrentUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            return ready(Err(ApiError::unauthorized("Server misconfigured.")));
-        };
-        let header = req
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let result = match header.and_then(|v| v.strip_prefix("Bearer ")) {
-            None => Err(ApiError::unauthorized(
-                "Authentication credentials were not provided.",
-            )),
-            Some(token) => state.jwt.verify(token.trim()).map(|id| CurrentUser {
-                id,
-                token: token.trim().to_owned(),
-            }),
-        };
-        ready(result)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_owned());
+        Box::pin(async move {
+            let Some(state) = state else {
+                return Err(ApiError::unauthorized("Server misconfigured."));
+            };
+            let Some(token) = token else {
+                return Err(ApiError::unauthorized(
+                    "Authentication credentials were not provided.",
+                ));
+            };
+            let verified = authorize(&state, &token).await?;
+            Ok(CurrentUser {
+                id: verified.user,
+                token,
+            })
+        })
     }
 }

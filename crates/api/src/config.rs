@@ -11,6 +11,7 @@
 //! | `CHAT_JWT_SECRET` | a development secret, with a loud warning | HS256 key for access tokens |
 //! | `CHAT_BCRYPT_COST` | `12` | bcrypt cost, 4..=31 |
 //! | `CHAT_ACCESS_TTL_SECS` | `900` | access token lifetime, s |
+//! | `CHAT_DOOR_TOKEN_TTL_SECS` | `86400` (24 h, as the seeds) | lifetime of the tokens doors 000, 003 and 004 issue, s |
 //! | `CHAT_REFRESH_TTL_SECS` | `2592000` (30 days) | refresh token lifetime, s |
 //! | `CHAT_MAX_MESSAGE_CHARS` | `4096` | longest message text, characters |
 //! | `CHAT_MAX_BODY_BYTES` | `65536` | largest HTTP JSON body, bytes |
@@ -19,6 +20,8 @@
 //! | `CHAT_WS_HEARTBEAT_SECS` | `30` | ping interval, s |
 //! | `CHAT_WS_CLIENT_TIMEOUT_SECS` | `90` | a socket silent this long is closed, s |
 //! | `CHAT_WS_WRITE_TIMEOUT_MS` | `10000` | a socket write blocked this long closes it, ms |
+//! | `CHAT_WS_FRAMES_PER_SEC` | `50` | client frames a socket may send per second, on average (every door) |
+//! | `CHAT_WS_FRAME_BURST` | `100` | client frames a socket may send at once; past it each frame gets an error with `retry_after`, and the burst again refused closes it with 1008 |
 //! | `CHAT_REDIS_PREFIX` | `chat:` | prefix of every Redis key and channel |
 //! | `CHAT_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
 //! | `CHAT_DB_WAIT_TIMEOUT_MS` | `5000` | wait for a pooled connection, ms; then 503 |
@@ -27,16 +30,21 @@
 //! | `CHAT_LOG_FORMAT` | `pretty` | `pretty` or `json` |
 //! | `CHAT_RATE_SEND_PER_MIN` | `120` | messages one user may send per minute, all instances together (0: off) |
 //! | `CHAT_RATE_AUTH_PER_MIN` | `20` | logins and registrations per client address per minute (0: off) |
-//! | `CHAT_TRUST_PROXY` | `false` | take the client address from `X-Forwarded-For`/`Forwarded` (behind a proxy you run) |
+//! | `CHAT_TRUST_PROXY` | `false` | take the client address, host and scheme from `X-Forwarded-*`/`Forwarded` (behind a proxy you run) |
+//! | `CHAT_PUBLIC_URL` | unset | the server's public address (`https://chat.example.com`); door 002's socket URLs are built from it, else from `Host` |
 //! | `CHAT_DOOR_REALTIME_CHAT` | `true` | serve door 002 (`/api/v1/chat/...`, `/ws/user/`, `/ws/group/`) |
-//! | `CHAT_DOOR_AVITO` | `true` | serve door 001 (`/users/add`, ...: no auth, trusted networks only) |
-//! | `CHAT_AVITO_LISTEN` | unset | also serve door 001, alone, on this address (the task's port 9000) |
+//! | `CHAT_DOOR_AVITO` | `false` | serve door 001 (`/users/add`, ...: no auth, a sandbox of its own users and chats) on its own listener |
+//! | `CHAT_AVITO_LISTEN` | `127.0.0.1:9000` | door 001's listener, when the door is on (never the main one); a warning is logged unless it is a loopback address |
 //! | `CHAT_DOOR_ROOMS` | `true` | serve door 004 (`/register`, `PUT /login`, ..., `/ws`) |
 //! | `CHAT_DOOR_SUPPORT` | `true` | serve door 003 (`/v1/auth/`, `/v1/ws/`) |
 //! | `CHAT_DOOR_WSCHAT` | `true` | serve door 000 (`/auth/sign-up`, `/group_chat`, `/chat`, `/chat_group`) |
 //! | `CHAT_ROOMS_MAX_FRAME_BYTES` | `16384` | door 004's largest WebSocket frame, bytes |
 //! | `CHAT_ROOMS_MAX_MESSAGE_BYTES` | `2000` | door 004's longest message, bytes |
+//! | `CHAT_CONFIG` | `chat.toml` | the TOML file read before the environment (keys are the names above without `CHAT_`, lowercase) |
 //! | `RUST_LOG` | `info` | log filter (tracing-subscriber `EnvFilter` syntax) |
+//!
+//! A `CHAT_*` variable or a file key that is not a setting stops start-up with a message naming it
+//! and the nearest known name (a typo would otherwise leave the default in force).
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -68,6 +76,7 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
+    pub door_token_ttl_secs: u64,
     pub max_message_chars: usize,
     pub max_body_bytes: usize,
     pub ws_max_frame_bytes: usize,
@@ -75,6 +84,8 @@ pub struct Settings {
     pub ws_heartbeat_secs: u64,
     pub ws_client_timeout_secs: u64,
     pub ws_write_timeout_ms: u64,
+    pub ws_frames_per_sec: u32,
+    pub ws_frame_burst: u32,
     pub redis_prefix: String,
     pub db_pool_size: usize,
     pub db_wait_timeout_ms: u64,
@@ -84,6 +95,7 @@ pub struct Settings {
     pub rate_send_per_min: u32,
     pub rate_auth_per_min: u32,
     pub trust_proxy: bool,
+    pub public_url: Option<String>,
     pub door_realtime_chat: bool,
     pub door_avito: bool,
     pub avito_listen: Option<String>,
@@ -104,6 +116,7 @@ impl Default for Settings {
             bcrypt_cost: 12,
             access_ttl_secs: 900,
             refresh_ttl_secs: 30 * 24 * 3600,
+            door_token_ttl_secs: 24 * 3600,
             max_message_chars: 4096,
             max_body_bytes: 64 * 1024,
             ws_max_frame_bytes: 64 * 1024,
@@ -111,6 +124,8 @@ impl Default for Settings {
             ws_heartbeat_secs: 30,
             ws_client_timeout_secs: 90,
             ws_write_timeout_ms: 10_000,
+            ws_frames_per_sec: 50,
+            ws_frame_burst: 100,
             redis_prefix: "chat:".into(),
             db_pool_size: 16,
             db_wait_timeout_ms: 5_000,
@@ -120,8 +135,9 @@ impl Default for Settings {
             rate_send_per_min: 120,
             rate_auth_per_min: 20,
             trust_proxy: false,
+            public_url: None,
             door_realtime_chat: true,
-            door_avito: true,
+            door_avito: false,
             avito_listen: None,
             door_rooms: true,
             door_wschat: true,
@@ -134,7 +150,7 @@ impl Default for Settings {
 
 impl Settings {
     /// Every environment variable the settings read (the module docs describe each).
-    pub const VARIABLES: [&'static str; 31] = [
+    pub const VARIABLES: [&'static str; 36] = [
         "DATABASE_URL",
         "REDIS_URL",
         "CHAT_LISTEN",
@@ -142,6 +158,7 @@ impl Settings {
         "CHAT_BCRYPT_COST",
         "CHAT_ACCESS_TTL_SECS",
         "CHAT_REFRESH_TTL_SECS",
+        "CHAT_DOOR_TOKEN_TTL_SECS",
         "CHAT_MAX_MESSAGE_CHARS",
         "CHAT_MAX_BODY_BYTES",
         "CHAT_WS_MAX_FRAME_BYTES",
@@ -149,6 +166,8 @@ impl Settings {
         "CHAT_WS_HEARTBEAT_SECS",
         "CHAT_WS_CLIENT_TIMEOUT_SECS",
         "CHAT_WS_WRITE_TIMEOUT_MS",
+        "CHAT_WS_FRAMES_PER_SEC",
+        "CHAT_WS_FRAME_BURST",
         "CHAT_REDIS_PREFIX",
         "CHAT_DB_POOL_SIZE",
         "CHAT_DB_WAIT_TIMEOUT_MS",
@@ -158,6 +177,7 @@ impl Settings {
         "CHAT_RATE_SEND_PER_MIN",
         "CHAT_RATE_AUTH_PER_MIN",
         "CHAT_TRUST_PROXY",
+        "CHAT_PUBLIC_URL",
         "CHAT_DOOR_REALTIME_CHAT",
         "CHAT_DOOR_AVITO",
         "CHAT_AVITO_LISTEN",
@@ -166,7 +186,51 @@ impl Settings {
         "CHAT_ROOMS_MAX_MESSAGE_BYTES",
         "CHAT_DOOR_WSCHAT",
         "CHAT_DOOR_SUPPORT",
+        "CHAT_CONFIG",
     ];
+
+    /// The default of `CHAT_AVITO_LISTEN`: door 001 on the loopback interface only.
+    pub const DEFAULT_AVITO_LISTEN: &'static str = "127.0.0.1:9000";
+
+    /// The settings key of variable `name` (`CHAT_BCRYPT_COST` → `bcrypt_cost`, `DATABASE_URL`
+    /// → `database_url`), as in the TOML file.
+    fn key_of(name: &str) -> String {
+        name.strip_prefix("CHAT_").unwrap_or(name).to_lowercase()
+    }
+
+    /// Refuses names that are not settings: `names` are environment variables (`CHAT_*` only are
+    /// looked at; `RUST_LOG` and other programs' variables are not ours), or with `file` the keys
+    /// of that TOML file. Errors: `"<name> is not a setting (did you mean <nearest>?)"`.
+    pub fn check_names<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        file: Option<&str>,
+    ) -> Result<(), String> {
+        let known: Vec<String> = match file {
+            None => Self::VARIABLES.iter().map(|v| v.to_string()).collect(),
+            Some(_) => Self::VARIABLES
+                .iter()
+                .filter(|v| **v != "CHAT_CONFIG")
+                .map(|v| Self::key_of(v))
+                .collect(),
+        };
+        for name in names {
+            if file.is_none() && !name.starts_with("CHAT_") || known.iter().any(|k| k == name) {
+                continue;
+            }
+            let nearest = known
+                .iter()
+                .min_by_key(|k| strsim::levenshtein(k, name))
+                .cloned()
+                .unwrap_or_default();
+            return Err(match file {
+                None => format!("{name} is not a setting (did you mean {nearest}?)"),
+                Some(file) => {
+                    format!("{file}: {name:?} is not a setting (did you mean {nearest:?}?)")
+                }
+            });
+        }
+        Ok(())
+    }
 
     /// The settings that `vars` (variable name → value, as in an environment) give over the
     /// defaults, read the way the environment is read (`RUST_LOG` and other foreign names are
@@ -175,15 +239,14 @@ impl Settings {
     pub fn from_vars<'a>(
         vars: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, String> {
+        let vars: Vec<(&str, &str)> = vars.into_iter().collect();
+        Self::check_names(vars.iter().map(|(name, _)| *name), None)?;
         let mut figment = Figment::new();
         for (name, value) in vars {
-            if !Self::VARIABLES.contains(&name) {
-                if name.starts_with("CHAT_") {
-                    return Err(format!("{name} is not a setting"));
-                }
+            if !Self::VARIABLES.contains(&name) || name == "CHAT_CONFIG" {
                 continue;
             }
-            let key = name.strip_prefix("CHAT_").unwrap_or(name).to_lowercase();
+            let key = Self::key_of(name);
             let value: figment::value::Value = value
                 .parse()
                 .map_err(|_| format!("{name}: unreadable value"))?;
@@ -197,9 +260,19 @@ impl Settings {
     }
 
     /// Loads defaults, then the TOML file, then the environment, and validates the result.
-    /// Errors: a message naming the bad setting.
+    /// Errors: a message naming the bad setting, or a name that is not one.
     pub fn load() -> Result<Self, String> {
+        let names: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect();
+        Self::check_names(names.iter().map(String::as_str), None)?;
         let file = std::env::var("CHAT_CONFIG").unwrap_or_else(|_| "chat.toml".into());
+        if std::path::Path::new(&file).exists() {
+            let keys: figment::value::Dict = Figment::from(Toml::file(&file))
+                .extract()
+                .map_err(|e| format!("{file}: {e}"))?;
+            Self::check_names(keys.keys().map(String::as_str), Some(&file))?;
+        }
         let settings: Settings = Figment::new()
             .merge(Toml::file(file))
             .merge(Env::prefixed("CHAT_").ignore(&["CONFIG"]))
@@ -212,7 +285,7 @@ impl Settings {
 
     /// Checks every bound. Errors: `"<VARIABLE> must ..."`.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 12] = [
+        let checks: [(bool, &str); 15] = [
             (
                 (4..=31).contains(&self.bcrypt_cost),
                 "CHAT_BCRYPT_COST must be 4..=31",
@@ -224,6 +297,26 @@ impl Settings {
             (
                 self.refresh_ttl_secs >= 1,
                 "CHAT_REFRESH_TTL_SECS must be at least 1",
+            ),
+            (
+                self.door_token_ttl_secs >= 1,
+                "CHAT_DOOR_TOKEN_TTL_SECS must be at least 1",
+            ),
+            (
+                self.ws_frames_per_sec >= 1 && self.ws_frame_burst >= 1,
+                "CHAT_WS_FRAMES_PER_SEC and CHAT_WS_FRAME_BURST must be at least 1",
+            ),
+            (
+                self.public_url.as_deref().is_none_or(|u| {
+                    let u = u.trim_end_matches('/');
+                    let rest = u
+                        .strip_prefix("https://")
+                        .or_else(|| u.strip_prefix("http://"));
+                    rest.is_some_and(|host| {
+                        !host.is_empty() && !host.contains(['/', '?', '#', '@'])
+                    })
+                }),
+                "CHAT_PUBLIC_URL must look like https://chat.example.com (a scheme and a host[:port], no path)",
             ),
             (
                 self.max_message_chars >= 1,
@@ -266,12 +359,19 @@ impl Settings {
         if let Some(listen) = &self.avito_listen
             && listen.parse::<std::net::SocketAddr>().is_err()
         {
-            return Err("CHAT_AVITO_LISTEN must be an address:port such as 0.0.0.0:9000".into());
+            return Err("CHAT_AVITO_LISTEN must be an address:port such as 127.0.0.1:9000".into());
         }
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, message)) => Err(message.to_string()),
             None => Ok(()),
         }
+    }
+
+    /// Door 001's listener address: `CHAT_AVITO_LISTEN`, else [`Self::DEFAULT_AVITO_LISTEN`].
+    pub fn avito_listen_addr(&self) -> &str {
+        self.avito_listen
+            .as_deref()
+            .unwrap_or(Self::DEFAULT_AVITO_LISTEN)
     }
 
     /// The JWT secret, or the development one (the caller warns).
@@ -315,8 +415,49 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_valid() {
-        Settings::default().validate().unwrap();
+    fn defaults_are_valid_and_safe() {
+        let defaults = Settings::default();
+        defaults.validate().unwrap();
+        assert!(!defaults.door_avito, "door 001 has no auth: off by default");
+        assert_eq!(defaults.avito_listen_addr(), "127.0.0.1:9000");
+        assert!(!defaults.trust_proxy);
+        assert_eq!(defaults.door_token_ttl_secs, 86_400);
+    }
+
+    #[test]
+    fn misspelled_names_stop_start_up_naming_the_nearest_setting() {
+        for (typo, meant) in [
+            ("CHAT_BCRYPT_COS", "CHAT_BCRYPT_COST"),
+            ("CHAT_JWT_SECRTE", "CHAT_JWT_SECRET"),
+            ("CHAT_DOOR_AVITTO", "CHAT_DOOR_AVITO"),
+        ] {
+            let error = Settings::from_vars([(typo, "4")]).unwrap_err();
+            assert_eq!(
+                error,
+                format!("{typo} is not a setting (did you mean {meant}?)")
+            );
+        }
+        let error =
+            Settings::check_names(["bcrypt_cost", "bcrypt_cos"], Some("chat.toml")).unwrap_err();
+        assert!(
+            error.contains("\"bcrypt_cos\"") && error.contains("\"bcrypt_cost\""),
+            "{error}"
+        );
+        assert!(Settings::check_names(["listen", "database_url"], Some("chat.toml")).is_ok());
+        assert!(Settings::check_names(["CHAT_CONFIG", "RUST_LOG", "PATH"], None).is_ok());
+        assert!(Settings::check_names(["config"], Some("chat.toml")).is_err());
+    }
+
+    #[test]
+    fn the_public_url_is_a_scheme_and_a_host() {
+        for good in ["https://chat.example.com", "http://127.0.0.1:8080/"] {
+            let settings = Settings::from_vars([("CHAT_PUBLIC_URL", good)]).unwrap();
+            assert_eq!(settings.public_url.as_deref(), Some(good));
+        }
+        for bad in ["chat.example.com", "https://", "https://x/path", "ftp://x"] {
+            let error = Settings::from_vars([("CHAT_PUBLIC_URL", bad)]).unwrap_err();
+            assert!(error.contains("CHAT_PUBLIC_URL"), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -60,6 +60,14 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid", detail)
     }
 
+    /// 429 `rate_limited`, to be retried after `retry_after_secs` seconds.
+    pub fn rate_limited(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -141,14 +149,10 @@ impl From<DomainError> for ApiError {
             DomainError::Forbidden(detail) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
             DomainError::NotFound(detail) => Self::new(StatusCode::NOT_FOUND, "not_found", detail),
             DomainError::Conflict(detail) => Self::new(StatusCode::CONFLICT, "conflict", detail),
-            DomainError::RateLimited { retry_after_secs } => Self {
-                retry_after: Some(retry_after_secs),
-                ..Self::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("Too many requests; retry in {retry_after_secs} s."),
-                )
-            },
+            DomainError::RateLimited { retry_after_secs } => Self::rate_limited(
+                format!("Too many requests; retry in {retry_after_secs} s."),
+                retry_after_secs,
+            ),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `chat-server`: `serve` (the default) or `migrate`. Configured by environment (see the README
-//! and `chat_api::config`).
+//! `chat-server`: `serve` (the default), `migrate`, and the operator's commands
+//! (`create-operator`, `create-admin`, `disable-user`, `enable-user`). Configured by environment
+//! (see the README and `chat_api::config`).
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -33,6 +34,17 @@ enum Command {
     /// Make a user a server admin (also answers support chats); creates it like `create-operator`.
     CreateAdmin {
         /// The user's name.
+        username: String,
+    },
+    /// Disable a user: every token of theirs fails at once on every door, their open sockets
+    /// close (1008 "session revoked") on every instance, and they cannot log in.
+    DisableUser {
+        /// The user's name (any spelling of it).
+        username: String,
+    },
+    /// Let a disabled user log in again (the tokens they had stay dead).
+    EnableUser {
+        /// The user's name (any spelling of it).
         username: String,
     },
 }
@@ -70,6 +82,19 @@ async fn main() -> anyhow::Result<()> {
             grant(&settings, &username, UserRole::Operator).await?
         }
         Command::CreateAdmin { username } => grant(&settings, &username, UserRole::Admin).await?,
+        Command::DisableUser { username } => {
+            let store = operator_store(&settings).await?;
+            let user = chat_services::disable_user(&store, &username).await?;
+            println!(
+                "{} (id {}) is disabled; every session ended",
+                user.username, user.id
+            );
+        }
+        Command::EnableUser { username } => {
+            let store = operator_store(&settings).await?;
+            let user = chat_services::enable_user(&store, &username).await?;
+            println!("{} (id {}) may log in again", user.username, user.id);
+        }
         Command::Serve => {
             let server = chat_api::start(settings).await?;
             shutdown_signal().await;
@@ -80,11 +105,16 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The store for an operator's command, after migrating the database.
+async fn operator_store(settings: &Settings) -> anyhow::Result<chat_selectors::Store> {
+    chat_selectors::run_migrations(&settings.database_url).await?;
+    Ok(chat_selectors::Store::connect(&settings.store_config()).await?)
+}
+
 /// Gives `username` the role `role`, creating the user with a random password when needed.
 async fn grant(settings: &Settings, username: &str, role: UserRole) -> anyhow::Result<()> {
     let name = Username::parse(username).map_err(|e| anyhow::anyhow!("invalid username: {e:?}"))?;
-    chat_selectors::run_migrations(&settings.database_url).await?;
-    let store = chat_selectors::Store::connect(&settings.store_config()).await?;
+    let store = operator_store(settings).await?;
     let mut created = None;
     if chat_selectors::user_by_username(&store, name.as_str())
         .await

@@ -17,6 +17,7 @@ use crate::doors::{native, realtime_chat};
     info(title = "chat-server", description = "Native REST API and door 002 (Real Time Chat App) REST routes. WebSockets: see the README."),
     paths(
         native::auth::register, native::auth::login, native::auth::refresh, native::auth::logout,
+        native::auth::logout_all,
         native::auth::me, native::auth::rename, native::auth::search,
         native::chats::list, native::chats::open_direct, native::chats::create_group,
         native::chats::join, native::chats::leave, native::chats::history, native::chats::send,

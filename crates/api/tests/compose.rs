@@ -83,15 +83,21 @@ fn database_parts(url: &str) -> (String, u16, String) {
 }
 
 #[test]
-fn the_dev_file_runs_the_app_against_its_own_databases_on_8080_and_9000() {
+fn the_dev_file_runs_the_app_against_its_own_databases_on_8080_and_9000_on_loopback() {
     let compose = load("docker-compose.dev.yml");
     let app = service(&compose, "app");
     let settings = settings_of(&environment(app));
     let ports = published(app);
     assert!(ports.contains(&(8080, port(&settings.listen))), "{ports:?}");
+    assert!(settings.door_avito, "door 001 is on for development");
     assert!(
-        ports.contains(&(9000, port(settings.avito_listen.as_deref().unwrap()))),
+        ports.contains(&(9000, port(settings.avito_listen_addr()))),
         "{ports:?}"
+    );
+    let raw_ports = format!("{:?}", app["ports"]);
+    assert!(
+        !raw_ports.contains("\"9000:") && raw_ports.contains("127.0.0.1:9000:9000"),
+        "door 001 only on the host's loopback: {raw_ports}"
     );
     let (host, db_port, db) = database_parts(&settings.database_url);
     assert_eq!((host.as_str(), db_port), ("postgres", 5432));
@@ -155,16 +161,22 @@ fn the_prod_file_runs_two_instances_behind_nginx_with_secrets_from_the_environme
             service(&compose, "postgres")["environment"]["POSTGRES_DB"].as_str(),
             Some(db.as_str())
         );
-        for listen in [
-            settings.listen.as_str(),
-            settings.avito_listen.as_deref().unwrap(),
-        ] {
-            let upstream = format!("server {name}:{};", port(listen));
-            assert!(
-                nginx_conf.contains(&upstream),
-                "nginx.conf lacks {upstream}"
-            );
-        }
+        assert!(
+            !settings.door_avito,
+            "{name}: door 001 (no auth) stays off in production"
+        );
+        let upstream = format!("server {name}:{};", port(&settings.listen));
+        assert!(
+            nginx_conf.contains(&upstream),
+            "nginx.conf lacks {upstream}"
+        );
+        assert!(
+            !nginx_conf.contains(&format!(
+                "server {name}:{};",
+                port(settings.avito_listen_addr())
+            )),
+            "nginx forwards to door 001"
+        );
         assert_eq!(
             app["depends_on"]["migrate"]["condition"].as_str(),
             Some("service_completed_successfully")
@@ -174,11 +186,17 @@ fn the_prod_file_runs_two_instances_behind_nginx_with_secrets_from_the_environme
     assert_eq!(migrate["command"][0].as_str(), Some("migrate"));
     let nginx = service(&compose, "nginx");
     let ports = published(nginx);
-    assert!(
-        ports.contains(&(80, 80)) && ports.contains(&(9000, 9000)),
-        "{ports:?}"
-    );
-    assert!(nginx_conf.contains("listen 80;") && nginx_conf.contains("listen 9000;"));
+    assert_eq!(ports, vec![(80, 80)], "only the main listener is published");
+    assert!(nginx_conf.contains("listen 80;") && !nginx_conf.contains("listen 9000;"));
+    // The app trusts the proxy's forwarded headers: nginx sets each, a client's never pass.
+    for header in [
+        "proxy_set_header X-Forwarded-For $remote_addr;",
+        "proxy_set_header X-Forwarded-Host $host;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header Forwarded \"\";",
+    ] {
+        assert!(nginx_conf.contains(header), "nginx.conf lacks {header}");
+    }
     assert!(
         nginx_conf.contains("proxy_set_header Upgrade $http_upgrade;"),
         "WebSocket upgrade"

@@ -1,13 +1,41 @@
 //! Door 001 ("SIMPLE HTTP CHAT", the Avito task) driven as its clients did: the seed document's
-//! own requests, every error PROTOCOLS.md lists for it, and messages crossing into the native API.
+//! own requests and every error PROTOCOLS.md lists for it — on its own listener, since it has no
+//! authentication: off by default, never on the main listener, and a sandbox of its own users and
+//! chats that reaches nothing of the other doors (issue "Secure by default", item 1).
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, TestEnv};
 use serde_json::{Value, json};
 
-async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    app.post(path, None, body).await
+/// An app with door 001 on, on its own listener (port 0).
+async fn door_app() -> (TestApp, String) {
+    let env = TestEnv::new().await;
+    let settings = chat_api::Settings {
+        door_avito: true,
+        avito_listen: Some("127.0.0.1:0".into()),
+        ..env.settings()
+    };
+    let app = TestApp::spawn_with(env.clone(), settings).await;
+    let door = app
+        .server
+        .as_ref()
+        .unwrap()
+        .avito_addr
+        .expect("door 001 listener");
+    (app, format!("http://{door}"))
+}
+
+async fn post(app: &TestApp, door: &str, path: &str, body: Value) -> (u16, Value) {
+    let response = app
+        .http
+        .post(format!("{door}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 fn id(body: &Value) -> i64 {
@@ -18,16 +46,17 @@ fn id(body: &Value) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_walkthrough_with_ids_as_strings_or_numbers() {
-    let app = TestApp::spawn().await;
-    let (status, u1) = post(&app, "/users/add", json!({"username": "user_1"})).await;
+    let (app, door) = door_app().await;
+    let (status, u1) = post(&app, &door, "/users/add", json!({"username": "user_1"})).await;
     assert_eq!(status, 201);
     assert_eq!(u1.as_object().unwrap().len(), 1, "only the id: {u1}");
-    let (_, u2) = post(&app, "/users/add", json!({"username": "user_2"})).await;
+    let (_, u2) = post(&app, &door, "/users/add", json!({"username": "user_2"})).await;
     let (u1, u2) = (id(&u1), id(&u2));
 
     // The seed sends ids as strings.
     let (status, chat) = post(
         &app,
+        &door,
         "/chats/add",
         json!({"name": "chat_1", "users": [u1.to_string(), u2.to_string()]}),
     )
@@ -36,6 +65,7 @@ async fn the_seed_walkthrough_with_ids_as_strings_or_numbers() {
     let chat = id(&chat);
     let (status, m1) = post(
         &app,
+        &door,
         "/messages/add",
         json!({"chat": chat.to_string(), "author": u1.to_string(), "text": "hi"}),
     )
@@ -44,13 +74,20 @@ async fn the_seed_walkthrough_with_ids_as_strings_or_numbers() {
     // ... and numbers work too.
     let (status, m2) = post(
         &app,
+        &door,
         "/messages/add",
         json!({"chat": chat, "author": u2, "text": "hello"}),
     )
     .await;
     assert_eq!(status, 201);
 
-    let (status, messages) = post(&app, "/messages/get", json!({"chat": chat.to_string()})).await;
+    let (status, messages) = post(
+        &app,
+        &door,
+        "/messages/get",
+        json!({"chat": chat.to_string()}),
+    )
+    .await;
     assert_eq!(status, 200);
     let messages = messages.as_array().unwrap();
     assert_eq!(messages.len(), 2);
@@ -70,12 +107,13 @@ async fn the_seed_walkthrough_with_ids_as_strings_or_numbers() {
     // A second chat, with no message: it sorts by its own creation... after chat_1's message.
     let (_, chat2) = post(
         &app,
+        &door,
         "/chats/add",
         json!({"name": "chat_2", "users": [u1, u1]}),
     )
     .await;
     let chat2 = id(&chat2);
-    let (status, chats) = post(&app, "/chats/get", json!({"user": u1.to_string()})).await;
+    let (status, chats) = post(&app, &door, "/chats/get", json!({"user": u1.to_string()})).await;
     assert_eq!(status, 200);
     let ids: Vec<i64> = chats.as_array().unwrap().iter().map(id).collect();
     assert_eq!(
@@ -90,24 +128,32 @@ async fn the_seed_walkthrough_with_ids_as_strings_or_numbers() {
     // A new message moves chat_1 to the front.
     post(
         &app,
+        &door,
         "/messages/add",
         json!({"chat": chat, "author": u2, "text": "again"}),
     )
     .await;
-    let (_, chats) = post(&app, "/chats/get", json!({"user": u1})).await;
+    let (_, chats) = post(&app, &door, "/chats/get", json!({"user": u1})).await;
     assert_eq!(id(&chats[0]), chat);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_error_json_with_the_documented_statuses() {
-    let app = TestApp::spawn().await;
-    let (_, u1) = post(&app, "/users/add", json!({"username": "user_1"})).await;
-    let (_, u2) = post(&app, "/users/add", json!({"username": "user_2"})).await;
+    let (app, door) = door_app().await;
+    let (_, u1) = post(&app, &door, "/users/add", json!({"username": "user_1"})).await;
+    let (_, u2) = post(&app, &door, "/users/add", json!({"username": "user_2"})).await;
     let (u1, u2) = (id(&u1), id(&u2));
-    let (_, chat) = post(&app, "/chats/add", json!({"name": "chat_1", "users": [u1]})).await;
+    let (_, chat) = post(
+        &app,
+        &door,
+        "/chats/add",
+        json!({"name": "chat_1", "users": [u1]}),
+    )
+    .await;
     let chat = id(&chat);
     let cases: Vec<(&str, Value, u16)> = vec![
         ("/users/add", json!({"username": "USER_1"}), 409),
+        ("/users/add", json!({"username": "user_l"}), 409),
         ("/users/add", json!({}), 400),
         ("/users/add", json!({"username": 5}), 400),
         ("/users/add", json!({"username": "a b"}), 400),
@@ -149,7 +195,7 @@ async fn errors_are_error_json_with_the_documented_statuses() {
         ("/messages/get", json!({"chat": 999999}), 404),
     ];
     for (path, body, want) in cases {
-        let (status, answer) = post(&app, path, body.clone()).await;
+        let (status, answer) = post(&app, &door, path, body.clone()).await;
         assert_eq!(status, want, "{path} {body}: {answer}");
         assert!(
             answer["error"].as_str().is_some_and(|e| !e.is_empty()),
@@ -157,10 +203,10 @@ async fn errors_are_error_json_with_the_documented_statuses() {
         );
         assert_eq!(answer.as_object().unwrap().len(), 1, "{answer}");
     }
-    // Malformed JSON and wrong methods, in the door's own format.
+    // Malformed JSON, a body over CHAT_MAX_BODY_BYTES and wrong methods, in the door's format.
     let raw = app
         .http
-        .post(app.url("/users/add"))
+        .post(format!("{door}/users/add"))
         .header("content-type", "application/json")
         .body("{oops")
         .send()
@@ -168,117 +214,197 @@ async fn errors_are_error_json_with_the_documented_statuses() {
         .unwrap();
     assert_eq!(raw.status(), 400);
     assert!(raw.json::<Value>().await.unwrap()["error"].is_string());
-    let get = app.http.get(app.url("/chats/get")).send().await.unwrap();
+    let (status, answer) = post(
+        &app,
+        &door,
+        "/users/add",
+        json!({"username": "x".repeat(200_000)}),
+    )
+    .await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer["error"].is_string(), "{answer}");
+    let get = app
+        .http
+        .get(format!("{door}/chats/get"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get.status(), 405);
     assert!(get.json::<Value>().await.unwrap()["error"].is_string());
+    let other = app
+        .http
+        .post(format!("{door}/api/v1/auth/login/"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404, "only door 001 is on its listener");
+    assert_eq!(
+        other.json::<Value>().await.unwrap(),
+        json!({"error": "not found"})
+    );
     // Nothing was written by the refused requests.
-    let (_, chats) = post(&app, "/chats/get", json!({"user": u1})).await;
+    let (_, chats) = post(&app, &door, "/chats/get", json!({"user": u1})).await;
     assert_eq!(chats.as_array().unwrap().len(), 1);
-    let (_, messages) = post(&app, "/messages/get", json!({"chat": chat})).await;
+    let (_, messages) = post(&app, &door, "/messages/get", json!({"chat": chat})).await;
     assert_eq!(messages, json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_written_through_the_native_api_show_up_in_order() {
-    let app = TestApp::spawn().await;
+async fn the_door_is_a_sandbox_both_ways() {
+    let (app, door) = door_app().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let (_, chat) = post(
-        &app,
-        "/chats/add",
-        json!({"name": "mixed", "users": [alice.id, bob.id]}),
+    let (_, group) = app
+        .post(
+            "/api/v1/chats/groups",
+            Some(&alice.access),
+            json!({"title": "Secret", "is_private": true}),
+        )
+        .await;
+    let group = id(&group);
+    app.post(
+        &format!("/api/v1/chats/{group}/members"),
+        Some(&alice.access),
+        json!({"user_id": bob.id}),
     )
     .await;
-    let chat = id(&chat);
-    app.send(&alice, chat, "native 1").await;
-    post(
-        &app,
-        "/messages/add",
-        json!({"chat": chat, "author": bob.id, "text": "door 001"}),
-    )
-    .await;
-    app.send(&bob, chat, "native 2").await;
-    let (_, messages) = post(&app, "/messages/get", json!({"chat": chat})).await;
-    let texts: Vec<&str> = messages
+    app.send(&alice, group, "between us").await;
+    let (_, u1) = post(&app, &door, "/users/add", json!({"username": "anon_1"})).await;
+    let u1 = id(&u1);
+
+    // Door 001 reaches no chat and no user of the other doors: every such id is unknown.
+    let unknown = [
+        ("/messages/get", json!({"chat": group})),
+        (
+            "/messages/add",
+            json!({"chat": group, "author": alice.id, "text": "as alice"}),
+        ),
+        (
+            "/messages/add",
+            json!({"chat": group, "author": u1, "text": "in"}),
+        ),
+        ("/chats/get", json!({"user": alice.id})),
+        ("/chats/add", json!({"name": "grab", "users": [alice.id]})),
+        (
+            "/chats/add",
+            json!({"name": "grab2", "users": [u1, bob.id]}),
+        ),
+    ];
+    for (path, body) in unknown {
+        let (status, answer) = post(&app, &door, path, body.clone()).await;
+        assert_eq!(
+            (status, answer["error"].is_string()),
+            (404, true),
+            "{path} {body}: {answer}"
+        );
+    }
+    let (_, history) = app
+        .get(
+            &format!("/api/v1/chats/{group}/messages"),
+            Some(&alice.access),
+        )
+        .await;
+    let texts: Vec<&str> = history["messages"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["text"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, vec!["native 1", "door 001", "native 2"]);
-    // And a native gateway client of the chat receives door 001's messages live.
-    let (mut socket, _) = app.gateway(&alice).await;
-    post(
+    assert_eq!(texts.last(), Some(&"between us"), "{texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("as alice") || *t == "in"));
+
+    // And the other doors do not reach door 001's users or chats.
+    let (_, chat) = post(
         &app,
-        "/messages/add",
-        json!({"chat": chat, "author": bob.id, "text": "live"}),
+        &door,
+        "/chats/add",
+        json!({"name": "sandbox", "users": [u1]}),
     )
     .await;
-    assert_eq!(
-        socket.recv_event("message.created").await["message"]["text"],
-        "live"
-    );
+    let chat = id(&chat);
+    let (status, _) = app
+        .get(
+            &format!("/api/v1/chats/{chat}/messages"),
+            Some(&alice.access),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = app
+        .post(
+            "/api/v1/chats/direct",
+            Some(&alice.access),
+            json!({"user_id": u1}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/chats/{group}/members"),
+            Some(&alice.access),
+            json!({"user_id": u1}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = app
+        .post(
+            "/api/v1/chat/add-friend/anon_1",
+            Some(&alice.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404, "door 001's names are not the other doors'");
+    // Its names and chat names take nothing from the other doors, nor theirs from it.
+    let (status, answer) = post(&app, &door, "/users/add", json!({"username": "alice"})).await;
+    assert_eq!(status, 201, "{answer}");
+    app.user("anon_1").await;
+    let (status, _) = app
+        .post(
+            "/api/v1/chats/groups",
+            Some(&alice.access),
+            json!({"title": "sandbox", "name": "sandbox"}),
+        )
+        .await;
+    assert_eq!(status, 201, "a group named like door 001's chat");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_door_can_be_switched_off() {
-    let env = common::TestEnv::new().await;
-    let settings = chat_api::Settings {
-        door_avito: false,
-        ..env.settings()
-    };
-    let app = TestApp::spawn_with(env.clone(), settings).await;
-    let (status, _) = post(&app, "/users/add", json!({"username": "user_1"})).await;
-    assert_eq!(status, 404);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dedicated_listener_serves_door_001_alone() {
-    let env = common::TestEnv::new().await;
-    let settings = chat_api::Settings {
-        avito_listen: Some("127.0.0.1:0".into()),
-        ..env.settings()
-    };
-    let app = TestApp::spawn_with(env.clone(), settings).await;
-    let door = app
-        .server
-        .as_ref()
-        .unwrap()
-        .avito_addr
-        .expect("door 001 listener");
-    let http = reqwest::Client::new();
-    let response = http
-        .post(format!("http://{door}/users/add"))
-        .json(&json!({"username": "user_1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    // The same core: the user exists on the main listener's doors too.
-    let (status, _) = post(&app, "/users/add", json!({"username": "user_1"})).await;
-    assert_eq!(status, 409);
-    // Only door 001 is there.
-    let other = http
-        .post(format!("http://{door}/api/v1/auth/login/"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other.status(), 404);
-    assert_eq!(
-        other.json::<Value>().await.unwrap(),
-        json!({"error": "not found"})
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_chats_and_reserved_names_are_400() {
+async fn the_door_is_off_by_default_and_never_on_the_main_listener() {
     let app = TestApp::spawn().await;
+    assert!(app.server.as_ref().unwrap().avito_addr.is_none());
+    for path in [
+        "/users/add",
+        "/chats/add",
+        "/messages/add",
+        "/chats/get",
+        "/messages/get",
+    ] {
+        let (status, _) = app.post(path, None, json!({"username": "user_1"})).await;
+        assert_eq!(status, 404, "{path} on the main listener, door off");
+    }
+    let (app, door) = door_app().await;
+    let (status, _) = app
+        .post("/users/add", None, json!({"username": "user_1"}))
+        .await;
+    assert_eq!(status, 404, "the main listener, door on");
+    let (status, _) = post(&app, &door, "/users/add", json!({"username": "user_1"})).await;
+    assert_eq!(status, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_chats_and_reserved_names_are_refused() {
+    let (app, door) = door_app().await;
     let users: Vec<i64> = (1..=1001).collect();
-    let (status, body) = post(&app, "/chats/add", json!({"name": "huge", "users": users})).await;
+    let (status, body) = post(
+        &app,
+        &door,
+        "/chats/add",
+        json!({"name": "huge", "users": users}),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
-    for name in ["system", "Error"] {
-        let (status, _) = post(&app, "/users/add", json!({"username": name})).await;
-        assert_eq!(status, 400, "{name} is reserved");
+    for name in ["system", "Error", "ѕуѕтем"] {
+        let (status, _) = post(&app, &door, "/users/add", json!({"username": name})).await;
+        assert_eq!(status, 409, "{name} is reserved");
     }
 }

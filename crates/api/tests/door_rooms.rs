@@ -249,8 +249,16 @@ async fn every_error_has_the_original_text_status_and_plain_text_body() {
             "/register",
             None,
             reg("system", "s@b.cc", "password"),
-            400,
-            "name must be 3-20 characters long and contain only letters, numbers or underscores",
+            409,
+            "user with same name or email already exists",
+        ),
+        (
+            Method::POST,
+            "/register",
+            None,
+            reg("systern", "s@b.cc", "password"),
+            409,
+            "user with same name or email already exists",
         ),
         (
             Method::POST,

@@ -1,5 +1,5 @@
-//! What the logs hold: a request id on every request's lines, and never a token, password or
-//! message text.
+//! What the logs hold: a request id on every request's lines, never a token, password or
+//! message text, and the warnings an operator must see.
 
 mod common;
 
@@ -31,15 +31,26 @@ impl<'a> MakeWriter<'a> for Captured {
     }
 }
 
+/// The process's log, captured (one subscriber for every test of this binary).
+fn captured() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            tracing_subscriber::fmt()
+                .json()
+                .with_span_events(FmtSpan::CLOSE)
+                .with_env_filter("info")
+                .with_writer(captured.clone())
+                .init();
+            captured
+        })
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_lines_carry_an_id_and_no_secret() {
-    let captured = Captured::default();
-    tracing_subscriber::fmt()
-        .json()
-        .with_span_events(FmtSpan::CLOSE)
-        .with_env_filter("info")
-        .with_writer(captured.clone())
-        .init();
+    let captured = captured();
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     app.create_group_002(&alice, "g").await;
@@ -72,4 +83,24 @@ async fn request_lines_carry_an_id_and_no_secret() {
         logs.contains("/ws/group/g/"),
         "the socket's path is logged, without its query"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn door_001_beyond_loopback_is_a_warning() {
+    let captured = captured();
+    let env = common::TestEnv::new().await;
+    let settings = chat_api::Settings {
+        door_avito: true,
+        avito_listen: Some("0.0.0.0:0".into()),
+        ..env.settings()
+    };
+    let app = TestApp::spawn_with(env.clone(), settings).await;
+    let door = app.server.as_ref().unwrap().avito_addr.unwrap();
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("door 001 has no authentication"))
+        .unwrap_or_else(|| panic!("no warning for door 001 on {door}"));
+    assert!(warning.contains("\"WARN\""), "{warning}");
+    assert!(warning.contains(&door.to_string()), "{warning}");
 }

@@ -7,11 +7,12 @@ mod common;
 use common::TestApp;
 use serde_json::Value;
 
-const ROUTES: [(&str, &str); 30] = [
+const ROUTES: [(&str, &str); 31] = [
     ("post", "/api/v1/auth/register/"),
     ("post", "/api/v1/auth/login/"),
     ("post", "/api/v1/auth/login/refresh/"),
     ("post", "/api/v1/auth/logout/"),
+    ("post", "/api/v1/auth/logout-all/"),
     ("get", "/api/v1/users/me"),
     ("patch", "/api/v1/users/me"),
     ("get", "/api/v1/users"),

@@ -80,6 +80,21 @@ pub async fn chat_by_id(store: &Store, id: ChatId) -> Result<ChatView> {
         .into_view()
 }
 
+/// A chat of door 001's sandbox by id. Errors: `NotFound("Chat not found.")` for any other id
+/// (door 001 reaches nothing else).
+pub async fn sandbox_chat(store: &Store, id: ChatId) -> Result<ChatView> {
+    let mut conn = store.conn().await?;
+    let row: Option<ChatRow> = chats::table
+        .find(id.0)
+        .filter(chats::sandbox.eq(true))
+        .select(ChatRow::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?;
+    row.ok_or_else(|| DomainError::NotFound("Chat not found.".into()))?
+        .into_view()
+}
+
 /// A group by its unique name. Errors: `NotFound("Group not found.")`.
 pub async fn group_by_name(store: &Store, name: &str) -> Result<ChatView> {
     if name.contains('\0') {
@@ -345,8 +360,8 @@ impl ChatListRow {
 pub struct ChatMembers {
     /// Id.
     pub id: ChatId,
-    /// Unique name, where it has one.
-    pub name: Option<String>,
+    /// Its name (door 001 keeps a chat's name as its title, unique among door 001's chats).
+    pub name: String,
     /// Member ids, ascending.
     pub users: Vec<UserId>,
     /// Creation time.
@@ -357,27 +372,27 @@ pub struct ChatMembers {
 struct ChatMembersRow {
     #[diesel(sql_type = BigInt)]
     id: i64,
-    #[diesel(sql_type = Nullable<Text>)]
-    name: Option<String>,
+    #[diesel(sql_type = Text)]
+    name: String,
     #[diesel(sql_type = diesel::sql_types::Array<BigInt>)]
     users: Vec<i64>,
     #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
 }
 
-/// The user's chats with their member ids, the chat with the newest message first (a chat with
-/// no message by its creation time), at most `limit`. One query.
-pub async fn chats_with_members(
+/// The user's door-001 (sandbox) chats with their member ids, the chat with the newest message
+/// first (a chat with no message by its creation time), at most `limit`. One query.
+pub async fn sandbox_chats_with_members(
     store: &Store,
     user: UserId,
     limit: i64,
 ) -> Result<Vec<ChatMembers>> {
     let mut conn = store.conn().await?;
     let rows: Vec<ChatMembersRow> = diesel::sql_query(
-        "SELECT c.id, c.name, c.created_at,
+        "SELECT c.id, c.title AS name, c.created_at,
                 ARRAY(SELECT m2.user_id FROM chat_members m2 WHERE m2.chat_id = c.id ORDER BY m2.user_id) AS users
          FROM chat_members m JOIN chats c ON c.id = m.chat_id
-         WHERE m.user_id = $1
+         WHERE m.user_id = $1 AND c.sandbox
          ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC
          LIMIT $2",
     )

@@ -20,11 +20,11 @@ mod writer_handle;
 
 pub use chat_domain::{ChatId, MessageId, UserId};
 pub use chats::{
-    CHAT_LIST_MAX, ChatListItem, ChatMembers, ChatView, chat_by_id, chat_list, chats_with_members,
-    group_by_name, invalidate_chat_lists, invalidate_chat_summaries,
+    CHAT_LIST_MAX, ChatListItem, ChatMembers, ChatView, chat_by_id, chat_list, group_by_name,
+    invalidate_chat_lists, invalidate_chat_summaries, sandbox_chat, sandbox_chats_with_members,
 };
 pub use error::{Error, Result};
-pub use events::{ChatEvent, add_invalidations};
+pub use events::{ChatEvent, ControlEvent, add_invalidations};
 pub use friends::{friends_of, is_friend, require_friend};
 pub use members::{
     MemberView, invalidate_members, is_member_now, member_ids, member_list, membership,
@@ -34,9 +34,13 @@ pub use messages::{
     AuthorView, HistoryCursor, MessagePage, MessageRow, MessageView, message_by_client_id,
     message_by_seq, message_history, text_messages,
 };
-pub use store::{DbConn, Keys, MIGRATIONS, Store, StoreConfig, run_migrations, with_tcp_timeouts};
+pub use store::{
+    DbConn, Keys, MIGRATIONS, Store, StoreConfig, run_migrations, run_migrations_until,
+    with_tcp_timeouts,
+};
 pub use users::{
-    Credentials, UserBrief, UserView, credentials_by_login, invalidate_user, search_users,
+    Credentials, TOKENS_NOT_BEFORE_TTL_SECS, UserBrief, UserView, credentials_by_login,
+    invalidate_user, sandbox_user, search_users, tokens_not_before, tokens_not_before_of,
     user_by_id, user_by_username,
 };
 pub use writer_handle::{MessageWrite, MessageWriter, WrittenMessage};

@@ -1,6 +1,12 @@
-//! User reads: profiles (cached in Redis, 5 min), lookups by name, login credentials (never cached).
+//! User reads: profiles (cached in Redis, 5 min), lookups by name, login credentials (never
+//! cached), and the token cut-off every authenticated request checks (cached 5 s, replaced at
+//! once by the services that move it).
+//!
+//! Names are found by their canonical form (`chat_domain::Username::key_of`), never by
+//! PostgreSQL's `lower()`; lookups by name see the users of the main namespace only (door 001's
+//! sandbox users have their own).
 
-use chat_domain::{DomainError, UserRole};
+use chat_domain::{DomainError, UserRole, Username};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -25,6 +31,9 @@ pub struct UserView {
     pub role: UserRole,
     /// Sign-up time (UTC).
     pub created_at: DateTime<Utc>,
+    /// Created through door 001 (no authentication): reachable only from door 001.
+    #[serde(default)]
+    pub sandbox: bool,
 }
 
 /// Just enough of a user to show them: `{"id","username"}`.
@@ -52,6 +61,10 @@ pub struct Credentials {
     pub user: UserView,
     /// bcrypt hash; `None` for users created without a password (they cannot log in).
     pub password_hash: Option<String>,
+    /// Disabled by an operator (`chat-server disable-user`): cannot log in.
+    pub disabled: bool,
+    /// Tokens issued before this time (unix s) are dead; new ones are issued at or after it.
+    pub tokens_not_before: i64,
 }
 
 #[derive(Queryable, Selectable)]
@@ -63,6 +76,9 @@ struct UserRow {
     password_hash: Option<String>,
     role: String,
     created_at: DateTime<Utc>,
+    sandbox: bool,
+    tokens_not_before: i64,
+    disabled_at: Option<DateTime<Utc>>,
 }
 
 impl UserRow {
@@ -77,13 +93,15 @@ impl UserRow {
                 email: self.email,
                 role,
                 created_at: self.created_at,
+                sandbox: self.sandbox,
             },
             password_hash: self.password_hash,
+            disabled: self.disabled_at.is_some(),
+            tokens_not_before: self.tokens_not_before,
         })
     }
 }
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 diesel::define_sql_function!(
     #[sql_name = "lower"]
     fn lower_nullable(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>
@@ -115,7 +133,8 @@ pub async fn invalidate_user(store: &Store, id: UserId) {
     cache::delete(store, &store.keys.user(id)).await;
 }
 
-/// A user by username (case-insensitive). Errors: `NotFound("User not found.")`.
+/// A user of the main namespace by username, in any spelling of the same name (its canonical
+/// form). Errors: `NotFound("User not found.")`.
 pub async fn user_by_username(store: &Store, username: &str) -> Result<UserView> {
     if username.contains('\0') {
         // PostgreSQL text cannot hold NUL: no user can have such a name.
@@ -123,7 +142,8 @@ pub async fn user_by_username(store: &Store, username: &str) -> Result<UserView>
     }
     let mut conn = store.conn().await?;
     let row: Option<UserRow> = users::table
-        .filter(lower(users::username).eq(username.to_lowercase()))
+        .filter(users::username_key.eq(Username::key_of(username)))
+        .filter(users::sandbox.eq(false))
         .select(UserRow::as_select())
         .first(&mut conn)
         .await
@@ -134,19 +154,23 @@ pub async fn user_by_username(store: &Store, username: &str) -> Result<UserView>
         .user)
 }
 
-/// The user whose username or (when `login` contains `@`) email matches `login`,
-/// case-insensitively, with their password hash. `None` when there is no such user.
+/// The user of the main namespace whose username (any spelling of it) or, when `login`
+/// contains `@`, email matches `login`, with their password hash. Emails compare
+/// case-insensitively by PostgreSQL's `lower()` on both sides (one mapping, so no two accounts
+/// answer to one login). `None` when there is no such user.
 pub async fn credentials_by_login(store: &Store, login: &str) -> Result<Option<Credentials>> {
     if login.contains('\0') {
         return Ok(None);
     }
     let mut conn = store.conn().await?;
-    let wanted = login.to_lowercase();
-    let query = users::table.select(UserRow::as_select()).into_boxed();
+    let query = users::table
+        .select(UserRow::as_select())
+        .filter(users::sandbox.eq(false))
+        .into_boxed();
     let query = if login.contains('@') {
-        query.filter(lower_nullable(users::email).eq(wanted))
+        query.filter(lower_nullable(users::email).eq(lower_nullable(Some(login.to_owned()))))
     } else {
-        query.filter(lower(users::username).eq(wanted))
+        query.filter(users::username_key.eq(Username::key_of(login)))
     };
     query
         .first::<UserRow>(&mut conn)
@@ -156,20 +180,21 @@ pub async fn credentials_by_login(store: &Store, login: &str) -> Result<Option<C
         .transpose()
 }
 
-/// Users whose username starts with `prefix` (case-insensitive), shortest names first, at most
-/// `limit`. Uses the `text_pattern_ops` index; `%` and `_` in `prefix` match themselves.
+/// Users of the main namespace whose canonical username starts with the canonical form of
+/// `prefix` (so any case finds them), shortest names first, at most `limit`. Uses the
+/// `text_pattern_ops` index; `%` and `_` in `prefix` match themselves.
 pub async fn search_users(store: &Store, prefix: &str, limit: i64) -> Result<Vec<UserBrief>> {
     if prefix.contains('\0') {
         return Ok(Vec::new());
     }
-    let escaped = prefix
-        .to_lowercase()
+    let escaped = Username::key_of(prefix)
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
     let mut conn = store.conn().await?;
     let rows: Vec<(i64, String)> = users::table
-        .filter(lower(users::username).like(format!("{escaped}%")))
+        .filter(users::username_key.like(format!("{escaped}%")))
+        .filter(users::sandbox.eq(false))
         .order((
             diesel::dsl::sql::<diesel::sql_types::Integer>("length(username)"),
             users::username.asc(),
@@ -185,4 +210,79 @@ pub async fn search_users(store: &Store, prefix: &str, limit: i64) -> Result<Vec
             username,
         })
         .collect())
+}
+
+/// How long a cached token cut-off lives, in seconds. The services that move it (logout-all,
+/// refresh-token reuse, disable-user) replace the cached value at once; only a change made
+/// behind the server's back (a row deleted by hand) waits this long. Short, since a miss costs
+/// just one primary-key read per user.
+pub const TOKENS_NOT_BEFORE_TTL_SECS: u64 = 5;
+
+/// Unix seconds before which `user`'s tokens are dead, or `None` when no token of theirs is
+/// valid at all (disabled, or no such user). Read through Redis (5 s), else PostgreSQL; a Redis
+/// fault falls back to PostgreSQL. A fill never overwrites a value a service has just set
+/// (`SET NX`), so a read racing a revocation cannot bring the old cut-off back.
+pub async fn tokens_not_before(store: &Store, user: UserId) -> Result<Option<i64>> {
+    use redis::AsyncCommands;
+    let key = store.keys.tokens_not_before(user);
+    let mut redis = store.redis();
+    match redis.get::<_, Option<i64>>(&key).await {
+        Ok(Some(value)) => return Ok((value >= 0).then_some(value)),
+        Ok(None) => {}
+        Err(error) => {
+            metrics::counter!("chat_redis_errors_total").increment(1);
+            tracing::warn!(%error, "token cut-off read failed; using the database");
+        }
+    }
+    let mut conn = store.conn().await?;
+    let row: Option<(i64, Option<DateTime<Utc>>)> = users::table
+        .find(user.0)
+        .select((users::tokens_not_before, users::disabled_at))
+        .first(&mut conn)
+        .await
+        .optional()?;
+    drop(conn);
+    let value = match row {
+        Some((not_before, None)) => Some(not_before),
+        _ => None,
+    };
+    let stored = value.unwrap_or(-1);
+    let filled: redis::RedisResult<()> = redis::cmd("SET")
+        .arg(&key)
+        .arg(stored)
+        .arg("NX")
+        .arg("EX")
+        .arg(TOKENS_NOT_BEFORE_TTL_SECS)
+        .query_async(&mut redis)
+        .await;
+    if let Err(error) = filled {
+        metrics::counter!("chat_redis_errors_total").increment(1);
+        tracing::warn!(%error, "token cut-off cache write failed");
+    }
+    Ok(value)
+}
+
+/// The token cut-offs of many users at once, from PostgreSQL (the periodic check of open
+/// sockets): `(user, cut-off)` for each given user that exists and is not disabled; users absent
+/// from the answer have no valid token.
+pub async fn tokens_not_before_of(store: &Store, ids: &[UserId]) -> Result<Vec<(UserId, i64)>> {
+    let ids: Vec<i64> = ids.iter().map(|u| u.0).collect();
+    let mut conn = store.conn().await?;
+    let rows: Vec<(i64, i64)> = users::table
+        .filter(users::id.eq_any(ids))
+        .filter(users::disabled_at.is_null())
+        .select((users::id, users::tokens_not_before))
+        .load(&mut conn)
+        .await?;
+    Ok(rows.into_iter().map(|(id, nb)| (UserId(id), nb)).collect())
+}
+
+/// A user of door 001's sandbox by id. Errors: `NotFound("User not found.")` for any other id
+/// (door 001 reaches nothing else).
+pub async fn sandbox_user(store: &Store, id: UserId) -> Result<UserView> {
+    match user_by_id(store, id).await {
+        Ok(user) if user.sandbox => Ok(user),
+        Ok(_) => Err(DomainError::NotFound("User not found.".into()).into()),
+        Err(e) => Err(e),
+    }
 }

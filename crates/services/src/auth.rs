@@ -1,17 +1,23 @@
-//! Accounts and sessions: sign-up, password check, refresh-token issue/rotation/revocation.
-//! Access tokens (JWT) are minted by the api crate; this crate owns what is stored.
+//! Accounts and sessions: sign-up, password check, refresh-token issue/rotation/revocation,
+//! ending every session of a user, disabling users. Access tokens (JWT) are minted by the api
+//! crate; this crate owns what is stored.
 //!
 //! Refresh tokens are 32 random bytes (base64url, 43 characters), stored as their SHA-256 only.
-//! Rotation revokes the used token; presenting a revoked token again revokes every session of
+//! Rotation revokes the used token; presenting a revoked token again ends every session of
 //! that user (reuse detection, RFC 9700 §4.14.2).
+//!
+//! Every user has a token cut-off (`users.tokens_not_before`, unix s): a token issued before it
+//! is dead on every door. Ending all sessions moves it to the next second, revokes the refresh
+//! tokens, replaces the cached cut-off and tells every instance (the control channel), which
+//! closes the user's open sockets.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_domain::{DomainError, Email, Password, UserId, Username};
 use chat_selectors::schema::{refresh_tokens, users};
 use chat_selectors::{
-    Store, UserView, credentials_by_login, invalidate_chat_summaries, invalidate_user, user_by_id,
-    user_chats,
+    ControlEvent, Store, UserView, credentials_by_login, invalidate_chat_summaries,
+    invalidate_user, user_by_id, user_by_username, user_chats,
 };
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
@@ -30,8 +36,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 /// Creates a user with a bcrypt hash of `password` (computed off the async workers). `email` may
 /// be `None` for doors that don't ask for one; `password` `None` creates a user who cannot log in
-/// until given one (door 001 users). Errors: `Conflict` when the username or email is taken
-/// (case-insensitively).
+/// until given one. Errors: `Conflict` when the username (its canonical form, or a lookalike:
+/// `chat_domain::Username`) or the email is taken (case-insensitively).
 pub async fn register(
     store: &Store,
     username: &Username,
@@ -49,50 +55,84 @@ pub async fn register(
         }
         None => None,
     };
+    insert_user(store, username, email, hash, false).await
+}
+
+/// Creates a user of door 001's sandbox: no password, no email, a namespace of its own (a
+/// sandbox user named like a user of the other doors is another person). Errors: `Conflict`
+/// when the name (or a lookalike) is taken in the sandbox.
+pub async fn register_sandbox_user(store: &Store, username: &Username) -> Result<UserView> {
+    insert_user(store, username, None, None, true).await
+}
+
+async fn insert_user(
+    store: &Store,
+    username: &Username,
+    email: Option<&Email>,
+    hash: Option<String>,
+    sandbox: bool,
+) -> Result<UserView> {
+    let [skeleton, upper] = username.skeletons();
     let mut conn = store.conn().await?;
     let id: Result<i64> = diesel::insert_into(users::table)
         .values((
             users::username.eq(username.as_str()),
+            users::username_key.eq(username.key()),
+            users::username_skeleton.eq(skeleton),
+            users::username_skeleton_upper.eq(upper),
             users::email.eq(email.map(Email::as_str)),
             users::password_hash.eq(hash),
+            users::sandbox.eq(sandbox),
         ))
         .returning(users::id)
         .get_result(&mut conn)
         .await
         .map_err(Error::from);
-    let id = match id {
-        Ok(id) => id,
-        Err(e) => {
-            return Err(match unique_violation(&e) {
-                Some(c) if c.contains("email") => {
-                    DomainError::Conflict("A user with that email already exists.".into()).into()
-                }
-                Some(_) => {
-                    DomainError::Conflict("A user with that username already exists.".into()).into()
-                }
-                None => e,
-            });
-        }
-    };
     drop(conn);
+    let id = id.map_err(username_conflict)?;
     Ok(user_by_id(store, UserId(id)).await?)
 }
 
-/// Checks a login (username, or email when it contains `@`) and password.
+/// A unique violation on `users` as the conflict it is (email, the name, a lookalike name).
+fn username_conflict(error: Error) -> Error {
+    match unique_violation(&error) {
+        Some(c) if c.contains("email") => {
+            DomainError::Conflict("A user with that email already exists.".into()).into()
+        }
+        Some(c) if c.contains("skeleton") => {
+            DomainError::Conflict("That username looks too much like an existing one.".into())
+                .into()
+        }
+        Some(_) => DomainError::Conflict("A user with that username already exists.".into()).into(),
+        None => error,
+    }
+}
+
+/// A user who proved their password, with the time their new tokens are issued at (never
+/// before their token cut-off).
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    /// The user.
+    pub user: UserView,
+    /// Unix seconds before which their tokens are dead (see the module docs).
+    pub tokens_not_before: i64,
+}
+
+/// Checks a login (username in any spelling, or email when it contains `@`) and password.
 /// Errors: `Unauthorized("No active account found with the given credentials")` for an unknown
-/// login, a wrong password, or a user without a password — the same answer and about the same
-/// time for each (an unknown login costs one bcrypt hash at `bcrypt_cost`).
+/// login, a wrong password, a user without a password or a disabled user — the same answer and
+/// about the same time for each (an unknown login costs one bcrypt hash at `bcrypt_cost`).
 pub async fn authenticate(
     store: &Store,
     login: &str,
     password: &str,
     bcrypt_cost: u32,
-) -> Result<UserView> {
+) -> Result<LoggedIn> {
     let found = credentials_by_login(store, login).await?;
     let secret = bcrypt_input(password);
     let (user, hash) = match found {
-        Some(c) => (Some(c.user), c.password_hash),
-        None => (None, None),
+        Some(c) if !c.disabled => (Some((c.user, c.tokens_not_before)), c.password_hash),
+        _ => (None, None),
     };
     let ok = blocking(move || match hash {
         Some(hash) => bcrypt::verify(secret, &hash).unwrap_or(false),
@@ -104,7 +144,10 @@ pub async fn authenticate(
     })
     .await?;
     match user {
-        Some(user) if ok => Ok(user),
+        Some((user, tokens_not_before)) if ok => Ok(LoggedIn {
+            user,
+            tokens_not_before,
+        }),
         _ => Err(DomainError::Unauthorized(
             "No active account found with the given credentials".into(),
         )
@@ -157,18 +200,19 @@ pub async fn issue_refresh_token(store: &Store, user: UserId, ttl_secs: u64) -> 
 }
 
 /// Exchanges a live refresh token for a new one (the old one is revoked in the same
-/// transaction). Returns the user and the new token.
+/// transaction). Returns the user, the new token and the user's token cut-off.
 /// Errors: `Unauthorized("Token is invalid or expired")` for an unknown, expired or revoked
-/// token; a revoked token also revokes every other session of its user.
+/// token, or a disabled user; a revoked (already used) token also ends every session of its
+/// user ([`revoke_sessions`]: access tokens and open sockets included).
 pub async fn rotate_refresh_token(
     store: &Store,
     token: &str,
     ttl_secs: u64,
-) -> Result<(UserId, String)> {
+) -> Result<(UserId, String, i64)> {
     let hash = token_hash(token);
     let (new_token, new_hash) = new_token();
     let mut conn = store.conn().await?;
-    let outcome: Result<std::result::Result<i64, Option<i64>>> = conn
+    let outcome: Result<std::result::Result<(i64, i64), Option<i64>>> = conn
         .transaction::<_, crate::Error, _>(async |conn| {
             let now = Utc::now();
             let live: Option<i64> = diesel::update(
@@ -192,6 +236,14 @@ pub async fn rotate_refresh_token(
                     .optional()?;
                 return Ok(Err(reused));
             };
+            let (not_before, disabled): (i64, Option<chrono::DateTime<Utc>>) = users::table
+                .find(user_id)
+                .select((users::tokens_not_before, users::disabled_at))
+                .first(conn)
+                .await?;
+            if disabled.is_some() {
+                return Ok(Err(None));
+            }
             diesel::insert_into(refresh_tokens::table)
                 .values((
                     refresh_tokens::user_id.eq(user_id),
@@ -200,28 +252,134 @@ pub async fn rotate_refresh_token(
                 ))
                 .execute(conn)
                 .await?;
-            Ok(Ok(user_id))
+            Ok(Ok((user_id, not_before)))
         })
         .await;
+    drop(conn);
     match outcome? {
-        Ok(user_id) => Ok((UserId(user_id), new_token)),
+        Ok((user_id, not_before)) => Ok((UserId(user_id), new_token, not_before)),
         Err(Some(reused_by)) => {
             tracing::warn!(
                 user.id = reused_by,
-                "revoked refresh token presented; revoking all sessions"
+                "revoked refresh token presented; ending every session of its user"
             );
-            diesel::update(
-                refresh_tokens::table
-                    .filter(refresh_tokens::user_id.eq(reused_by))
-                    .filter(refresh_tokens::revoked_at.is_null()),
-            )
-            .set(refresh_tokens::revoked_at.eq(Utc::now()))
-            .execute(&mut conn)
-            .await?;
+            revoke_sessions(store, UserId(reused_by)).await?;
             Err(invalid_refresh())
         }
         Err(None) => Err(invalid_refresh()),
     }
+}
+
+/// Ends every session of `user` (`POST /api/v1/auth/logout-all/`, refresh-token reuse): every
+/// token issued until now fails on every door from the moment this returns, refresh tokens are
+/// revoked, and every instance closes the user's open sockets (within a bus round trip; the
+/// periodic socket check covers a lost event). Returns the new cut-off, unix s (the next second:
+/// tokens issued from then on, even right away, are valid). Errors: `NotFound` for no such user.
+pub async fn revoke_sessions(store: &Store, user: UserId) -> Result<i64> {
+    let cut_off = Utc::now().timestamp() + 1;
+    let disabled = end_sessions(store, user, cut_off, None).await?;
+    let not_before = (!disabled).then_some(cut_off);
+    announce_cut_off(store, user, not_before).await;
+    Ok(cut_off)
+}
+
+/// Moves `user`'s cut-off to at least `cut_off` and revokes their refresh tokens, in one
+/// transaction; with `disable` also sets (`Some(true)`) or clears (`Some(false)`) the disabled
+/// mark. Returns whether the user is disabled now. Errors: `NotFound`.
+async fn end_sessions(
+    store: &Store,
+    user: UserId,
+    cut_off: i64,
+    disable: Option<bool>,
+) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        disabled: bool,
+    }
+    let mode = match disable {
+        Some(true) => "disable",
+        Some(false) => "enable",
+        None => "keep",
+    };
+    let mut conn = store.conn().await?;
+    conn.transaction::<_, crate::Error, _>(async |conn| {
+        let now = Utc::now();
+        let row: Option<Row> = diesel::sql_query(
+            "UPDATE users SET tokens_not_before = GREATEST(tokens_not_before, $2),
+                 disabled_at = CASE $3 WHEN 'disable' THEN COALESCE(disabled_at, now())
+                                       WHEN 'enable' THEN NULL ELSE disabled_at END
+             WHERE id = $1 RETURNING disabled_at IS NOT NULL AS disabled",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(user.0)
+        .bind::<diesel::sql_types::BigInt, _>(cut_off)
+        .bind::<diesel::sql_types::Text, _>(mode)
+        .get_result(conn)
+        .await
+        .optional()?;
+        let Some(row) = row else {
+            return Err(DomainError::NotFound("User not found.".into()).into());
+        };
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::user_id.eq(user.0))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(now))
+        .execute(conn)
+        .await?;
+        Ok(row.disabled)
+    })
+    .await
+}
+
+/// After a committed change of `user`'s cut-off (`None`: no token valid at all): replaces the
+/// cached value (a plain `SET`, so a racing cache fill cannot keep the old one) and tells every
+/// instance, in one round trip. A Redis fault is logged: the cache entry expires within 5 s and
+/// the instances' periodic socket check closes what is left.
+async fn announce_cut_off(store: &Store, user: UserId, not_before: Option<i64>) {
+    let event = ControlEvent::SessionsRevoked {
+        user_id: user,
+        not_before: not_before.unwrap_or(i64::MAX),
+    };
+    let Ok(payload) = serde_json::to_string(&event) else {
+        return;
+    };
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(store.keys.tokens_not_before(user))
+        .arg(not_before.unwrap_or(-1))
+        .arg("EX")
+        .arg(chat_selectors::TOKENS_NOT_BEFORE_TTL_SECS)
+        .ignore()
+        .publish(store.keys.control_channel(), payload)
+        .ignore();
+    if let Err(error) = pipe.query_async::<()>(&mut store.redis()).await {
+        metrics::counter!("chat_redis_errors_total").increment(1);
+        tracing::error!(user.id = %user, %error, "session revocation not announced; sockets close at the next periodic check");
+    }
+}
+
+/// Disables the user named `username` (`chat-server disable-user`): no login, every token dead
+/// at once on every door, open sockets closed, refresh tokens revoked. Idempotent.
+/// Errors: `NotFound`.
+pub async fn disable_user(store: &Store, username: &str) -> Result<UserView> {
+    let user = user_by_username(store, username).await?;
+    end_sessions(store, user.id, Utc::now().timestamp() + 1, Some(true)).await?;
+    invalidate_user(store, user.id).await;
+    announce_cut_off(store, user.id, None).await;
+    Ok(user)
+}
+
+/// Lets a disabled user log in again (`chat-server enable-user`); the tokens they had stay dead.
+/// Errors: `NotFound`.
+pub async fn enable_user(store: &Store, username: &str) -> Result<UserView> {
+    let user = user_by_username(store, username).await?;
+    let cut_off = Utc::now().timestamp() + 1;
+    end_sessions(store, user.id, cut_off, Some(false)).await?;
+    invalidate_user(store, user.id).await;
+    announce_cut_off(store, user.id, Some(cut_off)).await;
+    Ok(user)
 }
 
 /// Revokes a live refresh token (logout). Errors: `Unauthorized` when it is not live.
@@ -242,11 +400,18 @@ pub async fn revoke_refresh_token(store: &Store, token: &str) -> Result<()> {
     Ok(())
 }
 
-/// Renames `user`. Errors: `Conflict` when the name is taken (case-insensitively).
+/// Renames `user`. Errors: `Conflict` when the name (its canonical form, or a lookalike) is
+/// taken.
 pub async fn rename_user(store: &Store, user: UserId, username: &Username) -> Result<UserView> {
+    let [skeleton, upper] = username.skeletons();
     let mut conn = store.conn().await?;
     let updated = diesel::update(users::table.find(user.0))
-        .set(users::username.eq(username.as_str()))
+        .set((
+            users::username.eq(username.as_str()),
+            users::username_key.eq(username.key()),
+            users::username_skeleton.eq(skeleton),
+            users::username_skeleton_upper.eq(upper),
+        ))
         .execute(&mut conn)
         .await
         .map_err(Error::from);
@@ -254,12 +419,7 @@ pub async fn rename_user(store: &Store, user: UserId, username: &Username) -> Re
     match updated {
         Ok(0) => return Err(DomainError::NotFound("User not found.".into()).into()),
         Ok(_) => {}
-        Err(e) if unique_violation(&e).is_some() => {
-            return Err(
-                DomainError::Conflict("A user with that username already exists.".into()).into(),
-            );
-        }
-        Err(e) => return Err(e),
+        Err(e) => return Err(username_conflict(e)),
     }
     invalidate_user(store, user).await;
     // The name shows in other users' chat lists (as a peer, as an author).

@@ -4,7 +4,7 @@
 use chat_domain::{
     ChatId, ChatKind, DomainError, GroupName, MemberRole, Title, UserId, can_delete_chat,
 };
-use chat_selectors::schema::{chat_members, chats};
+use chat_selectors::schema::{chat_members, chats, users};
 use chat_selectors::{
     ChatEvent, ChatView, Store, chat_by_id, invalidate_chat_lists, invalidate_members, member_ids,
     membership, user_by_id,
@@ -12,7 +12,7 @@ use chat_selectors::{
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use crate::error::unique_violation;
+use crate::error::{foreign_key_violation, unique_violation};
 use crate::{Error, Result, publish};
 
 /// Locks the chat's row for the rest of the transaction and returns its owner. Every membership
@@ -60,7 +60,8 @@ async fn announce_new_chat(
 /// Opens the direct chat between `me` and `other`, creating it (with both as members) when it
 /// does not exist yet. Returns the chat and whether it was created. Concurrent calls for the same
 /// pair get the same chat (a unique `(lo, hi)` pair).
-/// Errors: `Invalid{"user_id"}` for yourself, `NotFound` for an unknown user.
+/// Errors: `Invalid{"user_id"}` for yourself, `NotFound` for an unknown user (door 001's
+/// sandbox users included, and one deleted while its profile was still cached).
 pub async fn open_direct_chat(
     store: &Store,
     me: UserId,
@@ -73,7 +74,9 @@ pub async fn open_direct_chat(
         )
         .into());
     }
-    user_by_id(store, other).await?;
+    if user_by_id(store, other).await?.sandbox {
+        return Err(user_not_found());
+    }
     let (lo, hi) = if me < other { (me, other) } else { (other, me) };
     let mut conn = store.conn().await?;
     let created: Option<i64> = conn
@@ -101,7 +104,14 @@ pub async fn open_direct_chat(
             }
             crate::Result::Ok(id)
         })
-        .await?;
+        .await
+        .map_err(|e| {
+            if foreign_key_violation(&e) {
+                user_not_found()
+            } else {
+                e
+            }
+        })?;
     let chat_id = match created {
         Some(id) => {
             invalidate_members(store, ChatId(id)).await;
@@ -134,12 +144,58 @@ pub async fn create_group(
     is_private: bool,
     members: &[UserId],
 ) -> Result<ChatView> {
+    insert_group(store, owner, name, title, is_private, members, false).await
+}
+
+/// Creates a chat of door 001's sandbox: a private group named `title` (unique among door 001's
+/// chats), owned by the first of `users`, all of whom must be sandbox users (door 001 reaches no
+/// one else). Errors: `NotFound("User not found.")` when any user is unknown or not in the
+/// sandbox (nothing created), `Conflict` when the name is taken.
+pub async fn create_sandbox_chat(
+    store: &Store,
+    title: &Title,
+    users: &[UserId],
+) -> Result<ChatView> {
+    let Some(owner) = users.first().copied() else {
+        return Err(DomainError::invalid("users", "Must not be empty.").into());
+    };
+    insert_group(store, owner, None, title, true, users, true).await
+}
+
+fn user_not_found() -> Error {
+    DomainError::NotFound("User not found.".into()).into()
+}
+
+async fn insert_group(
+    store: &Store,
+    owner: UserId,
+    name: Option<&GroupName>,
+    title: &Title,
+    is_private: bool,
+    members: &[UserId],
+    sandbox: bool,
+) -> Result<ChatView> {
     let mut others: Vec<UserId> = members.iter().copied().filter(|m| *m != owner).collect();
     others.sort();
     others.dedup();
     let mut conn = store.conn().await?;
     let id: Result<i64> = conn
         .transaction::<_, crate::Error, _>(async |conn| {
+            // Every member in the chat's own namespace: the main doors' users in main chats,
+            // door 001's in its sandbox (both ways, an id of the other side is unknown).
+            let everyone: Vec<i64> = std::iter::once(owner)
+                .chain(others.iter().copied())
+                .map(|u| u.0)
+                .collect();
+            let matching: i64 = users::table
+                .filter(users::id.eq_any(&everyone))
+                .filter(users::sandbox.eq(sandbox))
+                .count()
+                .get_result(conn)
+                .await?;
+            if matching != everyone.len() as i64 {
+                return Err(user_not_found());
+            }
             let id: i64 = diesel::insert_into(chats::table)
                 .values((
                     chats::kind.eq(ChatKind::Group.as_str()),
@@ -147,6 +203,7 @@ pub async fn create_group(
                     chats::title.eq(title.as_str()),
                     chats::is_private.eq(is_private),
                     chats::owner_id.eq(owner.0),
+                    chats::sandbox.eq(sandbox),
                 ))
                 .returning(chats::id)
                 .get_result(conn)
@@ -172,15 +229,11 @@ pub async fn create_group(
         .await;
     let id = match id {
         Ok(id) => ChatId(id),
-        Err(Error::Database(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-            _,
-        ))) => {
-            return Err(DomainError::NotFound("User not found.".into()).into());
-        }
+        Err(e) if foreign_key_violation(&e) => return Err(user_not_found()),
         Err(e) if unique_violation(&e).is_some() => {
+            let what = if sandbox { "chat" } else { "group" };
             return Err(
-                DomainError::Conflict("A group with this name already exists.".into()).into(),
+                DomainError::Conflict(format!("A {what} with this name already exists.")).into(),
             );
         }
         Err(e) => return Err(e),

@@ -50,3 +50,15 @@ pub(crate) fn unique_violation(error: &Error) -> Option<&str> {
         _ => None,
     }
 }
+
+/// Whether a statement failed on a foreign key: a user or chat it refers to is gone (deleted
+/// between a cached read and the write). Callers answer `NotFound`, not a fault.
+pub(crate) fn foreign_key_violation(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Database(DieselError::DatabaseError(
+            DatabaseErrorKind::ForeignKeyViolation,
+            _
+        ))
+    )
+}

@@ -8,7 +8,8 @@ use diesel_async::RunQueryDsl;
 use crate::Result;
 
 /// Puts the user named `friend` into `user`'s contact list.
-/// Errors: `NotFound` (no such user), `Invalid` (yourself), `Conflict` (already there).
+/// Errors: `NotFound` (no such user in the main namespace, also one deleted meanwhile),
+/// `Invalid` (yourself), `Conflict` (already there).
 pub async fn add_friend(store: &Store, user: UserId, friend: &str) -> Result<()> {
     let friend = user_by_username(store, friend).await?;
     if friend.id == user {
@@ -24,7 +25,16 @@ pub async fn add_friend(store: &Store, user: UserId, friend: &str) -> Result<()>
         ))
         .on_conflict_do_nothing()
         .execute(&mut conn)
-        .await?;
+        .await
+        .map_err(crate::Error::from)
+        .map_err(|e| {
+            // Deleted between the lookup and the insert.
+            if crate::error::foreign_key_violation(&e) {
+                DomainError::NotFound("User not found.".into()).into()
+            } else {
+                e
+            }
+        })?;
     if inserted == 0 {
         return Err(DomainError::Conflict("This user is already your friend.".into()).into());
     }

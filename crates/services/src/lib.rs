@@ -15,15 +15,18 @@ mod support;
 mod writer;
 
 pub use auth::{
-    authenticate, issue_refresh_token, register, rename_user, revoke_refresh_token,
+    LoggedIn, authenticate, disable_user, enable_user, issue_refresh_token, register,
+    register_sandbox_user, rename_user, revoke_refresh_token, revoke_sessions,
     rotate_refresh_token,
 };
 pub use chat_selectors::ChatEvent;
-pub use chats::{create_group, delete_group, open_direct_chat};
+pub use chats::{create_group, create_sandbox_chat, delete_group, open_direct_chat};
 pub use error::{Error, Result};
 pub use events::publish;
 pub use friends::{add_friend, remove_friend};
 pub use members::{invite_member, join_group, leave_group, remove_member, set_member_role};
-pub use messages::{Sent, delete_message, edit_message, mark_read, post_system_line, send_message};
+pub use messages::{
+    Sent, delete_message, edit_message, mark_read, post_system_line, send_message, take_send_quota,
+};
 pub use support::{is_operator, operator_send, set_user_role, support_chat, support_send};
 pub use writer::{DEFAULT_WRITERS, MAX_BATCH, QUEUE_CAPACITY, start_writer};

@@ -4,7 +4,7 @@
 //! membership cache and publishes `member.*` events plus the system line.
 
 use chat_domain::{
-    ChatId, ChatKind, DomainError, MemberRole, MessageKind, UserId, can_invite, can_join,
+    ChatId, ChatKind, DomainError, MemberRole, MessageKind, UserId, can_invite, can_join, can_post,
     can_remove, can_set_role,
 };
 use chat_selectors::schema::{chat_members, chats};
@@ -16,6 +16,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::chats::lock_chat;
+use crate::error::foreign_key_violation;
 use crate::messages::{Inserted, insert_message};
 use crate::{Result, publish};
 
@@ -35,7 +36,8 @@ pub async fn join_group(store: &Store, user: UserId, chat: ChatId) -> Result<()>
 }
 
 /// `actor` (owner or admin) adds `target` to a group, public or private.
-/// Errors: `NotFound` (no chat or user), `Forbidden` (not owner/admin), `Conflict` (already in).
+/// Errors: `NotFound` (no chat; no user, door 001's sandbox users included), `Forbidden` (not
+/// owner/admin), `Conflict` (already in).
 pub async fn invite_member(
     store: &Store,
     actor: UserId,
@@ -46,6 +48,9 @@ pub async fn invite_member(
     can_invite(view.kind, membership(store, chat, actor).await?)?;
     let actor_name = user_by_id(store, actor).await?.username;
     let target = user_by_id(store, target).await?;
+    if target.sandbox {
+        return Err(DomainError::NotFound("User not found.".into()).into());
+    }
     let line = format!("{actor_name} added {}", target.username);
     add_member(store, chat, target.into(), Some(actor), line).await
 }
@@ -96,7 +101,15 @@ async fn add_member(
                 .await?;
             Ok((message.message.seq - 1, message))
         })
-        .await?;
+        .await
+        .map_err(|e| {
+            // The user was deleted while their profile was still cached.
+            if foreign_key_violation(&e) {
+                DomainError::NotFound("User not found.".into()).into()
+            } else {
+                e
+            }
+        })?;
     drop(conn);
     invalidate_members(store, chat).await;
     publish(
@@ -148,7 +161,9 @@ pub async fn leave_group(store: &Store, user: UserId, chat: ChatId) -> Result<()
 }
 
 /// `actor` removes `target` from a group: the owner removes anyone, an admin plain members.
-/// Errors: `NotFound` (no chat, or `target` not a member), `Forbidden` (by the role rules).
+/// Errors: `NotFound` (no chat, or `target` not a member), `Forbidden` (by the role rules). A
+/// non-member actor is refused before the target is looked at, so the answer cannot tell them
+/// who is a member.
 pub async fn remove_member(
     store: &Store,
     actor: UserId,
@@ -156,15 +171,12 @@ pub async fn remove_member(
     target: UserId,
 ) -> Result<()> {
     let view = chat_by_id(store, chat).await?;
+    let actor_role = membership(store, chat, actor).await?;
+    can_post(actor_role)?;
     let target_role = membership(store, chat, target)
         .await?
         .ok_or_else(|| DomainError::NotFound("That user is not a member of this chat.".into()))?;
-    can_remove(
-        view.kind,
-        membership(store, chat, actor).await?,
-        target_role,
-        actor == target,
-    )?;
+    can_remove(view.kind, actor_role, target_role, actor == target)?;
     let actor_name = user_by_id(store, actor).await?.username;
     let target = user_by_id(store, target).await?;
     let line = format!("{actor_name} removed {}", target.username);

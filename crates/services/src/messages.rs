@@ -167,8 +167,9 @@ pub async fn send_message(
     send_within_quota(store, author, chat, text, client_id).await
 }
 
-/// Counts one send of `author` against `send_per_min`. Errors: `RateLimited`.
-pub(crate) async fn take_send_quota(store: &Store, author: UserId) -> Result<()> {
+/// Counts one send of `author` against `send_per_min` (every door's sends, and door 004's
+/// join/leave lines, which are stored like messages). Errors: `RateLimited`.
+pub async fn take_send_quota(store: &Store, author: UserId) -> Result<()> {
     crate::rate::take(store, &format!("send:{author}"), store.send_per_min).await
 }
 

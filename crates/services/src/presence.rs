@@ -94,14 +94,37 @@ fn redis_error(error: redis::RedisError) -> crate::Error {
     crate::Error::Internal(format!("redis: {error}"))
 }
 
-/// Publishes a typing indicator for `user` in `chat` (not stored; it lasts `expires_in_ms`).
-/// The caller checks membership.
+/// At most one typing event per user and chat is published in this many ms, on all instances
+/// together (clients show an indicator for `expires_in_ms`, longer than this).
+pub const TYPING_THROTTLE_MS: u64 = 2_000;
+
+/// Publishes a typing indicator for `user` in `chat` (not stored; it lasts `expires_in_ms`),
+/// unless one was published in the last [`TYPING_THROTTLE_MS`] (a Redis `SET NX PX` decides,
+/// across instances). Returns whether it was published. The caller checks membership. A Redis
+/// fault publishes nothing (typing is best effort).
 pub async fn typing(
     store: &Store,
     chat: chat_domain::ChatId,
     user: chat_selectors::UserBrief,
     expires_in_ms: u64,
-) {
+) -> bool {
+    let first: redis::RedisResult<Option<String>> = redis::cmd("SET")
+        .arg(store.keys.typing(chat, user.id))
+        .arg(1)
+        .arg("NX")
+        .arg("PX")
+        .arg(TYPING_THROTTLE_MS)
+        .query_async(&mut store.redis())
+        .await;
+    match first {
+        Ok(Some(_)) => {}
+        Ok(None) => return false,
+        Err(error) => {
+            metrics::counter!("chat_redis_errors_total").increment(1);
+            tracing::warn!(%error, "typing throttle unavailable; typing event dropped");
+            return false;
+        }
+    }
     publish(
         store,
         &ChatEvent::Typing {
@@ -111,4 +134,5 @@ pub async fn typing(
         },
     )
     .await;
+    true
 }

@@ -14,7 +14,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use crate::error::ApiError;
 
 /// Mounts the native door and every door switched on in `settings`, plus JSON 404/405 answers and
-/// body limits.
+/// body limits. Door 001 is never mounted here: it has no authentication and gets a listener of
+/// its own (`crate::app::start`).
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Settings) {
     let max_body_bytes = settings.max_body_bytes;
     cfg.app_data(
@@ -35,9 +36,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
     native::configure(cfg);
     if settings.door_realtime_chat {
         realtime_chat::configure(cfg);
-    }
-    if settings.door_avito {
-        avito::configure(cfg);
     }
     if settings.door_rooms {
         rooms::configure(cfg);
@@ -131,6 +129,29 @@ pub async fn auth_limited(
         response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
     }
     Some(response.content_type(content_type).body(body(&error)))
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than `CHAT_MAX_BODY_BYTES` (the limit, bytes): each door answers 413 in its format.
+    TooLarge(usize),
+    /// The upload broke off or was malformed (the cause): 400.
+    Broken(String),
+}
+
+/// Reads a request body of at most `CHAT_MAX_BODY_BYTES`, for the doors that parse their own
+/// bodies (000, 003, 004; the JSON extractor enforces the same limit for the others).
+pub async fn read_body(
+    state: &crate::state::AppState,
+    payload: web::Payload,
+) -> Result<web::Bytes, BodyError> {
+    let limit = state.settings.max_body_bytes;
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => Err(BodyError::Broken(error.to_string())),
+        Err(_) => Err(BodyError::TooLarge(limit)),
+    }
 }
 
 /// A "this field is required" problem for a missing JSON field (DRF's wording).

@@ -1,22 +1,25 @@
 //! The process's one Redis pub/sub subscriber: receives every committed chat event published by
-//! any instance and dispatches it to the local [`Hub`]. Reconnects with backoff (100 ms doubling
-//! to 5 s) when Redis drops; events published while it is down are not replayed live (clients
-//! recover them from history by `seq`).
+//! any instance and dispatches it to the local [`Hub`], and every control event (sessions
+//! revoked: the hub closes those sockets). Reconnects with backoff (100 ms doubling to 5 s) when
+//! Redis drops; events published while it is down are not replayed live (clients recover them
+//! from history by `seq`; revoked sockets are closed by the periodic check, `super::sessions`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_selectors::ChatEvent;
+use chat_selectors::{ChatEvent, ControlEvent};
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
 use super::{Event, Hub};
 
-/// Runs forever: subscribe to `channel`, dispatch, reconnect on loss. `ready` fires after the
-/// first successful SUBSCRIBE (the server starts serving only then, so no event is missed).
+/// Runs forever: subscribe to `channel` (chat events) and `control`, dispatch, reconnect on
+/// loss. `ready` fires after the first successful SUBSCRIBE (the server starts serving only then,
+/// so no event is missed).
 pub async fn run_subscriber(
     client: redis::Client,
     channel: String,
+    control: String,
     hub: Arc<Hub>,
     ready: oneshot::Sender<()>,
 ) {
@@ -24,7 +27,7 @@ pub async fn run_subscriber(
     let mut backoff = Duration::from_millis(100);
     loop {
         match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+            Ok(mut pubsub) => match pubsub.subscribe(&[&channel, &control]).await {
                 Ok(()) => {
                     tracing::info!(redis.channel = %channel, "event subscriber connected");
                     backoff = Duration::from_millis(100);
@@ -33,7 +36,11 @@ pub async fn run_subscriber(
                     }
                     let mut messages = pubsub.on_message();
                     while let Some(msg) = messages.next().await {
-                        dispatch(&hub, msg.get_payload_bytes());
+                        if msg.get_channel_name() == control {
+                            control_event(&hub, msg.get_payload_bytes());
+                        } else {
+                            dispatch(&hub, msg.get_payload_bytes());
+                        }
                     }
                     metrics::counter!("chat_redis_errors_total").increment(1);
                     tracing::warn!("event subscriber lost its Redis connection; reconnecting");
@@ -59,5 +66,18 @@ fn dispatch(hub: &Hub, payload: &[u8]) {
             hub.dispatch(Arc::new(Event::new(event)));
         }
         Err(error) => tracing::error!(%error, "undecodable event on the bus; dropped"),
+    }
+}
+
+fn control_event(hub: &Hub, payload: &[u8]) {
+    match serde_json::from_slice::<ControlEvent>(payload) {
+        Ok(ControlEvent::SessionsRevoked {
+            user_id,
+            not_before,
+        }) => {
+            let closed = hub.revoke(user_id, not_before);
+            tracing::info!(user.id = %user_id, sockets = closed, "sessions revoked");
+        }
+        Err(error) => tracing::error!(%error, "undecodable control event on the bus; dropped"),
     }
 }

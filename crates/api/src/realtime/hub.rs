@@ -56,7 +56,8 @@ impl Event {
     }
 }
 
-/// One socket's delivery end: its bounded queue and a signal to drop it when it falls behind.
+/// One socket's delivery end: its bounded queue, a signal to drop it when it falls behind, and
+/// one to close it when its user's sessions are revoked.
 #[derive(Debug)]
 pub struct Connection {
     id: u64,
@@ -64,6 +65,7 @@ pub struct Connection {
     pub user: UserId,
     tx: mpsc::Sender<Arc<Event>>,
     overflowed: Notify,
+    revoked: Notify,
 }
 
 impl Connection {
@@ -84,6 +86,19 @@ impl Connection {
     pub async fn overflowed(&self) {
         self.overflowed.notified().await
     }
+
+    /// Resolves once the token this socket was opened with is dead (logout-all, refresh-token
+    /// reuse, disable-user, on any instance): the session is to be closed with 1008.
+    pub async fn revoked(&self) {
+        self.revoked.notified().await
+    }
+}
+
+/// A socket tracked under its user, with the issue time of the token it was opened with.
+#[derive(Debug)]
+struct Tracked {
+    conn: Arc<Connection>,
+    issued_at: i64,
 }
 
 /// The sockets of this process by chat. Cheap to share (`Arc<Hub>`); locks are held only to copy
@@ -94,6 +109,8 @@ pub struct Hub {
     users: RwLock<HashMap<UserId, Vec<Arc<Connection>>>>,
     /// Sockets that receive every support chat's new messages (door 003's unbound operators).
     support: RwLock<Vec<Arc<Connection>>>,
+    /// Every authenticated socket of every door by user, for revocation.
+    sessions: RwLock<HashMap<UserId, Vec<Tracked>>>,
     next_id: AtomicU64,
 }
 
@@ -105,7 +122,57 @@ impl Hub {
             user,
             tx,
             overflowed: Notify::new(),
+            revoked: Notify::new(),
         })
+    }
+
+    /// Tracks `conn` as a session of `user` opened with a token issued at `issued_at` (unix s),
+    /// until the guard is dropped: [`Hub::revoke`] reaches it. Every door tracks each socket once
+    /// it knows its user.
+    pub fn track(
+        self: &Arc<Self>,
+        user: UserId,
+        issued_at: i64,
+        conn: &Arc<Connection>,
+    ) -> SessionGuard {
+        self.sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(user)
+            .or_default()
+            .push(Tracked {
+                conn: conn.clone(),
+                issued_at,
+            });
+        SessionGuard {
+            hub: self.clone(),
+            user,
+            conn_id: conn.id,
+        }
+    }
+
+    /// Closes `user`'s sockets opened with a token issued before `not_before` (unix s;
+    /// `i64::MAX`: all of them). Returns how many were told to close.
+    pub fn revoke(&self, user: UserId, not_before: i64) -> usize {
+        let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        let mut closed = 0;
+        for tracked in sessions.get(&user).into_iter().flatten() {
+            if tracked.issued_at < not_before {
+                tracked.conn.revoked.notify_one();
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// The users with at least one tracked socket here.
+    pub fn session_users(&self) -> Vec<UserId> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// Starts delivering `chat`'s events to `conn` until the returned guard is dropped.
@@ -248,6 +315,26 @@ impl Drop for UserRegistration {
     }
 }
 
+/// A socket tracked for revocation; dropping it stops tracking.
+#[derive(Debug)]
+pub struct SessionGuard {
+    hub: Arc<Hub>,
+    user: UserId,
+    conn_id: u64,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let mut sessions = self.hub.sessions.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(tracked) = sessions.get_mut(&self.user) {
+            tracked.retain(|t| t.conn.id != self.conn_id);
+            if tracked.is_empty() {
+                sessions.remove(&self.user);
+            }
+        }
+    }
+}
+
 /// A socket's watch on every support chat; dropping it stops the watch.
 #[derive(Debug)]
 pub struct SupportWatch {
@@ -324,6 +411,24 @@ mod tests {
         drop(registration);
         drop(_sub);
         assert_eq!(hub.dispatch(joined()), 0);
+    }
+
+    #[tokio::test]
+    async fn revocation_reaches_the_sockets_of_older_tokens_only_while_tracked() {
+        let hub = Arc::new(Hub::default());
+        let (tx, _rx) = mpsc::channel(1);
+        let old = hub.connect(UserId(1), tx.clone());
+        let new = hub.connect(UserId(1), tx);
+        let old_guard = hub.track(UserId(1), 100, &old);
+        let _new_guard = hub.track(UserId(1), 200, &new);
+        assert_eq!(hub.revoke(UserId(2), i64::MAX), 0);
+        assert_eq!(hub.revoke(UserId(1), 150), 1);
+        tokio::time::timeout(std::time::Duration::from_secs(1), old.revoked())
+            .await
+            .expect("the older socket was not told");
+        drop(old_guard);
+        assert_eq!(hub.revoke(UserId(1), i64::MAX), 1);
+        assert_eq!(hub.session_users(), vec![UserId(1)]);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 pub mod bus;
 mod hub;
 pub mod ordered;
+pub mod sessions;
 pub mod socket;
 
-pub use hub::{Connection, Event, FrameKind, Hub, Subscription, SupportWatch, UserRegistration};
+pub use hub::{
+    Connection, Event, FrameKind, Hub, SessionGuard, Subscription, SupportWatch, UserRegistration,
+};

@@ -4,8 +4,15 @@
 //! heartbeats and closing.
 //!
 //! Close codes (RFC 6455 §7.4.1): 1009 for a frame over the limit, 1008 for a reader too slow
-//! to keep its queue below the limit or a write blocked past the write timeout, 1001 for a
+//! to keep its queue below the limit or a write blocked past the write timeout, for a revoked
+//! session ("session revoked": its token died by a logout-all, a refresh-token reuse or a
+//! disable-user) and for a client that keeps flooding past the frame rate limit, 1001 for a
 //! silent client (no frame or pong for `ws_client_timeout_secs`), 1002 for a protocol error.
+//!
+//! Frame rate: every socket of every door may send `CHAT_WS_FRAMES_PER_SEC` text, binary and
+//! ping frames per second on average, `CHAT_WS_FRAME_BURST` at once (a token bucket). A frame over
+//! the limit is not handled: the door answers it with its own rate-limit error (the gateway's
+//! carries `retry_after`, s); a burst's worth of such frames in a row closes the socket (1008).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -97,6 +104,13 @@ pub trait SocketDoor {
     fn on_binary(&mut self, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
     /// An event on one of the socket's chats.
     fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
+    /// A client frame over the frame rate limit (not handled): the door's rate-limit error,
+    /// saying when to retry (`retry_after`, at least 1 s when shown in seconds).
+    fn on_flood(
+        &mut self,
+        retry_after: Duration,
+        out: &mut Outbox<'_>,
+    ) -> impl Future<Output = Flow>;
     /// Every heartbeat (after the ping), e.g. to refresh presence; `Err` ends the session.
     fn on_heartbeat(&mut self) -> impl Future<Output = Flow> {
         async { Ok(()) }
@@ -120,8 +134,51 @@ pub struct SocketLimits {
     pub write_timeout: Duration,
     /// Events queued per socket.
     pub queue: usize,
+    /// Client frames per second, on average.
+    pub frames_per_sec: u32,
+    /// Client frames at once; also how many refused frames in a row close the socket.
+    pub frame_burst: u32,
     /// Turns `true` when the server shuts down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// A socket's frame budget: a token bucket of `frame_burst` frames refilled at
+/// `frames_per_sec`.
+struct FrameBudget {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+    burst: f64,
+    /// Frames refused since the last one let through.
+    refused: u32,
+}
+
+impl FrameBudget {
+    fn new(limits: &SocketLimits) -> Self {
+        Self {
+            tokens: f64::from(limits.frame_burst),
+            last: Instant::now(),
+            rate: f64::from(limits.frames_per_sec),
+            burst: f64::from(limits.frame_burst),
+            refused: 0,
+        }
+    }
+
+    /// Takes one frame's worth; `Err(wait)` when the bucket is empty (until one is back).
+    fn take(&mut self) -> Result<(), Duration> {
+        let now = Instant::now();
+        let refilled = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refilled).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            Ok(())
+        } else {
+            self.refused += 1;
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
 }
 
 impl SocketLimits {
@@ -141,6 +198,8 @@ impl SocketLimits {
             client_timeout: Duration::from_secs(settings.ws_client_timeout_secs),
             write_timeout: Duration::from_millis(settings.ws_write_timeout_ms),
             queue: settings.ws_outbound_queue,
+            frames_per_sec: settings.ws_frames_per_sec,
+            frame_burst: settings.ws_frame_burst,
             shutdown,
         }
     }
@@ -238,6 +297,7 @@ pub async fn drive<D: SocketDoor>(
         limits.heartbeat,
     );
     let mut last_seen = Instant::now();
+    let mut budget = FrameBudget::new(&limits);
     let too_big = || {
         Stop::close(
             CloseCode::Size,
@@ -251,6 +311,9 @@ pub async fn drive<D: SocketDoor>(
             }
             () = conn.overflowed() => {
                 Err(Stop::close(CloseCode::Policy, "outbound queue full: client reads too slowly"))
+            }
+            () = conn.revoked() => {
+                Err(Stop::close(CloseCode::Policy, "session revoked: log in again"))
             }
             event = events.recv() => match event {
                 Some(event) => {
@@ -272,7 +335,15 @@ pub async fn drive<D: SocketDoor>(
                 Some(Err(e)) => Err(Stop::close(CloseCode::Protocol, &e.to_string())),
                 Some(Ok(msg)) => {
                     last_seen = Instant::now();
-                    match msg {
+                    let counted = !matches!(msg, AggregatedMessage::Pong(_) | AggregatedMessage::Close(_));
+                    match (counted, counted.then(|| budget.take())) {
+                        (true, Some(Err(_))) if budget.refused > limits.frame_burst => {
+                            Err(Stop::close(CloseCode::Policy, "too many frames"))
+                        }
+                        (true, Some(Err(wait))) => {
+                            Box::pin(door.on_flood(wait, &mut Outbox::new(&mut session, &limits))).await
+                        }
+                        _ => match msg {
                         AggregatedMessage::Text(text) => {
                             Box::pin(door.on_text(&text, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) })).await
                         }
@@ -286,6 +357,7 @@ pub async fn drive<D: SocketDoor>(
                         AggregatedMessage::Close(reason) => {
                             Err(Stop(reason.or(Some(CloseCode::Normal.into()))))
                         }
+                        },
                     }
                 }
             },
@@ -306,5 +378,39 @@ pub async fn drive<D: SocketDoor>(
     Box::pin(door.on_end()).await;
     if let Stop(Some(reason)) = stop {
         close_session(session, Some(reason), &limits).await;
+    }
+}
+
+/// `wait` in whole seconds for a `retry_after` field: rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_sec: u32, burst: u32) -> SocketLimits {
+        SocketLimits {
+            frames_per_sec: per_sec,
+            frame_burst: burst,
+            ..SocketLimits::from_settings(
+                &Settings::default(),
+                tokio::sync::watch::channel(false).1,
+            )
+        }
+    }
+
+    #[test]
+    fn the_frame_budget_lets_a_burst_through_then_refuses_until_it_refills() {
+        let mut budget = FrameBudget::new(&limits(50, 3));
+        assert!((0..3).all(|_| budget.take().is_ok()));
+        let wait = budget.take().unwrap_err();
+        assert!(wait <= Duration::from_millis(20), "{wait:?}");
+        assert_eq!(budget.refused, 1);
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(budget.take().is_ok(), "a token came back after 1/50 s");
+        assert_eq!(budget.refused, 0);
+        assert_eq!(retry_after_secs(wait), 1);
     }
 }

@@ -1,19 +1,26 @@
 //! Door 001, "SIMPLE HTTP CHAT" (the Avito trainee task, seed 001): five `POST` routes with JSON
-//! bodies and no auth — a trusted-network API, switched off with `CHAT_DOOR_AVITO=false`.
-//! Errors are `{"error": "<description>"}` with 400 (bad body or field), 403 (author not in the
-//! chat), 404 (unknown user/chat/author), 409 (duplicate username or chat name) — PROTOCOLS.md,
-//! "Door 001".
+//! bodies and no auth. Errors are `{"error": "<description>"}` with 400 (bad body or field), 403
+//! (author not in the chat), 404 (unknown user/chat/author), 409 (duplicate username or chat
+//! name), 413 (body over `CHAT_MAX_BODY_BYTES`) — PROTOCOLS.md, "Door 001".
+//!
+//! Anyone who reaches it acts as any of its users, so it is off by default
+//! (`CHAT_DOOR_AVITO=true` turns it on), is served only on its own listener
+//! (`CHAT_AVITO_LISTEN`, loopback by default), and is a sandbox: it creates, lists, reads and
+//! writes only its own users and chats. A user or chat id of another door is answered as unknown
+//! (404), its usernames are a namespace of their own (an anonymous caller takes no name from the
+//! other doors), its chats take no group name of theirs, and its sends spend only its own users'
+//! send quota. The other doors do not reach its users or chats either.
 //!
 //! Decisions where the task is silent: usernames follow the native rules (3–32 characters of
-//! letters, digits, `_ . -`), chat names the group-name rules (1–64 of the same); a chat is a
-//! private group whose first listed user is its owner; `/messages/get` lists text messages only
-//! (no join/leave lines added by other doors, no deleted ones), at most the newest 10 000;
-//! `/chats/get` at most 500 chats; a chat is created with at most 1000 users; bodies up to 64 KiB.
+//! letters, digits, `_ . -`, canonical like every username), chat names the group-name rules
+//! (1–64 of the same), unique among door 001's chats; a chat is a private group whose first
+//! listed user is its owner; `/messages/get` lists text messages only (no deleted ones), at most
+//! the newest 10 000; `/chats/get` at most 500 chats; a chat is created with at most 1000 users.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
 use chat_domain::{ChatId, DomainError, GroupName, MessageText, Title, UserId, Username};
-use chat_selectors::{chat_by_id, chats_with_members, text_messages, user_by_id};
+use chat_selectors::{sandbox_chat, sandbox_chats_with_members, sandbox_user, text_messages};
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
@@ -26,11 +33,9 @@ const MAX_MESSAGES: i64 = 10_000;
 const MAX_CHATS: i64 = 500;
 /// Most users a chat is created with.
 const MAX_CHAT_USERS: usize = 1_000;
-/// Largest request body, bytes.
-const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Mounts door 001's routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Mounts door 001's routes (on its own listener), bodies limited to `max_body_bytes`.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
     for (path, handler) in [
         ("/users/add", web::post().to(add_user)),
         ("/chats/add", web::post().to(add_chat)),
@@ -42,14 +47,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource(path)
                 .app_data(
                     web::JsonConfig::default()
-                        .limit(MAX_BODY_BYTES)
+                        .limit(max_body_bytes)
                         .error_handler(|err, _| {
-                            AvitoError(
-                                StatusCode::BAD_REQUEST,
-                                format!("invalid body: {err}"),
-                                None,
-                            )
-                            .into()
+                            use actix_web::error::JsonPayloadError as E;
+                            let status = match err {
+                                E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+                                    StatusCode::PAYLOAD_TOO_LARGE
+                                }
+                                _ => StatusCode::BAD_REQUEST,
+                            };
+                            AvitoError(status, format!("invalid body: {err}"), None).into()
                         }),
                 )
                 .route(handler)
@@ -160,7 +167,8 @@ struct AddUser {
     username: Option<String>,
 }
 
-/// `POST /users/add {"username"}` → 201 `{"id"}`; 409 when taken.
+/// `POST /users/add {"username"}` → 201 `{"id"}`: a user of the sandbox; 409 when the name (or a
+/// lookalike) is taken there.
 async fn add_user(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
@@ -171,14 +179,7 @@ async fn add_user(
         return Ok(refused);
     }
     let username = Username::parse(&required("username", body.into_inner().username)?)?;
-    let user = chat_services::register(
-        &state.store,
-        &username,
-        None,
-        None,
-        state.settings.bcrypt_cost,
-    )
-    .await?;
+    let user = chat_services::register_sandbox_user(&state.store, &username).await?;
     Ok(created(user.id.0))
 }
 
@@ -190,32 +191,31 @@ struct AddChat {
 }
 
 /// `POST /chats/add {"name","users":[id,...]}` → 201 `{"id"}`. Users de-duplicated; 404 when
-/// any is unknown (nothing created), 409 when the name is taken.
+/// any is unknown or not a door 001 user (nothing created), 409 when the name is taken.
 async fn add_chat(
     state: web::Data<AppState>,
     body: web::Json<AddChat>,
 ) -> AvitoResult<HttpResponse> {
     let body = body.into_inner();
     let raw_name = required("name", body.name)?;
-    let name = GroupName::parse(&raw_name)?;
+    GroupName::parse(&raw_name)?;
     let title = Title::parse(&raw_name)?;
     let users: Vec<UserId> = required("users", body.users)?
         .into_iter()
         .map(|id| UserId(id.0))
         .collect();
-    let Some(owner) = users.first().copied() else {
+    if users.is_empty() {
         return Err(AvitoError(
             StatusCode::BAD_REQUEST,
             "users must not be empty".into(),
             None,
         ));
-    };
+    }
     if users.len() > MAX_CHAT_USERS {
         let problem = format!("a chat takes at most {MAX_CHAT_USERS} users");
         return Err(AvitoError(StatusCode::BAD_REQUEST, problem, None));
     }
-    let chat =
-        chat_services::create_group(&state.store, owner, Some(&name), &title, true, &users).await?;
+    let chat = chat_services::create_sandbox_chat(&state.store, &title, &users).await?;
     Ok(created(chat.id.0))
 }
 
@@ -227,8 +227,8 @@ struct AddMessage {
     text: Option<String>,
 }
 
-/// `POST /messages/add {"chat","author","text"}` → 201 `{"id"}`; 404 unknown chat or author,
-/// 403 author not in the chat, 400 blank or too long text.
+/// `POST /messages/add {"chat","author","text"}` → 201 `{"id"}`; 404 unknown chat or author (or
+/// one of another door), 403 author not in the chat, 400 blank or too long text.
 async fn add_message(
     state: web::Data<AppState>,
     body: web::Json<AddMessage>,
@@ -240,7 +240,8 @@ async fn add_message(
         &required("text", body.text)?,
         state.settings.max_message_chars,
     )?;
-    user_by_id(&state.store, author).await?;
+    sandbox_chat(&state.store, chat).await?;
+    sandbox_user(&state.store, author).await?;
     let sent = chat_services::send_message(&state.store, author, chat, &text, None).await?;
     Ok(created(sent.message.id.0))
 }
@@ -252,14 +253,14 @@ struct GetChats {
 }
 
 /// `POST /chats/get {"user"}` → 200 `[{"id","name","users":[ids],"created_at"}]`, the chat with
-/// the newest message first; 404 unknown user.
+/// the newest message first; 404 unknown user (or one of another door).
 async fn get_chats(
     state: web::Data<AppState>,
     body: web::Json<GetChats>,
 ) -> AvitoResult<HttpResponse> {
     let user = UserId(required("user", body.into_inner().user)?.0);
-    user_by_id(&state.store, user).await?;
-    Ok(HttpResponse::Ok().json(chats_with_members(&state.store, user, MAX_CHATS).await?))
+    sandbox_user(&state.store, user).await?;
+    Ok(HttpResponse::Ok().json(sandbox_chats_with_members(&state.store, user, MAX_CHATS).await?))
 }
 
 /// Body of `/messages/get`.
@@ -269,13 +270,13 @@ struct GetMessages {
 }
 
 /// `POST /messages/get {"chat"}` → 200 `[{"id","chat","author","text","created_at"}]`, oldest
-/// first; 404 unknown chat.
+/// first; 404 unknown chat (or one of another door).
 async fn get_messages(
     state: web::Data<AppState>,
     body: web::Json<GetMessages>,
 ) -> AvitoResult<HttpResponse> {
     let chat = ChatId(required("chat", body.into_inner().chat)?.0);
-    chat_by_id(&state.store, chat).await?;
+    sandbox_chat(&state.store, chat).await?;
     let messages: Vec<_> = text_messages(&state.store, chat, MAX_MESSAGES)
         .await?
         .into_iter()

@@ -1,4 +1,5 @@
-//! Sign-up, log-in, token refresh with rotation, log-out, and the caller's profile.
+//! Sign-up, log-in, token refresh with rotation, log-out (one session, or every session of the
+//! user on every door), and the caller's profile.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chat_domain::{DomainError, Email, Password, Username};
@@ -98,14 +99,15 @@ pub async fn login(
     let login = required("username", body.username);
     let password = required("password", body.password);
     let (login, password) = validated!(login, password)?;
-    let user =
+    let logged_in =
         chat_services::authenticate(&state.store, &login, &password, state.settings.bcrypt_cost)
             .await?;
+    let user = logged_in.user.id;
     let refresh =
-        chat_services::issue_refresh_token(&state.store, user.id, state.settings.refresh_ttl_secs)
+        chat_services::issue_refresh_token(&state.store, user, state.settings.refresh_ttl_secs)
             .await?;
     Ok(web::Json(TokenPair {
-        access: state.jwt.issue(user.id),
+        access: state.jwt.issue(user, logged_in.tokens_not_before),
         refresh,
     }))
 }
@@ -117,18 +119,19 @@ pub struct RefreshRequest {
 }
 
 /// `POST /api/v1/auth/login/refresh/` → 200 a new `{"access","refresh"}`; the presented refresh
-/// token stops working. 401 for an unknown, expired or already used token.
+/// token stops working. 401 for an unknown, expired or already used token; an already used one
+/// (a stolen copy, RFC 9700 §4.14.2) also ends every session of its user, as logout-all does.
 #[utoipa::path(post, path = "/api/v1/auth/login/refresh/", tag = "auth", request_body = RefreshRequest, responses((status = 200, body = TokenPair, description = "a new pair; the old refresh token is dead"), (status = 401, body = crate::error::ErrorBody, description = "unknown, expired or used token")))]
 pub async fn refresh(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
 ) -> ApiResult<web::Json<TokenPair>> {
     let token = required("refresh", body.into_inner().refresh)?;
-    let (user, refresh) =
+    let (user, refresh, not_before) =
         chat_services::rotate_refresh_token(&state.store, &token, state.settings.refresh_ttl_secs)
             .await?;
     Ok(web::Json(TokenPair {
-        access: state.jwt.issue(user),
+        access: state.jwt.issue(user, not_before),
         refresh,
     }))
 }
@@ -141,6 +144,18 @@ pub async fn logout(
 ) -> ApiResult<HttpResponse> {
     let token = required("refresh", body.into_inner().refresh)?;
     chat_services::revoke_refresh_token(&state.store, &token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/auth/logout-all/` (bearer) → 204: every session of the caller ends — each
+/// access and refresh token, and the tokens of doors 000, 003 and 004, fail on every door and
+/// instance from now on, and their open sockets close (1008 "session revoked") within seconds.
+/// Logging in again works at once. 401 without a valid token.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all/", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "every session ended"), (status = 401, body = crate::error::ErrorBody, description = "no or bad token")))]
+pub async fn logout_all(state: web::Data<AppState>, user: CurrentUser) -> ApiResult<HttpResponse> {
+    let not_before = chat_services::revoke_sessions(&state.store, user.id).await?;
+    // This instance's own sockets at once (the others hear it over the bus).
+    state.hub.revoke(user.id, not_before);
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -29,13 +29,13 @@ use chat_selectors::{
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::auth::request_token;
+use crate::auth::{authorize, request_token};
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::ordered::{Ordered, REPLAY_PAGE, lost};
 use crate::realtime::socket::{
-    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject, upgrade,
+    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject, retry_after_secs, upgrade,
 };
-use crate::realtime::{Connection, Event, FrameKind, Subscription, UserRegistration};
+use crate::realtime::{Connection, Event, FrameKind, SessionGuard, Subscription, UserRegistration};
 use crate::state::AppState;
 
 /// How long an unauthenticated socket may take to send its `auth` frame.
@@ -74,8 +74,8 @@ pub async fn socket(
     match request_token(&req) {
         Some(token) => match authenticate(&state, &token).await {
             // Subscribed before the 101 goes out: nothing sent after the handshake is missed.
-            Ok(user) => {
-                let started = Gateway::start(state, user, &limits).await;
+            Ok((user, issued_at)) => {
+                let started = Gateway::start(state, user, issued_at, &limits).await;
                 actix_web::rt::spawn(
                     run(session, stream, started, resume, limits).in_current_span(),
                 );
@@ -97,8 +97,8 @@ pub async fn socket(
                 async move {
                     let mut stream = stream.max_frame_size(limits.max_frame_bytes);
                     match first_frame_auth(&state, &mut stream).await {
-                        Ok((user, resume)) => {
-                            let started = Gateway::start(state, user, &limits).await;
+                        Ok(((user, issued_at), resume)) => {
+                            let started = Gateway::start(state, user, issued_at, &limits).await;
                             run(session, stream, started, resume, limits).await;
                         }
                         Err(e) => {
@@ -119,9 +119,14 @@ pub async fn socket(
     Ok(response)
 }
 
-async fn authenticate(state: &AppState, token: &str) -> Result<UserView, ApiError> {
-    let user = state.jwt.verify(token)?;
-    Ok(user_by_id(&state.store, user).await?)
+/// The user of a token and the token's issue time (the socket is tracked with it, so a later
+/// revocation closes it).
+async fn authenticate(state: &AppState, token: &str) -> Result<(UserView, i64), ApiError> {
+    let verified = authorize(state, token).await?;
+    Ok((
+        user_by_id(&state.store, verified.user).await?,
+        verified.issued_at,
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -174,7 +179,7 @@ fn parse_resume_object(value: Option<&Value>) -> Result<Resume, ApiError> {
 async fn first_frame_auth(
     state: &AppState,
     stream: &mut MessageStream,
-) -> Result<(UserView, Resume), ApiError> {
+) -> Result<((UserView, i64), Resume), ApiError> {
     let unauthorized = || {
         ApiError::unauthorized(
             "Authenticate first: send {\"action\":\"auth\",\"token\":\"<access>\"}.",
@@ -266,15 +271,22 @@ struct Gateway {
     chats: HashMap<ChatId, Followed>,
     presence_token: String,
     _registration: UserRegistration,
+    _session: SessionGuard,
 }
 
 impl Gateway {
     /// Registers the socket for its user, subscribes to every chat, then reads each chat's
     /// `last_seq` (after subscribing, so what comes later arrives live) and goes online.
-    async fn start(state: AppState, user: UserView, limits: &SocketLimits) -> Started {
+    async fn start(
+        state: AppState,
+        user: UserView,
+        issued_at: i64,
+        limits: &SocketLimits,
+    ) -> Started {
         let (tx, rx) = mpsc::channel(limits.queue);
         let conn = state.hub.connect(user.id, tx);
         let registration = state.hub.register_user(&conn);
+        let session = state.hub.track(user.id, issued_at, &conn);
         let store = &state.store;
         let mut subscriptions: HashMap<ChatId, Subscription> = user_chats(store, user.id)
             .await?
@@ -298,6 +310,7 @@ impl Gateway {
             chats,
             presence_token,
             _registration: registration,
+            _session: session,
         };
         Ok((gateway, conn, rx))
     }
@@ -476,6 +489,7 @@ impl Gateway {
             }
             Some("typing") => {
                 let chat = self.member_chat(frame)?;
+                // Published at most once per user and chat every 2 s; acknowledged every time.
                 chat_services::presence::typing(&self.state.store, chat, self.brief(), TYPING_MS)
                     .await;
                 out.send(ack(request_id, "typing")).await
@@ -628,6 +642,15 @@ impl SocketDoor for Gateway {
             actix_web::http::StatusCode::BAD_REQUEST,
             "unsupported",
             "Binary frames are not supported: send JSON text frames.",
+        );
+        out.send(error_frame(None, &e)).await
+    }
+
+    async fn on_flood(&mut self, retry_after: Duration, out: &mut Outbox<'_>) -> Flow {
+        let secs = retry_after_secs(retry_after);
+        let e = ApiError::rate_limited(
+            format!("Too many frames: this frame was not handled; retry in {secs} s."),
+            secs,
         );
         out.send(error_frame(None, &e)).await
     }

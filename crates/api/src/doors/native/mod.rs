@@ -17,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/auth/login/").route(web::post().to(auth::login)))
         .service(resource("/api/v1/auth/login/refresh/").route(web::post().to(auth::refresh)))
         .service(resource("/api/v1/auth/logout/").route(web::post().to(auth::logout)))
+        .service(resource("/api/v1/auth/logout-all/").route(web::post().to(auth::logout_all)))
         .service(
             resource("/api/v1/users/me")
                 .route(web::get().to(auth::me))

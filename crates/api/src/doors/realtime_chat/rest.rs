@@ -132,15 +132,42 @@ pub struct SocketUrl {
     url: String,
 }
 
-fn socket_url(req: &HttpRequest, path: &str, token: &str) -> SocketUrl {
-    let info = req.connection_info();
-    let scheme = if info.scheme() == "https" {
-        "wss"
-    } else {
-        "ws"
+/// A socket address on this server, carrying `token`: the scheme and host of `CHAT_PUBLIC_URL`
+/// when set; else, behind a trusted proxy (`CHAT_TRUST_PROXY`), those it forwards
+/// (`Forwarded`/`X-Forwarded-Host`/`X-Forwarded-Proto`); else the request's own `Host` on
+/// this connection's scheme. A client's forwarded headers are never trusted by default: they
+/// would point the token to any host.
+fn socket_url(
+    req: &HttpRequest,
+    settings: &crate::config::Settings,
+    path: &str,
+    token: &str,
+) -> SocketUrl {
+    let (secure, host) = match &settings.public_url {
+        Some(url) => {
+            let url = url.trim_end_matches('/');
+            match url.strip_prefix("https://") {
+                Some(host) => (true, host.to_owned()),
+                None => (false, url.trim_start_matches("http://").to_owned()),
+            }
+        }
+        None if settings.trust_proxy => {
+            let info = req.connection_info();
+            (info.scheme() == "https", info.host().to_owned())
+        }
+        None => {
+            let host = req
+                .headers()
+                .get(actix_web::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+                .unwrap_or_else(|| req.app_config().host().to_owned());
+            (req.app_config().secure(), host)
+        }
     };
+    let scheme = if secure { "wss" } else { "ws" };
     SocketUrl {
-        url: format!("{scheme}://{}{path}?token={token}", info.host()),
+        url: format!("{scheme}://{host}{path}?token={token}"),
     }
 }
 
@@ -157,6 +184,7 @@ pub async fn chat_friend(
     require_friend(&state.store, user.id, friend.id).await?;
     Ok(web::Json(socket_url(
         &req,
+        &state.settings,
         &format!("/ws/user/{}/", friend.username),
         &user.token,
     )))
@@ -176,6 +204,7 @@ pub async fn chat_group(
     let name = chat.name.unwrap_or_default();
     Ok(web::Json(socket_url(
         &req,
+        &state.settings,
         &format!("/ws/group/{name}/"),
         &user.token,
     )))

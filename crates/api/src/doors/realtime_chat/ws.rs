@@ -17,7 +17,7 @@ use super::message_json;
 use crate::auth::request_token;
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::socket::{
-    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject, upgrade,
+    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject, retry_after_secs, upgrade,
 };
 use crate::realtime::{Event, FrameKind};
 use crate::state::AppState;
@@ -47,10 +47,24 @@ fn reason<E: Into<ApiError>>(error: E) -> String {
     error.into().detail().to_owned()
 }
 
-async fn authenticate(state: &AppState, token: Option<String>) -> Result<UserView, String> {
+/// The user of the socket's token and the token's issue time (for revocation).
+async fn authenticate(state: &AppState, token: Option<String>) -> Result<(UserView, i64), String> {
     let token = token.ok_or("Anonymous users may not connect: pass ?token=<access>.")?;
-    let user = state.jwt.verify(&token).map_err(reason)?;
-    user_by_id(&state.store, user).await.map_err(reason)
+    let verified = crate::auth::authorize(state, &token)
+        .await
+        .map_err(reason)?;
+    let user = user_by_id(&state.store, verified.user)
+        .await
+        .map_err(reason)?;
+    Ok((user, verified.issued_at))
+}
+
+/// What an accepted socket opens: its user (with the token's issue time), the chat, and for a
+/// direct chat the peer.
+struct Opened {
+    user: (UserView, i64),
+    chat: ChatView,
+    peer: Option<UserView>,
 }
 
 /// Starts the session of an accepted socket, or sends the refusal and closes. The hub
@@ -58,22 +72,27 @@ async fn authenticate(state: &AppState, token: Option<String>) -> Result<UserVie
 /// handshake completed is already receiving: nothing sent after that can miss it.
 fn start(
     state: &AppState,
-    session: actix_ws::Session,
+    socket: actix_ws::Session,
     stream: actix_ws::MessageStream,
-    opened: Result<(UserView, ChatView, Option<UserView>), String>,
+    opened: Result<Opened, String>,
 ) {
     let limits = SocketLimits::new(state);
     match opened {
         Err(why) => {
             actix_web::rt::spawn(
-                async move { reject(session, disconnect_frame(&why), why.clone(), limits).await }
+                async move { reject(socket, disconnect_frame(&why), why.clone(), limits).await }
                     .in_current_span(),
             );
         }
-        Ok((user, chat, peer)) => {
+        Ok(Opened {
+            user: (user, issued_at),
+            chat,
+            peer,
+        }) => {
             let (tx, rx) = mpsc::channel(limits.queue);
             let conn = state.hub.connect(user.id, tx);
             let subscription = state.hub.subscribe(chat.id, &conn);
+            let session = state.hub.track(user.id, issued_at, &conn);
             let door = ChatSocket {
                 state: state.clone(),
                 user,
@@ -82,8 +101,8 @@ fn start(
             };
             actix_web::rt::spawn(
                 async move {
-                    let _subscription = subscription;
-                    drive(session, stream, conn, rx, door, limits).await;
+                    let _tracked = (subscription, session);
+                    drive(socket, stream, conn, rx, door, limits).await;
                 }
                 .in_current_span(),
             );
@@ -102,10 +121,14 @@ pub async fn group_socket(
     let opened = async {
         let user = authenticate(&state, request_token(&req)).await?;
         let chat = group_by_name(&state.store, &path).await.map_err(reason)?;
-        require_member(&state.store, chat.id, user.id)
+        require_member(&state.store, chat.id, user.0.id)
             .await
             .map_err(reason)?;
-        Ok((user, chat, None))
+        Ok(Opened {
+            user,
+            chat,
+            peer: None,
+        })
     };
     start(&state, session, stream, opened.await);
     Ok(response)
@@ -125,13 +148,17 @@ pub async fn user_socket(
         let peer = user_by_username(&state.store, &path)
             .await
             .map_err(reason)?;
-        require_friend(&state.store, user.id, peer.id)
+        require_friend(&state.store, user.0.id, peer.id)
             .await
             .map_err(reason)?;
-        let (chat, _) = chat_services::open_direct_chat(&state.store, user.id, peer.id)
+        let (chat, _) = chat_services::open_direct_chat(&state.store, user.0.id, peer.id)
             .await
             .map_err(reason)?;
-        Ok((user, chat, Some(peer)))
+        Ok(Opened {
+            user,
+            chat,
+            peer: Some(peer),
+        })
     };
     start(&state, session, stream, opened.await);
     Ok(response)
@@ -255,6 +282,15 @@ impl SocketDoor for ChatSocket {
         error(
             out,
             "Binary frames are not supported: send JSON text frames.",
+        )
+        .await
+    }
+
+    async fn on_flood(&mut self, retry_after: std::time::Duration, out: &mut Outbox<'_>) -> Flow {
+        let secs = retry_after_secs(retry_after);
+        error(
+            out,
+            &format!("Too many frames: this one was not handled; retry in {secs} s."),
         )
         .await
     }

@@ -1,7 +1,8 @@
 //! Door 004, "chat-server" (Go, chi; seed 004): REST at the root path and the WebSocket `/ws`.
 //! The auth header is the raw token (`Authorization: <jwt>`, no `Bearer`); tokens carry
-//! `{"user_id","exp"}` and live 24 h; errors are plain text `<message>\n` with the original
-//! texts and status codes (PROTOCOLS.md, "Door 004"). Rooms are groups in the shared core.
+//! `{"user_id","exp"}` and live `CHAT_DOOR_TOKEN_TTL_SECS` (24 h, as the original); errors are
+//! plain text `<message>\n` with the original texts and status codes (PROTOCOLS.md, "Door 004"),
+//! 413 `request body too large` over `CHAT_MAX_BODY_BYTES`. Rooms are groups in the shared core.
 
 mod ws;
 
@@ -16,11 +17,6 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Lifetime of a door-004 token, seconds (the original's 24 h).
-const TOKEN_TTL_SECS: i64 = 24 * 3600;
-/// Usernames the original reserved for its own frames.
-const RESERVED_NAMES: [&str; 2] = ["system", "error"];
 
 /// Mounts door 004's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -109,9 +105,18 @@ fn unauthorized(message: &str) -> RoomsError {
     RoomsError::new(StatusCode::UNAUTHORIZED, message)
 }
 
-/// Parses a JSON body. Errors: 400 `invalid data`.
-fn body<T: DeserializeOwned>(raw: &web::Bytes) -> RoomsResult<T> {
-    serde_json::from_slice(raw).map_err(|_| bad("invalid data"))
+/// Reads and parses a JSON body. Errors: 413 `request body too large` over
+/// `CHAT_MAX_BODY_BYTES`, 400 `invalid data`.
+async fn body<T: DeserializeOwned>(state: &AppState, payload: web::Payload) -> RoomsResult<T> {
+    let raw = super::read_body(state, payload)
+        .await
+        .map_err(|e| match e {
+            super::BodyError::TooLarge(_) => {
+                RoomsError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+            }
+            super::BodyError::Broken(_) => bad("invalid data"),
+        })?;
+    serde_json::from_slice(&raw).map_err(|_| bad("invalid data"))
 }
 
 /// A present, non-empty field. Errors: 400 `missing fields`.
@@ -127,14 +132,18 @@ async fn current_user(req: &HttpRequest, state: &AppState) -> RoomsResult<UserVi
         .and_then(|v| v.to_str().ok())
         .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
         .ok_or_else(|| unauthorized("authorization failed"))?;
-    let user = state
-        .jwt
-        .verify(token)
-        .map_err(|_| unauthorized("authorization failed"))?;
-    user_by_id(&state.store, user).await.map_err(|e| match e {
-        chat_selectors::Error::Domain(_) => unauthorized("authorization failed"),
-        other => other.into(),
-    })
+    let verified = crate::auth::authorize(state, token)
+        .await
+        .map_err(|e| match e.status() {
+            StatusCode::UNAUTHORIZED => unauthorized("authorization failed"),
+            status => RoomsError(status, e.detail().to_owned()),
+        })?;
+    user_by_id(&state.store, verified.user)
+        .await
+        .map_err(|e| match e {
+            chat_selectors::Error::Domain(_) => unauthorized("authorization failed"),
+            other => other.into(),
+        })
 }
 
 /// Door 004's names: 3–20 bytes of ASCII letters, digits and `_`.
@@ -145,12 +154,21 @@ fn valid_name(name: &str) -> bool {
 const NAME_RULE: &str =
     "name must be 3-20 characters long and contain only letters, numbers or underscores";
 
-fn username(name: &str) -> RoomsResult<Username> {
-    if !valid_name(name) || RESERVED_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
+/// A username by door 004's rule and the domain's. A reserved name or a lookalike of one
+/// (`system`, `error`, `systern`) is `taken`: 409 with that text (the original's wording for a
+/// name in use).
+fn username(name: &str, taken: &str) -> RoomsResult<Username> {
+    if !valid_name(name) {
         return Err(bad(NAME_RULE));
     }
-    Username::parse(name).map_err(|_| bad(NAME_RULE))
+    Username::parse(name).map_err(|e| match e {
+        chat_domain::DomainError::Conflict(_) => RoomsError::new(StatusCode::CONFLICT, taken),
+        _ => bad(NAME_RULE),
+    })
 }
+
+const TAKEN_AT_SIGN_UP: &str = "user with same name or email already exists";
+const NAME_TAKEN: &str = "user with same name already exists";
 
 fn profile_json(user: &UserView) -> serde_json::Value {
     json!({"id": user.id, "username": user.username, "email": user.email, "created-at": user.created_at})
@@ -167,18 +185,18 @@ struct RegisterBody {
 async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
-    raw: web::Bytes,
+    payload: web::Payload,
 ) -> RoomsResult<HttpResponse> {
     if let Some(refused) = over_auth_limit(&state, &req).await {
         return Ok(refused);
     }
-    let b: RegisterBody = body(&raw)?;
+    let b: RegisterBody = body(&state, payload).await?;
     let (name, email, password) = (field(b.username)?, field(b.email)?, field(b.password)?);
     if name.is_empty() || email.is_empty() || password.is_empty() {
         return Err(bad("missing fields"));
     }
     let email = Email::parse(&email).map_err(|_| bad("invalid email"))?;
-    let name = username(&name)?;
+    let name = username(&name, TAKEN_AT_SIGN_UP)?;
     // The domain rule (8–128 bytes, no NUL), in door 004's words.
     let password =
         Password::parse(&password).map_err(|_| bad("password must be 8-128 characters long"))?;
@@ -191,10 +209,9 @@ async fn register(
     )
     .await
     .map_err(|e| match e {
-        chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => RoomsError::new(
-            StatusCode::CONFLICT,
-            "user with same name or email already exists",
-        ),
+        chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
+            RoomsError::new(StatusCode::CONFLICT, TAKEN_AT_SIGN_UP)
+        }
         other => other.into(),
     })?;
     Ok(HttpResponse::Created().json(profile_json(&user)))
@@ -210,12 +227,12 @@ struct LoginBody {
 async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    raw: web::Bytes,
+    payload: web::Payload,
 ) -> RoomsResult<HttpResponse> {
     if let Some(refused) = over_auth_limit(&state, &req).await {
         return Ok(refused);
     }
-    let b: LoginBody = body(&raw)?;
+    let b: LoginBody = body(&state, payload).await?;
     let (email, password) = (field(b.email)?, field(b.password)?);
     if email.is_empty() || password.is_empty() {
         return Err(bad("missing fields"));
@@ -230,7 +247,8 @@ async fn login(
                 chat_services::Error::Domain(_) => unauthorized("invalid password"),
                 other => other.into(),
             })?;
-    Ok(HttpResponse::Ok().json(json!({"token": state.jwt.issue_plain(user.id, TOKEN_TTL_SECS)})))
+    let token = state.jwt.issue_door(user.user.id, user.tokens_not_before);
+    Ok(HttpResponse::Ok().json(json!({"token": token})))
 }
 
 /// `GET /profile` → 200 `{"id","username","email","created-at"}`.
@@ -248,14 +266,14 @@ struct ChangeNameBody {
 async fn change_name(
     req: HttpRequest,
     state: web::Data<AppState>,
-    raw: web::Bytes,
+    payload: web::Payload,
 ) -> RoomsResult<HttpResponse> {
     let user = current_user(&req, &state).await?;
-    let name = field(body::<ChangeNameBody>(&raw)?.username)?;
+    let name = field(body::<ChangeNameBody>(&state, payload).await?.username)?;
     if name.is_empty() {
         return Err(bad("missing fields"));
     }
-    let name = username(&name)?;
+    let name = username(&name, NAME_TAKEN)?;
     if name.as_str() == user.username {
         return Err(bad("new name matches the current"));
     }
@@ -263,7 +281,7 @@ async fn change_name(
         .await
         .map_err(|e| match e {
             chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
-                RoomsError::new(StatusCode::CONFLICT, "user with same name already exists")
+                RoomsError::new(StatusCode::CONFLICT, NAME_TAKEN)
             }
             other => other.into(),
         })?;
@@ -281,10 +299,10 @@ struct CreateRoomBody {
 async fn create_room(
     req: HttpRequest,
     state: web::Data<AppState>,
-    raw: web::Bytes,
+    payload: web::Payload,
 ) -> RoomsResult<HttpResponse> {
     let user = current_user(&req, &state).await?;
-    let b: CreateRoomBody = body(&raw)?;
+    let b: CreateRoomBody = body(&state, payload).await?;
     let name = field(b.name)?;
     if name.is_empty() {
         return Err(bad("missing fields"));
@@ -322,7 +340,7 @@ struct JoinBody {
 }
 
 /// A room by id. Errors: 401 `room not found` (the original's status).
-async fn room(state: &AppState, id: i64) -> RoomsResult<chat_selectors::ChatView> {
+pub(super) async fn room(state: &AppState, id: i64) -> RoomsResult<chat_selectors::ChatView> {
     match chat_by_id(&state.store, ChatId(id)).await {
         Ok(chat) if chat.kind == ChatKind::Group => Ok(chat),
         Ok(_) | Err(chat_selectors::Error::Domain(_)) => Err(unauthorized("room not found")),
@@ -334,10 +352,14 @@ async fn room(state: &AppState, id: i64) -> RoomsResult<chat_selectors::ChatView
 async fn join(
     req: HttpRequest,
     state: web::Data<AppState>,
-    raw: web::Bytes,
+    payload: web::Payload,
 ) -> RoomsResult<HttpResponse> {
     let user = current_user(&req, &state).await?;
-    let room = room(&state, field(body::<JoinBody>(&raw)?.room_id)?).await?;
+    let room = room(
+        &state,
+        field(body::<JoinBody>(&state, payload).await?.room_id)?,
+    )
+    .await?;
     chat_services::join_group(&state.store, user.id, room.id)
         .await
         .map_err(|e| match e {
@@ -363,14 +385,18 @@ struct InviteBody {
 async fn invite(
     req: HttpRequest,
     state: web::Data<AppState>,
-    raw: web::Bytes,
+    payload: web::Payload,
 ) -> RoomsResult<HttpResponse> {
     let user = current_user(&req, &state).await?;
-    let b: InviteBody = body(&raw)?;
+    let b: InviteBody = body(&state, payload).await?;
     let (room_id, target) = (field(b.room_id)?, UserId(field(b.user_id)?));
     let room = room(&state, room_id).await?;
-    if let Err(chat_selectors::Error::Domain(_)) = user_by_id(&state.store, target).await {
-        return Err(unauthorized("user not found"));
+    match user_by_id(&state.store, target).await {
+        Ok(user) if !user.sandbox => {}
+        Ok(_) | Err(chat_selectors::Error::Domain(_)) => {
+            return Err(unauthorized("user not found"));
+        }
+        Err(e) => return Err(e.into()),
     }
     chat_services::invite_member(&state.store, user.id, room.id, target)
         .await

@@ -4,6 +4,10 @@
 //! username `system` (stored as system lines), errors the username `error` (sent to the sender
 //! only, never stored). Invalid JSON, a non-string `content` or a frame over 16 KiB close the
 //! socket, as the original did.
+//!
+//! `join` takes rooms (group chats) only. The "joined"/"leaved" lines are stored like messages,
+//! so they count toward the user's send limit (`CHAT_RATE_SEND_PER_MIN`): over it, a join is
+//! refused (`too many requests, retry in N s`) and a leave happens without its line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +24,10 @@ use tokio::sync::mpsc;
 
 use super::text_error;
 use crate::error::ApiError;
-use crate::realtime::socket::{Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, upgrade};
-use crate::realtime::{Connection, Event, FrameKind, Subscription};
+use crate::realtime::socket::{
+    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, retry_after_secs, upgrade,
+};
+use crate::realtime::{Connection, Event, FrameKind, SessionGuard, Subscription};
 use crate::state::AppState;
 
 /// The original pinged every ~54 s and dropped a peer silent for 60 s.
@@ -41,11 +47,18 @@ pub async fn socket(
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_owned())
     });
-    let user = match token.map(|t| state.jwt.verify(&t)) {
-        Some(Ok(user)) => user,
-        _ => return Ok(text_error(StatusCode::UNAUTHORIZED, "invalid token")),
+    let verified = match token {
+        Some(token) => crate::auth::authorize(&state, &token).await,
+        None => Err(ApiError::unauthorized("no token")),
     };
-    let user = match user_by_id(&state.store, user).await {
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
+            return Ok(text_error(StatusCode::UNAUTHORIZED, "invalid token"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let user = match user_by_id(&state.store, verified.user).await {
         Ok(user) => user,
         Err(chat_selectors::Error::Domain(_)) => {
             return Ok(text_error(StatusCode::UNAUTHORIZED, "invalid token"));
@@ -67,11 +80,13 @@ pub async fn socket(
     };
     let (tx, rx) = mpsc::channel(limits.queue);
     let conn = state.hub.connect(user.id, tx);
+    let tracked = state.hub.track(user.id, verified.issued_at, &conn);
     let door = RoomSocket {
         state,
         user,
         conn: conn.clone(),
         room: None,
+        _session: tracked,
     };
     actix_web::rt::spawn(drive(session, stream, conn, rx, door, limits).in_current_span());
     Ok(response)
@@ -82,6 +97,7 @@ struct RoomSocket {
     user: UserView,
     conn: Arc<Connection>,
     room: Option<(ChatId, Subscription)>,
+    _session: SessionGuard,
 }
 
 fn frame(username: &str, text: &str, at: DateTime<Utc>) -> String {
@@ -104,12 +120,18 @@ impl RoomSocket {
     }
 
     /// Leaves the current room: this socket stops receiving it, then the others get
-    /// "<name> leaved the room" (stored).
+    /// "<name> leaved the room" (stored, within the user's send limit; over it, not stored).
     async fn leave_room(&mut self) -> bool {
         let Some((room, subscription)) = self.room.take() else {
             return false;
         };
         drop(subscription);
+        if chat_services::take_send_quota(&self.state.store, self.user.id)
+            .await
+            .is_err()
+        {
+            return true;
+        }
         let line = format!("{} leaved the room", self.user.username);
         if let Err(e) = chat_services::post_system_line(&self.state.store, room, &line).await {
             tracing::warn!(error = %e, chat.id = %room, "room leave line not stored");
@@ -128,7 +150,23 @@ impl RoomSocket {
         {
             return self.error(out, "already in room").await;
         }
+        // The join line is stored like a message: over the send limit, no join.
+        if let Err(e) = chat_services::take_send_quota(&self.state.store, self.user.id).await {
+            let wait = match e {
+                chat_services::Error::Domain(chat_domain::DomainError::RateLimited {
+                    retry_after_secs,
+                }) => retry_after_secs,
+                _ => 1,
+            };
+            return self
+                .error(out, &format!("too many requests, retry in {wait} s"))
+                .await;
+        }
         self.leave_room().await;
+        // Rooms only: a direct or support chat's id is no room, whoever is in it.
+        if super::room(&self.state, room.0).await.is_err() {
+            return self.error(out, "room not found").await;
+        }
         if require_member(&self.state.store, room, self.user.id)
             .await
             .is_err()
@@ -205,6 +243,12 @@ impl SocketDoor for RoomSocket {
 
     async fn on_binary(&mut self, _out: &mut Outbox<'_>) -> Flow {
         Err(Stop::close(CloseCode::Unsupported, "invalid data"))
+    }
+
+    async fn on_flood(&mut self, retry_after: Duration, out: &mut Outbox<'_>) -> Flow {
+        let secs = retry_after_secs(retry_after);
+        self.error(out, &format!("too many frames, retry in {secs} s"))
+            .await
     }
 
     async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {

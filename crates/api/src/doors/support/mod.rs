@@ -12,7 +12,9 @@
 //! the customer (our addition: an unbound operator needs it to answer).
 //!
 //! Decisions: a socket not authenticated 10 s after opening is closed at the next heartbeat; history is the newest 200 text messages;
-//! a sender is not pushed its own message (it has the reply); join lines are not shown.
+//! a sender is not pushed its own message (it has the reply); join lines are not shown; tokens
+//! live `CHAT_DOOR_TOKEN_TTL_SECS`; an auth body over `CHAT_MAX_BODY_BYTES` is 413 (empty, like
+//! the route's other refusals); a frame over the socket's rate limit gets code 4.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,11 +29,9 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::realtime::socket::{Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, upgrade};
-use crate::realtime::{Connection, Event, FrameKind, Subscription, SupportWatch};
+use crate::realtime::{Connection, Event, FrameKind, SessionGuard, Subscription, SupportWatch};
 use crate::state::AppState;
 
-/// Lifetime of a door-003 token, seconds.
-const TOKEN_TTL_SECS: i64 = 24 * 3600;
 /// How long a socket may stay unauthenticated.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many of the newest messages `message.auth` returns.
@@ -56,7 +56,7 @@ async fn not_found() -> HttpResponse {
 async fn auth(
     req: HttpRequest,
     state: web::Data<AppState>,
-    raw: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     // Over the limit: 429 with an empty body, like the route's other refusals.
     if let Some(refused) =
@@ -64,6 +64,13 @@ async fn auth(
     {
         return Ok(refused);
     }
+    let raw = match crate::doors::read_body(&state, payload).await {
+        Ok(raw) => raw,
+        Err(crate::doors::BodyError::TooLarge(_)) => {
+            return Ok(HttpResponse::PayloadTooLarge().finish());
+        }
+        Err(crate::doors::BodyError::Broken(_)) => return Ok(HttpResponse::NotFound().finish()),
+    };
     let Ok(body) = serde_json::from_slice::<Value>(&raw) else {
         return Ok(HttpResponse::NotFound().finish());
     };
@@ -76,10 +83,11 @@ async fn auth(
     match chat_services::authenticate(&state.store, name, password, state.settings.bcrypt_cost)
         .await
     {
-        Ok(user) => {
-            let token = state.jwt.issue_plain(user.id, TOKEN_TTL_SECS);
+        Ok(logged_in) => {
+            let user = logged_in.user.id;
+            let token = state.jwt.issue_door(user, logged_in.tokens_not_before);
             Ok(HttpResponse::Ok()
-                .json(json!({"error": null, "result": {"token": token}, "id": user.id})))
+                .json(json!({"error": null, "result": {"token": token}, "id": user})))
         }
         Err(chat_services::Error::Domain(_)) => Ok(HttpResponse::Forbidden().finish()),
         Err(e) => Err(e.into()),
@@ -120,6 +128,7 @@ struct Authenticated {
     replayed: Option<(ChatId, i64)>,
     _subscription: Option<Subscription>,
     _watch: Option<SupportWatch>,
+    _session: SessionGuard,
 }
 
 struct SupportSocket {
@@ -186,10 +195,10 @@ impl SupportSocket {
         let Some(token) = params.first().and_then(Value::as_str) else {
             return refuse();
         };
-        let Ok(user) = self.state.jwt.verify(token) else {
+        let Ok(verified) = crate::auth::authorize(&self.state, token).await else {
             return refuse();
         };
-        let Ok(user) = user_by_id(&self.state.store, user).await else {
+        let Ok(user) = user_by_id(&self.state.store, verified.user).await else {
             return refuse();
         };
         let operator = chat_services::is_operator(&user);
@@ -197,7 +206,11 @@ impl SupportSocket {
             match params.get(1) {
                 None | Some(Value::Null) => None,
                 bound => match id_param(bound) {
-                    Some(customer) if user_by_id(&self.state.store, customer).await.is_ok() => {
+                    Some(customer)
+                        if user_by_id(&self.state.store, customer)
+                            .await
+                            .is_ok_and(|c| !c.sandbox) =>
+                    {
                         Some(customer)
                     }
                     _ => return out.send(rpc_error(id, 1)).await,
@@ -234,6 +247,10 @@ impl SupportSocket {
         };
         let watch =
             (operator && customer.is_none()).then(|| self.state.hub.watch_support(&self.conn));
+        let tracked = self
+            .state
+            .hub
+            .track(user.id, verified.issued_at, &self.conn);
         self.session = Some(Authenticated {
             user,
             operator,
@@ -241,6 +258,7 @@ impl SupportSocket {
             replayed,
             _subscription: subscription,
             _watch: watch,
+            _session: tracked,
         });
         out.send(reply(id, json!({"messages": messages}))).await
     }
@@ -341,6 +359,10 @@ impl SocketDoor for SupportSocket {
 
     async fn on_binary(&mut self, out: &mut Outbox<'_>) -> Flow {
         out.send(rpc_error(&Value::Null, 1)).await
+    }
+
+    async fn on_flood(&mut self, _retry_after: Duration, out: &mut Outbox<'_>) -> Flow {
+        out.send(rpc_error(&Value::Null, 4)).await
     }
 
     async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {

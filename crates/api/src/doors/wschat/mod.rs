@@ -4,9 +4,10 @@
 //! other user; any error killed the process); we keep its surface and make it work
 //! (PROTOCOLS.md, "Door 000"). Errors are plain text, as the original's.
 //!
-//! Decisions where the seed is silent: tokens are `{"user_id","exp"}` JWTs valid 24 h (accepted
-//! by every door); connecting to a public group's socket joins it; the replay is the newest 100
-//! messages; a bad client frame gets `{"error":"<reason>"}` and the socket stays open.
+//! Decisions where the seed is silent: tokens are `{"user_id","exp"}` JWTs valid
+//! `CHAT_DOOR_TOKEN_TTL_SECS` (24 h; accepted by every door); connecting to a public group's
+//! socket joins it; the replay is the newest 100 messages; a bad client frame gets
+//! `{"error":"<reason>"}` and the socket stays open; a body over `CHAT_MAX_BODY_BYTES` is 413.
 
 use std::sync::Arc;
 use tracing::Instrument;
@@ -27,12 +28,12 @@ use tokio::sync::mpsc;
 use crate::auth::request_token;
 use crate::error::ApiError;
 use crate::realtime::ordered::{Ordered, lost};
-use crate::realtime::socket::{Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, upgrade};
-use crate::realtime::{Connection, Event, FrameKind, Subscription};
+use crate::realtime::socket::{
+    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, retry_after_secs, upgrade,
+};
+use crate::realtime::{Connection, Event, FrameKind, SessionGuard, Subscription};
 use crate::state::AppState;
 
-/// Lifetime of a door-000 token, seconds.
-const TOKEN_TTL_SECS: i64 = 24 * 3600;
 /// How many of the newest messages a socket replays on connect.
 const REPLAY: i64 = 100;
 /// The close reason when the user is not (or no longer) in the chat.
@@ -115,19 +116,40 @@ fn bad(message: &str) -> PlainError {
     PlainError(StatusCode::BAD_REQUEST, message.to_owned())
 }
 
-fn body<T: serde::de::DeserializeOwned>(raw: &web::Bytes) -> PlainResult<T> {
-    serde_json::from_slice(raw).map_err(|e| bad(&format!("invalid body: {e}")))
+/// Reads and parses a JSON body. Errors: 413 over `CHAT_MAX_BODY_BYTES`, 400 otherwise.
+async fn body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    payload: web::Payload,
+) -> PlainResult<T> {
+    let raw = super::read_body(state, payload)
+        .await
+        .map_err(|e| match e {
+            super::BodyError::TooLarge(limit) => PlainError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds {limit} bytes"),
+            ),
+            super::BodyError::Broken(why) => bad(&format!("invalid body: {why}")),
+        })?;
+    serde_json::from_slice(&raw).map_err(|e| bad(&format!("invalid body: {e}")))
 }
 
-/// The bearer user (header or `?token=`). Errors: 401 `unauthorized`.
-async fn current_user(req: &HttpRequest, state: &AppState) -> PlainResult<UserView> {
+/// The bearer user (header or `?token=`) and the token's issue time. Errors: 401 `unauthorized`.
+async fn current_user(req: &HttpRequest, state: &AppState) -> PlainResult<(UserView, i64)> {
     let unauthorized = || PlainError(StatusCode::UNAUTHORIZED, "unauthorized".into());
     let token = request_token(req).ok_or_else(unauthorized)?;
-    let user = state.jwt.verify(&token).map_err(|_| unauthorized())?;
-    user_by_id(&state.store, user).await.map_err(|e| match e {
-        chat_selectors::Error::Domain(_) => unauthorized(),
-        other => other.into(),
-    })
+    let verified = crate::auth::authorize(state, &token)
+        .await
+        .map_err(|e| match e.status() {
+            StatusCode::UNAUTHORIZED => unauthorized(),
+            _ => e.into(),
+        })?;
+    let user = user_by_id(&state.store, verified.user)
+        .await
+        .map_err(|e| match e {
+            chat_selectors::Error::Domain(_) => unauthorized(),
+            other => other.into(),
+        })?;
+    Ok((user, verified.issued_at))
 }
 
 #[derive(Deserialize)]
@@ -142,12 +164,12 @@ struct SignUp {
 async fn sign_up(
     req: HttpRequest,
     state: web::Data<AppState>,
-    raw: web::Bytes,
+    payload: web::Payload,
 ) -> PlainResult<HttpResponse> {
     if let Some(refused) = over_auth_limit(&state, &req).await {
         return Ok(refused);
     }
-    let b: SignUp = body(&raw)?;
+    let b: SignUp = body(&state, payload).await?;
     let missing = || bad("username, email and password are required");
     let username = Username::parse(&b.username.ok_or_else(missing)?)?;
     let email = Email::parse(&b.email.ok_or_else(missing)?)?;
@@ -174,12 +196,12 @@ struct SignIn {
 async fn sign_in(
     req: HttpRequest,
     state: web::Data<AppState>,
-    raw: web::Bytes,
+    payload: web::Payload,
 ) -> PlainResult<HttpResponse> {
     if let Some(refused) = over_auth_limit(&state, &req).await {
         return Ok(refused);
     }
-    let b: SignIn = body(&raw)?;
+    let b: SignIn = body(&state, payload).await?;
     let login = b
         .email
         .or(b.username)
@@ -190,7 +212,8 @@ async fn sign_in(
     let user =
         chat_services::authenticate(&state.store, &login, &password, state.settings.bcrypt_cost)
             .await?;
-    Ok(HttpResponse::Ok().json(json!({"token": state.jwt.issue_plain(user.id, TOKEN_TTL_SECS)})))
+    let token = state.jwt.issue_door(user.user.id, user.tokens_not_before);
+    Ok(HttpResponse::Ok().json(json!({"token": token})))
 }
 
 #[derive(Deserialize)]
@@ -201,7 +224,7 @@ struct TitleQuery {
 /// `POST /group_chat?title=<title>` → 200 `{"idGroup":"<id>"}`; the creator is the group's
 /// admin (owner) and first member. The group is public: others join by connecting to it.
 async fn group_chat(req: HttpRequest, state: web::Data<AppState>) -> PlainResult<HttpResponse> {
-    let user = current_user(&req, &state).await?;
+    let (user, _) = current_user(&req, &state).await?;
     let query = web::Query::<TitleQuery>::from_query(req.query_string())
         .map_err(|_| bad("title is required"))?;
     let title = Title::parse(
@@ -229,7 +252,7 @@ async fn direct_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> PlainResult<HttpResponse> {
-    let me = current_user(&req, &state).await?;
+    let (me, issued_at) = current_user(&req, &state).await?;
     let query = web::Query::<PeerQuery>::from_query(req.query_string())
         .map_err(|_| bad("email or username is required"))?;
     let query = query.into_inner();
@@ -247,7 +270,7 @@ async fn direct_socket(
     // Writes only once the handshake is known to be good.
     let (response, session, stream) = upgrade(&req, body)?;
     match chat_services::open_direct_chat(&state.store, me.id, peer.id).await {
-        Ok((chat, _)) => start(&state, session, stream, me, chat.id),
+        Ok((chat, _)) => start(&state, session, stream, (me, issued_at), chat.id),
         Err(e) => refuse(session, &state, e.into()),
     }
     Ok(response)
@@ -266,7 +289,7 @@ async fn group_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> PlainResult<HttpResponse> {
-    let me = current_user(&req, &state).await?;
+    let (me, issued_at) = current_user(&req, &state).await?;
     let query = web::Query::<GroupQuery>::from_query(req.query_string())
         .map_err(|_| bad("idGroup is required"))?;
     let not_found = || PlainError(StatusCode::NOT_FOUND, "group not found".into());
@@ -298,7 +321,7 @@ async fn group_socket(
         },
     };
     match joined {
-        Ok(()) => start(&state, session, stream, me, group.id),
+        Ok(()) => start(&state, session, stream, (me, issued_at), group.id),
         Err(e) => refuse(session, &state, e.into()),
     }
     Ok(response)
@@ -317,17 +340,19 @@ fn refuse(session: actix_ws::Session, state: &AppState, error: ApiError) {
 }
 
 /// Subscribes (before the 101 goes out), then replays and goes live in the session task.
+/// `user` comes with the issue time of the token it connected with (for revocation).
 fn start(
     state: &AppState,
     mut session: actix_ws::Session,
     stream: actix_ws::MessageStream,
-    user: UserView,
+    (user, issued_at): (UserView, i64),
     chat: ChatId,
 ) {
     let limits = SocketLimits::new(state);
     let (tx, rx) = mpsc::channel(limits.queue);
     let conn = state.hub.connect(user.id, tx);
     let subscription = state.hub.subscribe(chat, &conn);
+    let tracked = state.hub.track(user.id, issued_at, &conn);
     let state = state.clone();
     actix_web::rt::spawn(
         async move {
@@ -371,6 +396,7 @@ fn start(
                 user,
                 order,
                 _subscription: subscription,
+                _session: tracked,
                 _conn: conn.clone(),
             };
             drive(session, stream, conn, rx, door, limits).await;
@@ -399,6 +425,7 @@ struct ChatSocket {
     user: UserView,
     order: Ordered,
     _subscription: Subscription,
+    _session: SessionGuard,
     _conn: Arc<Connection>,
 }
 
@@ -439,6 +466,12 @@ impl SocketDoor for ChatSocket {
 
     async fn on_binary(&mut self, out: &mut Outbox<'_>) -> Flow {
         self.error(out, "binary frames are not supported").await
+    }
+
+    async fn on_flood(&mut self, retry_after: std::time::Duration, out: &mut Outbox<'_>) -> Flow {
+        let secs = retry_after_secs(retry_after);
+        self.error(out, &format!("too many frames, retry in {secs} s"))
+            .await
     }
 
     async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {
