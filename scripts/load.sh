@@ -37,7 +37,7 @@ if [ -z "${LOAD_URL:-}" ]; then
     exists=$(psql "$base/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")
     [ "$exists" = 1 ] || psql "$base/postgres" -qc "CREATE DATABASE $db"
     DATABASE_URL="$base/$db" CHAT_LISTEN="127.0.0.1:$port" CHAT_REDIS_PREFIX="load:$db:" \
-      CHAT_BCRYPT_COST=4 CHAT_RATE_SEND_PER_MIN=0 CHAT_RATE_AUTH_PER_MIN=0 \
+      CHAT_BCRYPT_COST=4 CHAT_RATE_SEND_PER_MIN=0 CHAT_RATE_AUTH_PER_MIN=0 CHAT_WS_FRAMES_PER_SEC=0 \
       CHAT_ACCESS_TTL_SECS=86400 CHAT_JWT_SECRET="load-$db" RUST_LOG=warn \
       nohup "${LOAD_SERVER_BIN:-$target_dir/$profile/chat-server}" serve \
       > "$target_dir/load-server.log" 2>&1 &

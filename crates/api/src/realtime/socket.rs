@@ -165,7 +165,11 @@ impl FrameBudget {
     }
 
     /// Takes one frame's worth; `Err(wait)` when the bucket is empty (until one is back).
+    /// A rate of 0 is no limit.
     fn take(&mut self) -> Result<(), Duration> {
+        if self.rate == 0.0 {
+            return Ok(());
+        }
         let now = Instant::now();
         let refilled = now.duration_since(self.last).as_secs_f64() * self.rate;
         self.tokens = (self.tokens + refilled).min(self.burst);
@@ -335,29 +339,31 @@ pub async fn drive<D: SocketDoor>(
                 Some(Err(e)) => Err(Stop::close(CloseCode::Protocol, &e.to_string())),
                 Some(Ok(msg)) => {
                     last_seen = Instant::now();
-                    let counted = !matches!(msg, AggregatedMessage::Pong(_) | AggregatedMessage::Close(_));
-                    match (counted, counted.then(|| budget.take())) {
-                        (true, Some(Err(_))) if budget.refused > limits.frame_burst => {
+                    // Over the frame rate, a frame is not handled (pongs and closes always are).
+                    let refused = match msg {
+                        AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => None,
+                        _ => budget.take().err(),
+                    };
+                    match (refused, msg) {
+                        (Some(_), _) if budget.refused > limits.frame_burst => {
                             Err(Stop::close(CloseCode::Policy, "too many frames"))
                         }
-                        (true, Some(Err(wait))) => {
+                        (Some(wait), _) => {
                             Box::pin(door.on_flood(wait, &mut Outbox::new(&mut session, &limits))).await
                         }
-                        _ => match msg {
-                        AggregatedMessage::Text(text) => {
+                        (None, AggregatedMessage::Text(text)) => {
                             Box::pin(door.on_text(&text, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) })).await
                         }
-                        AggregatedMessage::Binary(_) => {
+                        (None, AggregatedMessage::Binary(_)) => {
                             Box::pin(door.on_binary(&mut Outbox::new(&mut session, &limits))).await
                         }
-                        AggregatedMessage::Ping(payload) => {
+                        (None, AggregatedMessage::Ping(payload)) => {
                             if written(&limits, session.pong(&payload)).await { Ok(()) } else { Err(Stop(None)) }
                         }
-                        AggregatedMessage::Pong(_) => Ok(()),
-                        AggregatedMessage::Close(reason) => {
+                        (None, AggregatedMessage::Pong(_)) => Ok(()),
+                        (None, AggregatedMessage::Close(reason)) => {
                             Err(Stop(reason.or(Some(CloseCode::Normal.into()))))
                         }
-                        },
                     }
                 }
             },
@@ -412,5 +418,7 @@ mod tests {
         assert!(budget.take().is_ok(), "a token came back after 1/50 s");
         assert_eq!(budget.refused, 0);
         assert_eq!(retry_after_secs(wait), 1);
+        let mut unlimited = FrameBudget::new(&limits(0, 1));
+        assert!((0..1000).all(|_| unlimited.take().is_ok()), "0: no limit");
     }
 }
