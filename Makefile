@@ -31,7 +31,7 @@ postman: services
 ## The security regression suite (crates/security) against a server pair it starts on a fresh
 ## database; SECURITY_URL=http://host:port runs it against any live server instead.
 security: services
-	$(CARGO) build --locked -p chat-api --bin chat-server -p chat-security
+	$(CARGO) build --locked -p chat-api -p chat-security --bins
 	bash scripts/security.sh
 
 ## Make PostgreSQL and Redis reachable and create the application database.

@@ -18,6 +18,14 @@ ALTER TABLE users
     -- A disabled user has no valid token and cannot log in (`chat-server disable-user`).
     ADD COLUMN disabled_at TIMESTAMPTZ;
 
+-- A refresh token revoked because a newer one replaced it (rotation): presenting it again is a
+-- reuse, which ends every session of its user, once per token (reuse_detected_at).
+ALTER TABLE refresh_tokens
+    ADD COLUMN rotated_at TIMESTAMPTZ,
+    ADD COLUMN reuse_detected_at TIMESTAMPTZ;
+-- Tokens revoked before this release were all revoked by rotation or by a reuse.
+UPDATE refresh_tokens SET rotated_at = revoked_at WHERE revoked_at IS NOT NULL;
+
 -- Chats of door 001: only its own users are in them, only it reaches them. Their name is kept in
 -- `title` (unique among door 001's chats), so they take no group name of the other doors.
 ALTER TABLE chats ADD COLUMN sandbox BOOLEAN NOT NULL DEFAULT false;

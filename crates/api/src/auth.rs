@@ -116,15 +116,49 @@ impl JwtKeys {
                 "Given token not valid for any token type",
             ));
         }
+        let ttl = match data.claims.token_type {
+            Some(_) => self.ttl_secs,
+            None => self.door_ttl_secs,
+        };
         let issued_at = match data.claims.iat {
             Some(iat) => iat,
-            None if data.claims.token_type.is_some() => data.claims.exp - self.ttl_secs,
-            None => data.claims.exp - self.door_ttl_secs,
+            None => {
+                // Dated by its expiry: one that expires later than a token issued now would (the
+                // lifetime was lowered since) would look issued in the future and outlive every
+                // revocation, so it is refused (the user logs in again).
+                let latest = chrono::Utc::now().timestamp() + ttl + ISSUE_SLACK_SECS;
+                if data.claims.exp > latest {
+                    return Err(ApiError::unauthorized(
+                        "Given token not valid for any token type",
+                    ));
+                }
+                data.claims.exp - ttl
+            }
         };
         Ok(Verified {
             user: UserId(data.claims.user_id),
             issued_at,
         })
+    }
+}
+
+/// How much later than now plus its lifetime a token may expire: tokens are dated at most
+/// `chat_services::CUT_OFF_MARGIN_SECS` ahead (at a fresh cut-off), plus clock differences.
+const ISSUE_SLACK_SECS: i64 = chat_services::CUT_OFF_MARGIN_SECS + 10;
+
+/// After a socket was tracked for revocation ([`crate::realtime::Hub::track`]): checks its
+/// token's cut-off once more, so that a revocation announced between the token's check and the
+/// tracking (its event found no socket to close) still closes it, at once. A fault reading the
+/// cut-off is left to the periodic check (`crate::realtime::sessions`).
+pub async fn confirm_session(state: &AppState, verified: Verified) {
+    match chat_selectors::tokens_not_before(&state.store, verified.user).await {
+        Ok(Some(not_before)) if verified.issued_at >= not_before => {}
+        Ok(not_before) => {
+            state
+                .hub
+                .revoke(verified.user, not_before.unwrap_or(i64::MAX));
+        }
+        Err(error) => tracing::warn!(%error, "session check after tracking failed"),
     }
 }
 

@@ -29,7 +29,7 @@
 //! | `CHAT_WORKERS` | `0` (one per core) | HTTP worker threads |
 //! | `CHAT_LOG_FORMAT` | `pretty` | `pretty` or `json` |
 //! | `CHAT_RATE_SEND_PER_MIN` | `120` | messages one user may send per minute, all instances together (0: off) |
-//! | `CHAT_RATE_AUTH_PER_MIN` | `20` | logins and registrations per client address per minute (0: off) |
+//! | `CHAT_RATE_AUTH_PER_MIN` | `20` | logins, registrations and token refreshes per client address per minute (0: off) |
 //! | `CHAT_TRUST_PROXY` | `false` | take the client address, host and scheme from `X-Forwarded-*`/`Forwarded` (behind a proxy you run) |
 //! | `CHAT_PUBLIC_URL` | unset | the server's public address (`https://chat.example.com`); door 002's socket URLs are built from it, else from `Host` |
 //! | `CHAT_DOOR_REALTIME_CHAT` | `true` | serve door 002 (`/api/v1/chat/...`, `/ws/user/`, `/ws/group/`) |
@@ -198,6 +198,13 @@ impl Settings {
         name.strip_prefix("CHAT_").unwrap_or(name).to_lowercase()
     }
 
+    /// Whether `name` is one of the variables Kubernetes puts into every pod for a Service
+    /// named `chat` (`CHAT_SERVICE_HOST`, `CHAT_PORT`, `CHAT_PORT_8080_TCP_ADDR`, ...): not a
+    /// setting, and not a typo either.
+    fn is_service_link(name: &str) -> bool {
+        name.starts_with("CHAT_SERVICE_") || name == "CHAT_PORT" || name.starts_with("CHAT_PORT_")
+    }
+
     /// Refuses names that are not settings: `names` are environment variables (`CHAT_*` only are
     /// looked at; `RUST_LOG` and other programs' variables are not ours), or with `file` the keys
     /// of that TOML file. Errors: `"<name> is not a setting (did you mean <nearest>?)"`.
@@ -214,7 +221,8 @@ impl Settings {
                 .collect(),
         };
         for name in names {
-            if file.is_none() && !name.starts_with("CHAT_") || known.iter().any(|k| k == name) {
+            let ours = name.starts_with("CHAT_") && !Self::is_service_link(name);
+            if file.is_none() && !ours || known.iter().any(|k| k == name) {
                 continue;
             }
             let nearest = known
@@ -445,6 +453,14 @@ mod tests {
         );
         assert!(Settings::check_names(["listen", "database_url"], Some("chat.toml")).is_ok());
         assert!(Settings::check_names(["CHAT_CONFIG", "RUST_LOG", "PATH"], None).is_ok());
+        // Kubernetes' service links for a Service named "chat" are not typos.
+        let links = [
+            "CHAT_SERVICE_HOST",
+            "CHAT_SERVICE_PORT_HTTP",
+            "CHAT_PORT",
+            "CHAT_PORT_8080_TCP_ADDR",
+        ];
+        assert!(Settings::check_names(links, None).is_ok());
         assert!(Settings::check_names(["config"], Some("chat.toml")).is_err());
     }
 

@@ -99,7 +99,9 @@ async fn existing_accounts_are_canonicalised_and_a_collision_stops_the_migration
            (3, 'bam_1', NULL, 'h'),
            (4, 'barn_1', NULL, 'h'),
            (5, 'user_1', NULL, NULL),
-           (6, 'user_2', NULL, NULL);
+           (6, 'user_2', NULL, NULL),
+           (7, 'paypal', NULL, 'h'),
+           (8, 'paypa1', NULL, 'h');
          INSERT INTO chats (id, kind, name, title, is_private, owner_id) VALUES
            (10, 'group', 'chat_1', 'chat_1', true, 5),
            (11, 'group', 'mixed', 'mixed', true, 5);
@@ -144,6 +146,9 @@ async fn existing_accounts_are_canonicalised_and_a_collision_stops_the_migration
     // bam/barn look alike (TR39: "m" ~ "rn"): both kept, the later one without a skeleton.
     assert_eq!(key(3).username_skeleton.as_deref(), Some("barn_l"));
     assert_eq!(key(4).username_skeleton, None);
+    // The older account keeps it, though the newer name sorts first.
+    assert_eq!(key(7).username_skeleton.as_deref(), Some("paypal"));
+    assert_eq!(key(8).username_skeleton, None);
     // Door 001's users (no password) and their own chat went into the sandbox; the chat with a
     // user of another door stayed outside it.
     assert_eq!(

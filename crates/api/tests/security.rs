@@ -6,38 +6,23 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use chat_security::{AdminAction, AdminOutput, Outcome, Target};
+use chat_security::{Outcome, Target};
 use common::{JWT_SECRET, TestApp, TestEnv};
 
 /// The operator's CLI: the real binary, on the test's database and Redis prefix.
-fn cli(env: Arc<TestEnv>) -> chat_security::AdminHook {
-    Arc::new(move |action| {
-        let env = env.clone();
-        Box::pin(async move {
-            let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-server"));
-            command
-                .env("DATABASE_URL", &env.database_url)
-                .env("CHAT_REDIS_PREFIX", &env.redis_prefix)
-                .env("CHAT_JWT_SECRET", JWT_SECRET)
-                .env("RUST_LOG", "warn");
-            match &action {
-                AdminAction::DisableUser(name) => command.args(["disable-user", name]),
-                AdminAction::EnableUser(name) => command.args(["enable-user", name]),
-                AdminAction::RunWithEnv(var, value) => command.arg("migrate").env(var, value),
-            };
-            let out = command.output().await?;
-            let output = AdminOutput {
-                code: out.status.code().unwrap_or(-1),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            };
-            if !matches!(action, AdminAction::RunWithEnv(..)) && output.code != 0 {
-                anyhow::bail!("chat-server {action:?}: {}", output.stderr);
-            }
-            Ok(output)
-        })
-    })
+fn cli(env: &TestEnv) -> chat_security::AdminHook {
+    let vars = [
+        ("DATABASE_URL", env.database_url.as_str()),
+        ("CHAT_REDIS_PREFIX", env.redis_prefix.as_str()),
+        ("CHAT_JWT_SECRET", JWT_SECRET),
+        ("RUST_LOG", "warn"),
+    ];
+    chat_security::cli_hook(
+        env!("CARGO_BIN_EXE_chat-server").to_owned(),
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
 }
 
 async fn run_check(name: &str) {
@@ -55,7 +40,7 @@ async fn run_check(name: &str) {
     target.peer = Some(chat_security::client::Http::new(&peer.base).unwrap());
     target.door001 = Some(chat_security::client::Http::new(&format!("http://{door}")).unwrap());
     target.jwt_secret = Some(JWT_SECRET.into());
-    target.admin = Some(cli(env.clone()));
+    target.admin = Some(cli(&env));
     target.send_per_min = 120;
     let results = chat_security::run(&target, Some(name)).await;
     let ran: Vec<_> = results.iter().filter(|r| r.name == name).collect();

@@ -50,6 +50,34 @@ pub struct AdminOutput {
 pub type AdminHook =
     Arc<dyn Fn(AdminAction) -> BoxFuture<'static, anyhow::Result<AdminOutput>> + Send + Sync>;
 
+/// The admin hook of a server's own binary (`chat-server`): `disable-user`/`enable-user`, and
+/// `migrate` with one more variable for [`AdminAction::RunWithEnv`]. It runs with this
+/// process's environment plus `env` (which must lead it to the server's database and Redis
+/// prefix). Errors: the binary cannot start, or a user command exits non-zero (its stderr).
+pub fn cli_hook(binary: String, env: Vec<(String, String)>) -> AdminHook {
+    Arc::new(move |action| {
+        let mut command = tokio::process::Command::new(&binary);
+        command.envs(env.iter().cloned());
+        match &action {
+            AdminAction::DisableUser(name) => command.args(["disable-user", name]),
+            AdminAction::EnableUser(name) => command.args(["enable-user", name]),
+            AdminAction::RunWithEnv(var, value) => command.arg("migrate").env(var, value),
+        };
+        let binary = binary.clone();
+        Box::pin(async move {
+            let out = command.output().await?;
+            let output = AdminOutput {
+                code: out.status.code().unwrap_or(-1),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            };
+            if !matches!(action, AdminAction::RunWithEnv(..)) && output.code != 0 {
+                anyhow::bail!("{binary} {action:?} failed: {}", output.stderr);
+            }
+            Ok(output)
+        })
+    })
+}
+
 /// The server under test.
 #[derive(Clone)]
 pub struct Target {

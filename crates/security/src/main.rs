@@ -5,9 +5,7 @@
 //! `disable-user`/`enable-user` and start-up checks, using this process's environment
 //! (`DATABASE_URL`, `REDIS_URL`, `CHAT_REDIS_PREFIX`, ... must be those of the server).
 
-use std::sync::Arc;
-
-use chat_security::{AdminAction, AdminHook, AdminOutput, Target, client::Http};
+use chat_security::{Target, cli_hook, client::Http};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -42,29 +40,6 @@ struct Args {
     only: Option<String>,
 }
 
-fn cli_hook(cli: String) -> AdminHook {
-    Arc::new(move |action| {
-        let cli = cli.clone();
-        Box::pin(async move {
-            let mut command = tokio::process::Command::new(&cli);
-            match &action {
-                AdminAction::DisableUser(name) => command.args(["disable-user", name]),
-                AdminAction::EnableUser(name) => command.args(["enable-user", name]),
-                AdminAction::RunWithEnv(var, value) => command.arg("migrate").env(var, value),
-            };
-            let out = command.output().await?;
-            let output = AdminOutput {
-                code: out.status.code().unwrap_or(-1),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            };
-            if !matches!(action, AdminAction::RunWithEnv(..)) && output.code != 0 {
-                anyhow::bail!("{cli} {action:?} failed: {}", output.stderr);
-            }
-            Ok(output)
-        })
-    })
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -72,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     target.peer = args.peer_url.as_deref().map(Http::new).transpose()?;
     target.door001 = args.door001_url.as_deref().map(Http::new).transpose()?;
     target.jwt_secret = args.jwt_secret;
-    target.admin = args.cli.map(cli_hook);
+    target.admin = args.cli.map(|cli| cli_hook(cli, Vec::new()));
     target.send_per_min = args.send_per_min;
     target.trusts_proxy = args.trusts_proxy;
     let results = chat_security::run(&target, args.only.as_deref()).await;

@@ -69,28 +69,25 @@ impl ChatRow {
 
 /// A chat by id. Errors: `NotFound("Chat not found.")`.
 pub async fn chat_by_id(store: &Store, id: ChatId) -> Result<ChatView> {
-    let mut conn = store.conn().await?;
-    let row: Option<ChatRow> = chats::table
-        .find(id.0)
-        .select(ChatRow::as_select())
-        .first(&mut conn)
-        .await
-        .optional()?;
-    row.ok_or_else(|| DomainError::NotFound("Chat not found.".into()))?
-        .into_view()
+    find_chat(store, id, false).await
 }
 
 /// A chat of door 001's sandbox by id. Errors: `NotFound("Chat not found.")` for any other id
 /// (door 001 reaches nothing else).
 pub async fn sandbox_chat(store: &Store, id: ChatId) -> Result<ChatView> {
+    find_chat(store, id, true).await
+}
+
+async fn find_chat(store: &Store, id: ChatId, sandbox_only: bool) -> Result<ChatView> {
     let mut conn = store.conn().await?;
-    let row: Option<ChatRow> = chats::table
+    let mut query = chats::table
         .find(id.0)
-        .filter(chats::sandbox.eq(true))
         .select(ChatRow::as_select())
-        .first(&mut conn)
-        .await
-        .optional()?;
+        .into_boxed();
+    if sandbox_only {
+        query = query.filter(chats::sandbox.eq(true));
+    }
+    let row: Option<ChatRow> = query.first(&mut conn).await.optional()?;
     row.ok_or_else(|| DomainError::NotFound("Chat not found.".into()))?
         .into_view()
 }

@@ -26,6 +26,8 @@ diesel::table! {
         expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
+        rotated_at -> Nullable<Timestamptz>,
+        reuse_detected_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -206,13 +206,20 @@ struct LegacyUser {
     username: String,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     sandbox: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    username_key: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    username_skeleton: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    username_skeleton_upper: Option<String>,
 }
 
-/// Fills `username_key` and the skeletons of every account that has none, in one statement.
+/// Fills `username_key` and the skeletons of every account that has none, in one statement,
+/// checked against every account (those keyed by an earlier, interrupted run too).
 /// Errors (nothing written): two accounts of one namespace with the same key, named with ids.
-/// Two existing names that merely look alike are both kept: the later one gets no skeleton (a
-/// warning names them), so the unique skeleton indexes can be built; reserved lookalikes are
-/// named in a warning too.
+/// Two names that merely look alike are both kept: the older account (lower id) keeps the
+/// skeleton, the later one gets none (a warning names them), so the unique skeleton indexes can
+/// be built; reserved lookalikes are named in a warning too.
 fn backfill_username_keys<C>(conn: &mut C) -> Result<()>
 where
     C: diesel::connection::LoadConnection<Backend = diesel::pg::Pg>,
@@ -222,17 +229,23 @@ where
     use std::collections::{BTreeMap, HashMap};
 
     let users: Vec<LegacyUser> = diesel::sql_query(
-        "SELECT id, username, sandbox FROM users WHERE username_key IS NULL ORDER BY id",
+        "SELECT id, username, sandbox, username_key, username_skeleton, username_skeleton_upper
+         FROM users ORDER BY id",
     )
     .load(conn)
     .map_err(|e| Error::Internal(format!("reading usernames: {e}")))?;
-    if users.is_empty() {
+    if users.iter().all(|u| u.username_key.is_some()) {
         return Ok(());
     }
+    let key_of = |u: &LegacyUser| {
+        u.username_key
+            .clone()
+            .unwrap_or_else(|| chat_domain::Username::key_of(&u.username))
+    };
     let mut by_key: BTreeMap<(bool, String), Vec<&LegacyUser>> = BTreeMap::new();
     for user in &users {
         by_key
-            .entry((user.sandbox, chat_domain::Username::key_of(&user.username)))
+            .entry((user.sandbox, key_of(user)))
             .or_default()
             .push(user);
     }
@@ -249,27 +262,38 @@ where
         .collect();
     if !collisions.is_empty() {
         return Err(Error::Internal(format!(
-            "cannot make usernames unique: accounts share a canonical name ({}). Rename all but              one of each (UPDATE users SET username = '<new name>' WHERE id = <id>) and start again;              no account was changed",
+            "cannot make usernames unique: accounts share a canonical name ({}). Rename all but \
+             one of each (UPDATE users SET username = '<new name>' WHERE id = <id>) and start again; \
+             no account was changed",
             collisions.join("; ")
         )));
     }
-    let (mut ids, mut keys, mut skeletons, mut uppers) = (vec![], vec![], vec![], vec![]);
+    // Skeletons are handed out oldest account first; those of keyed accounts are taken already.
     let mut taken: [HashMap<(bool, String), i64>; 2] = Default::default();
-    for ((sandbox, key), same) in by_key {
-        let user = same[0];
+    for user in users.iter().filter(|u| u.username_key.is_some()) {
+        let held = [&user.username_skeleton, &user.username_skeleton_upper];
+        for (i, skeleton) in held.into_iter().enumerate() {
+            if let Some(skeleton) = skeleton {
+                taken[i].insert((user.sandbox, skeleton.clone()), user.id);
+            }
+        }
+    }
+    let (mut ids, mut keys, mut skeletons, mut uppers) = (vec![], vec![], vec![], vec![]);
+    for user in users.iter().filter(|u| u.username_key.is_none()) {
+        let key = key_of(user);
         let found = chat_domain::Username::skeletons_of(&key);
         if chat_domain::Username::is_reserved(&found) {
             tracing::warn!(user.id = user.id, username = %user.username, "an existing username looks like a reserved one");
         }
         let mut kept: [Option<String>; 2] = [None, None];
         for (i, skeleton) in found.into_iter().enumerate() {
-            match taken[i].get(&(sandbox, skeleton.clone())) {
+            match taken[i].get(&(user.sandbox, skeleton.clone())) {
                 Some(first) => tracing::warn!(
                     user.id = user.id, username = %user.username, looks_like = first,
                     "an existing username looks like an older one; both are kept"
                 ),
                 None => {
-                    taken[i].insert((sandbox, skeleton.clone()), user.id);
+                    taken[i].insert((user.sandbox, skeleton.clone()), user.id);
                     kept[i] = Some(skeleton);
                 }
             }
@@ -357,9 +381,10 @@ impl Keys {
         format!("{}rate:v1:{subject}:{window}", self.prefix)
     }
 
-    /// A cached user profile (JSON of `UserView`).
+    /// A cached user profile (JSON of `UserView`; v2 since it carries `sandbox`, so no profile
+    /// cached by an older release is read as a main-namespace user).
     pub fn user(&self, user: UserId) -> String {
-        format!("{}user:v1:{user}", self.prefix)
+        format!("{}user:v2:{user}", self.prefix)
     }
 
     /// A user's cached token cut-off: unix seconds before which their tokens are dead, `-1`

@@ -32,7 +32,6 @@ pub struct UserView {
     /// Sign-up time (UTC).
     pub created_at: DateTime<Utc>,
     /// Created through door 001 (no authentication): reachable only from door 001.
-    #[serde(default)]
     pub sandbox: bool,
 }
 

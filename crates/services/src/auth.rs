@@ -199,11 +199,21 @@ pub async fn issue_refresh_token(store: &Store, user: UserId, ttl_secs: u64) -> 
     Ok(token)
 }
 
+/// How far ahead of the database's clock a new token cut-off is set, s: it must exceed the
+/// clock difference between any instance and the database, so that a token an instance issued
+/// just before the revocation is older than the cut-off. Tokens issued after it are dated at the
+/// cut-off (a few seconds ahead), so they are valid at once.
+pub const CUT_OFF_MARGIN_SECS: i64 = 3;
+
 /// Exchanges a live refresh token for a new one (the old one is revoked in the same
 /// transaction). Returns the user, the new token and the user's token cut-off.
 /// Errors: `Unauthorized("Token is invalid or expired")` for an unknown, expired or revoked
-/// token, or a disabled user; a revoked (already used) token also ends every session of its
-/// user ([`revoke_sessions`]: access tokens and open sockets included).
+/// token, or a disabled user. A token replaced by rotation and presented again while unexpired
+/// (a stolen copy, used by the thief or by its owner after the thief: RFC 9700 §4.14.2) also
+/// ends every session of its user ([`revoke_sessions`]: access tokens and open sockets
+/// included) — once per token, so an old token cannot be replayed to log its user out again and
+/// again; a token revoked by a logout proves nothing and ends nothing. There is no grace period
+/// (it would let a thief who rotates first keep the session): clients refresh one at a time.
 pub async fn rotate_refresh_token(
     store: &Store,
     token: &str,
@@ -221,19 +231,27 @@ pub async fn rotate_refresh_token(
                     .filter(refresh_tokens::revoked_at.is_null())
                     .filter(refresh_tokens::expires_at.gt(now)),
             )
-            .set(refresh_tokens::revoked_at.eq(now))
+            .set((
+                refresh_tokens::revoked_at.eq(now),
+                refresh_tokens::rotated_at.eq(now),
+            ))
             .returning(refresh_tokens::user_id)
             .get_result(conn)
             .await
             .optional()?;
             let Some(user_id) = live else {
-                let reused: Option<i64> = refresh_tokens::table
-                    .filter(refresh_tokens::token_hash.eq(&hash))
-                    .filter(refresh_tokens::revoked_at.is_not_null())
-                    .select(refresh_tokens::user_id)
-                    .first(conn)
-                    .await
-                    .optional()?;
+                let reused: Option<i64> = diesel::update(
+                    refresh_tokens::table
+                        .filter(refresh_tokens::token_hash.eq(&hash))
+                        .filter(refresh_tokens::rotated_at.is_not_null())
+                        .filter(refresh_tokens::expires_at.gt(now))
+                        .filter(refresh_tokens::reuse_detected_at.is_null()),
+                )
+                .set(refresh_tokens::reuse_detected_at.eq(now))
+                .returning(refresh_tokens::user_id)
+                .get_result(conn)
+                .await
+                .optional()?;
                 return Ok(Err(reused));
             };
             let (not_before, disabled): (i64, Option<chrono::DateTime<Utc>>) = users::table
@@ -261,7 +279,7 @@ pub async fn rotate_refresh_token(
         Err(Some(reused_by)) => {
             tracing::warn!(
                 user.id = reused_by,
-                "revoked refresh token presented; ending every session of its user"
+                "a rotated refresh token was presented again; ending every session of its user"
             );
             revoke_sessions(store, UserId(reused_by)).await?;
             Err(invalid_refresh())
@@ -273,30 +291,28 @@ pub async fn rotate_refresh_token(
 /// Ends every session of `user` (`POST /api/v1/auth/logout-all/`, refresh-token reuse): every
 /// token issued until now fails on every door from the moment this returns, refresh tokens are
 /// revoked, and every instance closes the user's open sockets (within a bus round trip; the
-/// periodic socket check covers a lost event). Returns the new cut-off, unix s (the next second:
-/// tokens issued from then on, even right away, are valid). Errors: `NotFound` for no such user.
+/// periodic socket check covers a lost event). Returns the new cut-off, unix s (tokens issued
+/// from now on are dated at it, so they are valid at once). Errors: `NotFound` for no such user.
 pub async fn revoke_sessions(store: &Store, user: UserId) -> Result<i64> {
-    let cut_off = Utc::now().timestamp() + 1;
-    let disabled = end_sessions(store, user, cut_off, None).await?;
-    let not_before = (!disabled).then_some(cut_off);
-    announce_cut_off(store, user, not_before).await;
-    Ok(cut_off)
+    let ended = end_sessions(store, user, None).await?;
+    announce_cut_off(store, user, (!ended.disabled).then_some(ended.not_before)).await;
+    Ok(ended.not_before)
 }
 
-/// Moves `user`'s cut-off to at least `cut_off` and revokes their refresh tokens, in one
-/// transaction; with `disable` also sets (`Some(true)`) or clears (`Some(false)`) the disabled
-/// mark. Returns whether the user is disabled now. Errors: `NotFound`.
-async fn end_sessions(
-    store: &Store,
-    user: UserId,
-    cut_off: i64,
-    disable: Option<bool>,
-) -> Result<bool> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        disabled: bool,
-    }
+/// A user's token state after [`end_sessions`].
+#[derive(QueryableByName)]
+struct Ended {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    not_before: i64,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    disabled: bool,
+}
+
+/// Moves `user`'s cut-off to at least the database's clock plus [`CUT_OFF_MARGIN_SECS`] (one
+/// clock for every instance) and revokes their refresh tokens, in one transaction; with
+/// `disable` also sets (`Some(true)`) or clears (`Some(false)`) the disabled mark. Errors:
+/// `NotFound`.
+async fn end_sessions(store: &Store, user: UserId, disable: Option<bool>) -> Result<Ended> {
     let mode = match disable {
         Some(true) => "disable",
         Some(false) => "enable",
@@ -304,20 +320,22 @@ async fn end_sessions(
     };
     let mut conn = store.conn().await?;
     conn.transaction::<_, crate::Error, _>(async |conn| {
-        let now = Utc::now();
-        let row: Option<Row> = diesel::sql_query(
-            "UPDATE users SET tokens_not_before = GREATEST(tokens_not_before, $2),
+        let ended: Option<Ended> = diesel::sql_query(
+            "UPDATE users SET
+                 tokens_not_before = GREATEST(tokens_not_before,
+                     floor(extract(epoch FROM clock_timestamp()))::bigint + $2),
                  disabled_at = CASE $3 WHEN 'disable' THEN COALESCE(disabled_at, now())
                                        WHEN 'enable' THEN NULL ELSE disabled_at END
-             WHERE id = $1 RETURNING disabled_at IS NOT NULL AS disabled",
+             WHERE id = $1
+             RETURNING tokens_not_before AS not_before, disabled_at IS NOT NULL AS disabled",
         )
         .bind::<diesel::sql_types::BigInt, _>(user.0)
-        .bind::<diesel::sql_types::BigInt, _>(cut_off)
+        .bind::<diesel::sql_types::BigInt, _>(CUT_OFF_MARGIN_SECS)
         .bind::<diesel::sql_types::Text, _>(mode)
         .get_result(conn)
         .await
         .optional()?;
-        let Some(row) = row else {
+        let Some(ended) = ended else {
             return Err(DomainError::NotFound("User not found.".into()).into());
         };
         diesel::update(
@@ -325,10 +343,10 @@ async fn end_sessions(
                 .filter(refresh_tokens::user_id.eq(user.0))
                 .filter(refresh_tokens::revoked_at.is_null()),
         )
-        .set(refresh_tokens::revoked_at.eq(now))
+        .set(refresh_tokens::revoked_at.eq(Utc::now()))
         .execute(conn)
         .await?;
-        Ok(row.disabled)
+        Ok(ended)
     })
     .await
 }
@@ -365,7 +383,7 @@ async fn announce_cut_off(store: &Store, user: UserId, not_before: Option<i64>) 
 /// Errors: `NotFound`.
 pub async fn disable_user(store: &Store, username: &str) -> Result<UserView> {
     let user = user_by_username(store, username).await?;
-    end_sessions(store, user.id, Utc::now().timestamp() + 1, Some(true)).await?;
+    end_sessions(store, user.id, Some(true)).await?;
     invalidate_user(store, user.id).await;
     announce_cut_off(store, user.id, None).await;
     Ok(user)
@@ -375,10 +393,9 @@ pub async fn disable_user(store: &Store, username: &str) -> Result<UserView> {
 /// Errors: `NotFound`.
 pub async fn enable_user(store: &Store, username: &str) -> Result<UserView> {
     let user = user_by_username(store, username).await?;
-    let cut_off = Utc::now().timestamp() + 1;
-    end_sessions(store, user.id, cut_off, Some(false)).await?;
+    let ended = end_sessions(store, user.id, Some(false)).await?;
     invalidate_user(store, user.id).await;
-    announce_cut_off(store, user.id, Some(cut_off)).await;
+    announce_cut_off(store, user.id, Some(ended.not_before)).await;
     Ok(user)
 }
 

@@ -15,8 +15,8 @@ mod support;
 mod writer;
 
 pub use auth::{
-    LoggedIn, authenticate, disable_user, enable_user, issue_refresh_token, register,
-    register_sandbox_user, rename_user, revoke_refresh_token, revoke_sessions,
+    CUT_OFF_MARGIN_SECS, LoggedIn, authenticate, disable_user, enable_user, issue_refresh_token,
+    register, register_sandbox_user, rename_user, revoke_refresh_token, revoke_sessions,
     rotate_refresh_token,
 };
 pub use chat_selectors::ChatEvent;

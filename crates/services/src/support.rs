@@ -16,8 +16,14 @@ use crate::messages::{send_within_quota, take_send_quota};
 use crate::{Result, Sent, publish};
 
 /// The customer's support chat, created (with the customer as its member) on first use. Race-free:
-/// `support_user_id` is unique.
+/// `support_user_id` is unique. Errors: `NotFound("User not found.")` for no such customer —
+/// door 001's sandbox users included (support does not reach them), and one deleted while their
+/// profile was still cached.
 pub async fn support_chat(store: &Store, customer: UserId) -> Result<ChatView> {
+    let not_found = || -> crate::Error { DomainError::NotFound("User not found.".into()).into() };
+    if user_by_id(store, customer).await?.sandbox {
+        return Err(not_found());
+    }
     let mut conn = store.conn().await?;
     let created: Option<i64> = conn
         .transaction::<_, crate::Error, _>(async |conn| {
@@ -45,7 +51,14 @@ pub async fn support_chat(store: &Store, customer: UserId) -> Result<ChatView> {
             }
             Ok(id)
         })
-        .await?;
+        .await
+        .map_err(|e| {
+            if crate::error::foreign_key_violation(&e) {
+                not_found()
+            } else {
+                e
+            }
+        })?;
     let id = match created {
         Some(id) => id,
         None => {
@@ -95,8 +108,8 @@ pub fn is_operator(user: &UserView) -> bool {
 }
 
 /// Operator `operator` answers `customer`, joining the customer's support chat (as admin) first if
-/// needed. Errors: `Forbidden` (not an operator), `NotFound` (no such customer), `Invalid`
-/// (answering oneself).
+/// needed. Errors: `Forbidden` (not an operator), `NotFound` (no such customer, or one of door
+/// 001's sandbox), `Invalid` (answering oneself).
 pub async fn operator_send(
     store: &Store,
     operator: UserId,
@@ -109,7 +122,9 @@ pub async fn operator_send(
     if operator == customer {
         return Err(DomainError::invalid("customer", "Operators cannot answer themselves.").into());
     }
-    user_by_id(store, customer).await?;
+    if user_by_id(store, customer).await?.sandbox {
+        return Err(DomainError::NotFound("User not found.".into()).into());
+    }
     // Counted first: over the limit, nothing is created or joined.
     take_send_quota(store, operator).await?;
     let chat = support_chat(store, customer).await?;

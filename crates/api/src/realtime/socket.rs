@@ -9,10 +9,11 @@
 //! disable-user) and for a client that keeps flooding past the frame rate limit, 1001 for a
 //! silent client (no frame or pong for `ws_client_timeout_secs`), 1002 for a protocol error.
 //!
-//! Frame rate: every socket of every door may send `CHAT_WS_FRAMES_PER_SEC` text, binary and
-//! ping frames per second on average, `CHAT_WS_FRAME_BURST` at once (a token bucket). A frame over
-//! the limit is not handled: the door answers it with its own rate-limit error (the gateway's
-//! carries `retry_after`, s); a burst's worth of such frames in a row closes the socket (1008).
+//! Frame rate: every socket of every door may send `CHAT_WS_FRAMES_PER_SEC` frames (text,
+//! binary, ping, pong) per second on average, `CHAT_WS_FRAME_BURST` at once (a token bucket). A
+//! frame over the limit is not handled: the door answers it with its own rate-limit error (the
+//! gateway's carries `retry_after`, s); a burst's worth of such frames in a row closes the socket
+//! (1008) instead.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -240,21 +241,29 @@ impl Drop for OpenSocket {
     }
 }
 
-/// Sends `frame` then closes with 1008 and `reason` (for sessions refused before they start).
+/// Sends `frame` then closes with `code` and `reason` (for sessions refused before they start;
+/// see [`refusal_code`]).
 pub async fn reject(
     mut session: Session,
     frame: impl Into<ByteString>,
+    code: CloseCode,
     reason: String,
     limits: SocketLimits,
 ) {
     let mut out = Outbox::new(&mut session, &limits);
     if out.send(frame).await.is_ok() {
-        close_session(
-            session,
-            Some(close_reason(CloseCode::Policy, &reason)),
-            &limits,
-        )
-        .await;
+        close_session(session, Some(close_reason(code, &reason)), &limits).await;
+    }
+}
+
+/// The close code of a session refused with an error of `status`: 1008 (policy) when the
+/// client is refused, 1011 when the server could not decide (a fault: retry later), so that a
+/// client does not take an outage for bad credentials.
+pub fn refusal_code(status: actix_web::http::StatusCode) -> CloseCode {
+    if status.is_server_error() {
+        CloseCode::Error
+    } else {
+        CloseCode::Policy
     }
 }
 
@@ -339,13 +348,13 @@ pub async fn drive<D: SocketDoor>(
                 Some(Err(e)) => Err(Stop::close(CloseCode::Protocol, &e.to_string())),
                 Some(Ok(msg)) => {
                     last_seen = Instant::now();
-                    // Over the frame rate, a frame is not handled (pongs and closes always are).
+                    // Over the frame rate, a frame is not handled (a close always is).
                     let refused = match msg {
-                        AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => None,
+                        AggregatedMessage::Close(_) => None,
                         _ => budget.take().err(),
                     };
                     match (refused, msg) {
-                        (Some(_), _) if budget.refused > limits.frame_burst => {
+                        (Some(_), _) if budget.refused >= limits.frame_burst => {
                             Err(Stop::close(CloseCode::Policy, "too many frames"))
                         }
                         (Some(wait), _) => {

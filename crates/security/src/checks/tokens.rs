@@ -240,6 +240,16 @@ pub async fn forged_tokens_are_refused_by_every_door(t: &Target) -> Result<()> {
             )?,
         ));
         tokens.push(("token_type refresh".into(), signed(hs, secret, &json!({"token_type": "refresh", "user_id": victim.id, "iat": now, "exp": now + 3600}))?));
+        // A door token (no iat, dated by its exp) expiring later than any door token issued now:
+        // it would look issued in the future and outlive every revocation.
+        tokens.push((
+            "door token beyond the door token lifetime".into(),
+            signed(
+                hs,
+                secret,
+                &json!({"user_id": victim.id, "exp": now + 400 * 86400}),
+            )?,
+        ));
     }
     for (label, token) in &tokens {
         refused_everywhere(&t.main, token, label).await?;
@@ -642,29 +652,46 @@ pub async fn logout_all_reaches_every_token_and_socket(t: &Target) -> Result<()>
     Ok(())
 }
 
-/// Presenting an already rotated refresh token again (a stolen token used twice) revokes every
-/// token and socket of its user, on every instance.
-pub async fn refresh_token_reuse_revokes_everything(t: &Target) -> Result<()> {
-    let http = &t.main;
-    let user = register(http, &t.name("reuse")).await?;
+async fn rotate(http: &Http, refresh: &str) -> Result<(String, String)> {
     let resp = http
         .post(
             "/api/v1/auth/login/refresh/",
             Auth::None,
-            &json!({"refresh": user.refresh}),
+            &json!({"refresh": refresh}),
         )
         .await?;
-    ensure!(resp.status == 200, "first refresh: {}", resp.brief());
-    let (access2, refresh2) = (
-        resp.json()["access"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        resp.json()["refresh"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+    ensure!(resp.status == 200, "refresh: {}", resp.brief());
+    let pair = resp.json();
+    match (pair["access"].as_str(), pair["refresh"].as_str()) {
+        (Some(a), Some(r)) => Ok((a.to_owned(), r.to_owned())),
+        _ => bail!("refresh: {}", resp.brief()),
+    }
+}
+
+/// Presenting an already rotated refresh token again (a stolen token used twice) revokes every
+/// token and socket of its user, on every instance — but not for a token revoked by a logout,
+/// and only once per token (an old token cannot be replayed to log its user out again and
+/// again).
+pub async fn refresh_token_reuse_revokes_everything(t: &Target) -> Result<()> {
+    let http = &t.main;
+    let user = register(http, &t.name("reuse")).await?;
+    // A token revoked by logout is no evidence of theft: presenting it ends nothing.
+    let (_, logged_out) = client::login(http, &user.username).await?;
+    let resp = http
+        .post(
+            "/api/v1/auth/logout/",
+            Auth::None,
+            &json!({"refresh": logged_out}),
+        )
+        .await?;
+    ensure!(resp.status == 204, "logout: {}", resp.brief());
+    refresh_refused(http, &logged_out, "a logged-out refresh token").await?;
+    ensure!(
+        whoami(http, &user.access).await? == user.id,
+        "a logged-out token's reuse ended the session"
     );
+
+    let (access2, refresh2) = rotate(http, &user.refresh).await?;
     let tokens = door_tokens(http, &user).await?;
     let sockets = sockets_of(t, &user, &tokens).await?;
     refresh_refused(http, &user.refresh, "reuse of the rotated refresh token").await?;
@@ -677,6 +704,13 @@ pub async fn refresh_token_reuse_revokes_everything(t: &Target) -> Result<()> {
         refused_everywhere(t.other(), token, label).await?;
     }
     refresh_refused(http, &refresh2, "the newer refresh token").await?;
+    // Once: presenting it yet again does not end the next session.
+    let (fresh, _) = client::login(http, &user.username).await?;
+    refresh_refused(http, &user.refresh, "a third presentation").await?;
+    ensure!(
+        whoami(http, &fresh).await? == user.id,
+        "the same stolen token ended a session twice"
+    );
     Ok(())
 }
 

@@ -119,13 +119,18 @@ pub struct RefreshRequest {
 }
 
 /// `POST /api/v1/auth/login/refresh/` → 200 a new `{"access","refresh"}`; the presented refresh
-/// token stops working. 401 for an unknown, expired or already used token; an already used one
-/// (a stolen copy, RFC 9700 §4.14.2) also ends every session of its user, as logout-all does.
-#[utoipa::path(post, path = "/api/v1/auth/login/refresh/", tag = "auth", request_body = RefreshRequest, responses((status = 200, body = TokenPair, description = "a new pair; the old refresh token is dead"), (status = 401, body = crate::error::ErrorBody, description = "unknown, expired or used token")))]
+/// token stops working. 401 for an unknown, expired or already used token; an already rotated,
+/// unexpired one (a stolen copy, RFC 9700 §4.14.2) also ends every session of its user, as
+/// logout-all does, once per token. 429 over the per-address limit of logins
+/// (`CHAT_RATE_AUTH_PER_MIN`).
+#[utoipa::path(post, path = "/api/v1/auth/login/refresh/", tag = "auth", request_body = RefreshRequest, responses((status = 200, body = TokenPair, description = "a new pair; the old refresh token is dead"), (status = 401, body = crate::error::ErrorBody, description = "unknown, expired or used token"), (status = 429, body = crate::error::ErrorBody, description = "too many attempts")))]
 pub async fn refresh(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
 ) -> ApiResult<web::Json<TokenPair>> {
+    // Counted like logins: refresh tokens cannot be guessed or replayed at speed.
+    limit_auth(&state, &req).await?;
     let token = required("refresh", body.into_inner().refresh)?;
     let (user, refresh, not_before) =
         chat_services::rotate_refresh_token(&state.store, &token, state.settings.refresh_ttl_secs)

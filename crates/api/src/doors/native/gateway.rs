@@ -33,7 +33,8 @@ use crate::auth::{authorize, request_token};
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::ordered::{Ordered, REPLAY_PAGE, lost};
 use crate::realtime::socket::{
-    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject, retry_after_secs, upgrade,
+    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, refusal_code, reject, retry_after_secs,
+    upgrade,
 };
 use crate::realtime::{Connection, Event, FrameKind, SessionGuard, Subscription, UserRegistration};
 use crate::state::AppState;
@@ -81,15 +82,7 @@ pub async fn socket(
                 );
             }
             Err(e) => {
-                actix_web::rt::spawn(
-                    reject(
-                        session,
-                        error_frame(None, &e),
-                        e.detail().to_owned(),
-                        limits,
-                    )
-                    .in_current_span(),
-                );
+                actix_web::rt::spawn(refuse(session, e, limits).in_current_span());
             }
         },
         None => {
@@ -101,15 +94,7 @@ pub async fn socket(
                             let started = Gateway::start(state, user, issued_at, &limits).await;
                             run(session, stream, started, resume, limits).await;
                         }
-                        Err(e) => {
-                            reject(
-                                session,
-                                error_frame(None, &e),
-                                e.detail().to_owned(),
-                                limits,
-                            )
-                            .await
-                        }
+                        Err(e) => refuse(session, e, limits).await,
                     }
                 }
                 .in_current_span(),
@@ -117,6 +102,13 @@ pub async fn socket(
         }
     }
     Ok(response)
+}
+
+/// Refuses a session before it starts: the error frame, then 1008 (or 1011 for a fault).
+async fn refuse(session: Session, error: ApiError, limits: SocketLimits) {
+    let code = refusal_code(error.status());
+    let reason = error.detail().to_owned();
+    reject(session, error_frame(None, &error), code, reason, limits).await;
 }
 
 /// The user of a token and the token's issue time (the socket is tracked with it, so a later
@@ -216,15 +208,7 @@ async fn run(
 ) {
     let (mut gateway, conn, events) = match started {
         Ok(started) => started,
-        Err(e) => {
-            return reject(
-                session,
-                error_frame(None, &e),
-                e.detail().to_owned(),
-                limits,
-            )
-            .await;
-        }
+        Err(e) => return refuse(session, e, limits).await,
     };
     let ready = gateway.ready_frame();
     let mut out = Outbox::new(&mut session, &limits);
@@ -287,6 +271,11 @@ impl Gateway {
         let conn = state.hub.connect(user.id, tx);
         let registration = state.hub.register_user(&conn);
         let session = state.hub.track(user.id, issued_at, &conn);
+        let verified = crate::auth::Verified {
+            user: user.id,
+            issued_at,
+        };
+        crate::auth::confirm_session(&state, verified).await;
         let store = &state.store;
         let mut subscriptions: HashMap<ChatId, Subscription> = user_chats(store, user.id)
             .await?

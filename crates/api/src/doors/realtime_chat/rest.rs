@@ -161,6 +161,7 @@ fn socket_url(
                 .get(actix_web::http::header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
+                .or_else(|| req.uri().authority().map(|a| a.to_string()))
                 .unwrap_or_else(|| req.app_config().host().to_owned());
             (req.app_config().secure(), host)
         }

@@ -17,7 +17,8 @@ use super::message_json;
 use crate::auth::request_token;
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::socket::{
-    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, reject, retry_after_secs, upgrade,
+    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, refusal_code, reject, retry_after_secs,
+    upgrade,
 };
 use crate::realtime::{Event, FrameKind};
 use crate::state::AppState;
@@ -47,15 +48,33 @@ fn reason<E: Into<ApiError>>(error: E) -> String {
     error.into().detail().to_owned()
 }
 
+/// Why a socket is refused: the text of the `disconect` frame, and the close code (1008, or
+/// 1011 when a fault kept the server from deciding).
+struct Refusal {
+    why: String,
+    code: CloseCode,
+}
+
+fn refusal<E: Into<ApiError>>(error: E) -> Refusal {
+    let error = error.into();
+    Refusal {
+        why: error.detail().to_owned(),
+        code: refusal_code(error.status()),
+    }
+}
+
 /// The user of the socket's token and the token's issue time (for revocation).
-async fn authenticate(state: &AppState, token: Option<String>) -> Result<(UserView, i64), String> {
-    let token = token.ok_or("Anonymous users may not connect: pass ?token=<access>.")?;
+async fn authenticate(state: &AppState, token: Option<String>) -> Result<(UserView, i64), Refusal> {
+    let token = token.ok_or_else(|| Refusal {
+        why: "Anonymous users may not connect: pass ?token=<access>.".into(),
+        code: CloseCode::Policy,
+    })?;
     let verified = crate::auth::authorize(state, &token)
         .await
-        .map_err(reason)?;
+        .map_err(refusal)?;
     let user = user_by_id(&state.store, verified.user)
         .await
-        .map_err(reason)?;
+        .map_err(refusal)?;
     Ok((user, verified.issued_at))
 }
 
@@ -74,13 +93,13 @@ fn start(
     state: &AppState,
     socket: actix_ws::Session,
     stream: actix_ws::MessageStream,
-    opened: Result<Opened, String>,
+    opened: Result<Opened, Refusal>,
 ) {
     let limits = SocketLimits::new(state);
     match opened {
-        Err(why) => {
+        Err(Refusal { why, code }) => {
             actix_web::rt::spawn(
-                async move { reject(socket, disconnect_frame(&why), why.clone(), limits).await }
+                async move { reject(socket, disconnect_frame(&why), code, why.clone(), limits).await }
                     .in_current_span(),
             );
         }
@@ -93,6 +112,11 @@ fn start(
             let conn = state.hub.connect(user.id, tx);
             let subscription = state.hub.subscribe(chat.id, &conn);
             let session = state.hub.track(user.id, issued_at, &conn);
+            let verified = crate::auth::Verified {
+                user: user.id,
+                issued_at,
+            };
+            let confirm = state.clone();
             let door = ChatSocket {
                 state: state.clone(),
                 user,
@@ -102,6 +126,7 @@ fn start(
             actix_web::rt::spawn(
                 async move {
                     let _tracked = (subscription, session);
+                    crate::auth::confirm_session(&confirm, verified).await;
                     drive(socket, stream, conn, rx, door, limits).await;
                 }
                 .in_current_span(),
@@ -120,10 +145,10 @@ pub async fn group_socket(
     let (response, session, stream) = upgrade(&req, body)?;
     let opened = async {
         let user = authenticate(&state, request_token(&req)).await?;
-        let chat = group_by_name(&state.store, &path).await.map_err(reason)?;
+        let chat = group_by_name(&state.store, &path).await.map_err(refusal)?;
         require_member(&state.store, chat.id, user.0.id)
             .await
-            .map_err(reason)?;
+            .map_err(refusal)?;
         Ok(Opened {
             user,
             chat,
@@ -147,13 +172,13 @@ pub async fn user_socket(
         let user = authenticate(&state, request_token(&req)).await?;
         let peer = user_by_username(&state.store, &path)
             .await
-            .map_err(reason)?;
+            .map_err(refusal)?;
         require_friend(&state.store, user.0.id, peer.id)
             .await
-            .map_err(reason)?;
+            .map_err(refusal)?;
         let (chat, _) = chat_services::open_direct_chat(&state.store, user.0.id, peer.id)
             .await
-            .map_err(reason)?;
+            .map_err(refusal)?;
         Ok(Opened {
             user,
             chat,

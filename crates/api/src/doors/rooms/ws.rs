@@ -81,6 +81,7 @@ pub async fn socket(
     let (tx, rx) = mpsc::channel(limits.queue);
     let conn = state.hub.connect(user.id, tx);
     let tracked = state.hub.track(user.id, verified.issued_at, &conn);
+    crate::auth::confirm_session(&state, verified).await;
     let door = RoomSocket {
         state,
         user,
@@ -150,6 +151,19 @@ impl RoomSocket {
         {
             return self.error(out, "already in room").await;
         }
+        // As the original: whatever comes of the join, the current room is left first.
+        self.leave_room().await;
+        // Rooms only: a direct or support chat's id is no room, whoever is in it.
+        if let Err(super::RoomsError(_, why)) = super::room(&self.state, room.0).await {
+            return self.error(out, &why).await;
+        }
+        match require_member(&self.state.store, room, self.user.id).await {
+            Ok(_) => {}
+            Err(chat_selectors::Error::Domain(_)) => {
+                return self.error(out, "user not a member of room").await;
+            }
+            Err(e) => return self.error(out, ApiError::from(e).detail()).await,
+        }
         // The join line is stored like a message: over the send limit, no join.
         if let Err(e) = chat_services::take_send_quota(&self.state.store, self.user.id).await {
             let wait = match e {
@@ -161,17 +175,6 @@ impl RoomSocket {
             return self
                 .error(out, &format!("too many requests, retry in {wait} s"))
                 .await;
-        }
-        self.leave_room().await;
-        // Rooms only: a direct or support chat's id is no room, whoever is in it.
-        if super::room(&self.state, room.0).await.is_err() {
-            return self.error(out, "room not found").await;
-        }
-        if require_member(&self.state.store, room, self.user.id)
-            .await
-            .is_err()
-        {
-            return self.error(out, "user not a member of room").await;
         }
         // Subscribed first, so the joiner gets its own "joined" line like everyone else.
         self.room = Some((room, self.state.hub.subscribe(room, &self.conn)));

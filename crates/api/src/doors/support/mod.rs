@@ -195,11 +195,23 @@ impl SupportSocket {
         let Some(token) = params.first().and_then(Value::as_str) else {
             return refuse();
         };
-        let Ok(verified) = crate::auth::authorize(&self.state, token).await else {
-            return refuse();
+        // A fault (not a refusal) closes with 1011: the client retries, it is not told its
+        // token is bad.
+        let fault = || {
+            Err(Stop::close(
+                CloseCode::Error,
+                "temporary failure: try again",
+            ))
         };
-        let Ok(user) = user_by_id(&self.state.store, verified.user).await else {
-            return refuse();
+        let verified = match crate::auth::authorize(&self.state, token).await {
+            Ok(verified) => verified,
+            Err(e) if e.status().is_server_error() => return fault(),
+            Err(_) => return refuse(),
+        };
+        let user = match user_by_id(&self.state.store, verified.user).await {
+            Ok(user) => user,
+            Err(chat_selectors::Error::Domain(_)) => return refuse(),
+            Err(_) => return fault(),
         };
         let operator = chat_services::is_operator(&user);
         let customer = if operator {
@@ -251,6 +263,7 @@ impl SupportSocket {
             .state
             .hub
             .track(user.id, verified.issued_at, &self.conn);
+        crate::auth::confirm_session(&self.state, verified).await;
         self.session = Some(Authenticated {
             user,
             operator,

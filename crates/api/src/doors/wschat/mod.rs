@@ -354,8 +354,13 @@ fn start(
     let subscription = state.hub.subscribe(chat, &conn);
     let tracked = state.hub.track(user.id, issued_at, &conn);
     let state = state.clone();
+    let verified = crate::auth::Verified {
+        user: user.id,
+        issued_at,
+    };
     actix_web::rt::spawn(
         async move {
+            crate::auth::confirm_session(&state, verified).await;
             // Removed between the check and the subscription? Then not at all.
             match is_member_now(&state.store, chat, user.id).await {
                 Ok(true) => {}
