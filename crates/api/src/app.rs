@@ -86,12 +86,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
 
     crate::metrics::install();
     let hub = Arc::new(Hub::default());
+    let cut_offs = Arc::new(crate::auth::CutOffs::default());
     let (ready_tx, ready_rx) = oneshot::channel();
     let subscriber = tokio::spawn(bus::run_subscriber(
         store.redis_client.clone(),
         store.keys.events_channel(),
         store.keys.control_channel(),
         hub.clone(),
+        cut_offs.clone(),
         ready_tx,
     ));
     if tokio::time::timeout(Duration::from_secs(10), ready_rx)
@@ -123,6 +125,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         store,
         settings: settings.clone(),
         hub,
+        cut_offs,
     };
     let data = web::Data::new(state.clone());
     let door_settings = settings.clone();

@@ -13,8 +13,11 @@
 //! the doors' tokens, which have none, `exp` minus the door token lifetime. New tokens are issued
 //! no earlier than the cut-off, so a login right after a logout-all works at once.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chat_domain::UserId;
@@ -146,12 +149,97 @@ impl JwtKeys {
 /// `chat_services::CUT_OFF_MARGIN_SECS` ahead (at a fresh cut-off), plus clock differences.
 const ISSUE_SLACK_SECS: i64 = chat_services::CUT_OFF_MARGIN_SECS + 10;
 
+/// This instance's copy of users' token cut-offs, so that the check every request makes costs no
+/// round trip: an entry lives [`CutOffs::TTL`], and every revocation, on any instance, replaces
+/// it at once (the control event over the bus; the revoking instance writes its own first). A
+/// revocation therefore takes effect on the instance that made it before it answers, on the
+/// others as soon as its event reaches them (a bus round trip), and within [`CutOffs::TTL`] when
+/// the bus is down. A value read from Redis or PostgreSQL never replaces one written after the
+/// read began, so a read racing a revocation cannot bring the old cut-off back.
+#[derive(Debug, Default)]
+pub struct CutOffs {
+    entries: Mutex<HashMap<UserId, CutOff>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CutOff {
+    /// Unix s; `None`: no token of the user is valid (disabled or gone).
+    not_before: Option<i64>,
+    written: Instant,
+}
+
+impl CutOffs {
+    /// How long an entry is used without asking Redis again.
+    pub const TTL: Duration = Duration::from_secs(1);
+    /// Past this many entries, expired ones are dropped.
+    const PURGE_ABOVE: usize = 50_000;
+
+    /// `user`'s cut-off (`None`: no valid token), from this instance's copy while it is fresh,
+    /// else read through Redis/PostgreSQL (`chat_selectors::tokens_not_before`).
+    pub async fn get(
+        &self,
+        store: &chat_selectors::Store,
+        user: UserId,
+    ) -> Result<Option<i64>, ApiError> {
+        let started = Instant::now();
+        if let Some(not_before) = self.fresh(user) {
+            return Ok(not_before);
+        }
+        let not_before = chat_selectors::tokens_not_before(store, user).await?;
+        self.fill(user, not_before, started);
+        Ok(not_before)
+    }
+
+    /// Keeps a value read from the stores, unless one was written since the read `started`.
+    fn fill(&self, user: UserId, not_before: Option<i64>, started: Instant) {
+        let mut entries = self.lock();
+        if entries.len() > Self::PURGE_ABOVE {
+            entries.retain(|_, e| e.written.elapsed() < Self::TTL);
+        }
+        if entries.get(&user).is_some_and(|e| e.written > started) {
+            return;
+        }
+        entries.insert(
+            user,
+            CutOff {
+                not_before,
+                written: Instant::now(),
+            },
+        );
+    }
+
+    /// The fresh local copy of `user`'s cut-off, if any.
+    fn fresh(&self, user: UserId) -> Option<Option<i64>> {
+        self.lock()
+            .get(&user)
+            .filter(|e| e.written.elapsed() < Self::TTL)
+            .map(|e| e.not_before)
+    }
+
+    /// A revocation learned: `user`'s tokens issued before `not_before` are dead (`i64::MAX`:
+    /// all of them).
+    pub fn revoked(&self, user: UserId, not_before: i64) {
+        let not_before = (not_before != i64::MAX).then_some(not_before);
+        self.lock().insert(
+            user,
+            CutOff {
+                not_before,
+                written: Instant::now(),
+            },
+        );
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, CutOff>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// After a socket was tracked for revocation ([`crate::realtime::Hub::track`]): checks its
 /// token's cut-off once more, so that a revocation announced between the token's check and the
 /// tracking (its event found no socket to close) still closes it, at once. A fault reading the
 /// cut-off is left to the periodic check (`crate::realtime::sessions`).
 pub async fn confirm_session(state: &AppState, verified: Verified) {
-    match chat_selectors::tokens_not_before(&state.store, verified.user).await {
+    match state.cut_offs.get(&state.store, verified.user).await {
         Ok(Some(not_before)) if verified.issued_at >= not_before => {}
         Ok(not_before) => {
             state
@@ -163,14 +251,14 @@ pub async fn confirm_session(state: &AppState, verified: Verified) {
 }
 
 /// Checks a token as every door does, for requests and sockets alike: signature and expiry
-/// ([`JwtKeys::verify`]), then the user's token cut-off, read fresh (Redis, else PostgreSQL)
-/// so that a logout-all, a refresh-token reuse or a disable-user takes effect at once on every
-/// instance. Errors: 401 "Given token not valid for any token type" for a bad token, 401 "Token
-/// revoked: log in again." for a revoked one or one of a disabled or deleted user; 503 when the
-/// cut-off cannot be read at all.
+/// ([`JwtKeys::verify`]), then the user's token cut-off ([`CutOffs`]: this instance's copy, kept
+/// current by every revocation on any instance), so that a logout-all, a refresh-token reuse or
+/// a disable-user takes effect on every door at once. Errors: 401 "Given token not valid for
+/// any token type" for a bad token, 401 "Token revoked: log in again." for a revoked one or one
+/// of a disabled or deleted user; 503 when the cut-off cannot be read at all.
 pub async fn authorize(state: &AppState, token: &str) -> Result<Verified, ApiError> {
     let verified = state.jwt.verify(token)?;
-    let not_before = chat_selectors::tokens_not_before(&state.store, verified.user).await?;
+    let not_before = state.cut_offs.get(&state.store, verified.user).await?;
     match not_before {
         Some(not_before) if verified.issued_at >= not_before => Ok(verified),
         _ => Err(ApiError::unauthorized("Token revoked: log in again.")),
@@ -257,5 +345,42 @@ impl FromRequest for CurrentUser {
                 token,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_racing_a_revocation_does_not_bring_the_old_cut_off_back() {
+        let cut_offs = CutOffs::default();
+        let user = UserId(7);
+        let read_started = Instant::now();
+        std::thread::sleep(Duration::from_millis(2));
+        cut_offs.revoked(user, 100);
+        cut_offs.fill(user, Some(0), read_started);
+        assert_eq!(cut_offs.fresh(user), Some(Some(100)));
+        // A read begun after the revocation is kept.
+        cut_offs.fill(user, Some(200), Instant::now());
+        assert_eq!(cut_offs.fresh(user), Some(Some(200)));
+        cut_offs.revoked(user, i64::MAX);
+        assert_eq!(cut_offs.fresh(user), Some(None), "disabled: no token is valid");
+        assert_eq!(cut_offs.fresh(UserId(8)), None);
+    }
+
+    #[test]
+    fn door_tokens_are_dated_by_their_expiry_and_never_in_the_future() {
+        let keys = JwtKeys::new(b"secret", 900, 86_400);
+        let now = chrono::Utc::now().timestamp();
+        let token = keys.issue_door(UserId(3), now + 2);
+        let verified = keys.verify(&token).unwrap();
+        assert_eq!(verified.user, UserId(3));
+        assert_eq!(verified.issued_at, now + 2, "issued at the cut-off");
+        // Issued under a longer door lifetime than now configured: refused.
+        let longer = JwtKeys::new(b"secret", 900, 30 * 86_400).issue_door(UserId(3), now);
+        assert!(keys.verify(&longer).is_err());
+        let access = keys.issue(UserId(3), now + 3);
+        assert_eq!(keys.verify(&access).unwrap().issued_at, now + 3);
     }
 }

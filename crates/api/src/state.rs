@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chat_selectors::Store;
 
-use crate::auth::JwtKeys;
+use crate::auth::{CutOffs, JwtKeys};
 use crate::config::Settings;
 use crate::realtime::Hub;
 
@@ -19,6 +19,8 @@ pub struct AppState {
     pub jwt: JwtKeys,
     /// This process's live sockets, by chat.
     pub hub: Arc<Hub>,
+    /// This process's copy of users' token cut-offs (see [`CutOffs`]).
+    pub cut_offs: Arc<CutOffs>,
     /// Turns `true` when the server shuts down: every socket closes with 1012 (service restart).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

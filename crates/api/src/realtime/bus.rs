@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
 use super::{Event, Hub};
+use crate::auth::CutOffs;
 
 /// Runs forever: subscribe to `channel` (chat events) and `control`, dispatch, reconnect on
 /// loss. `ready` fires after the first successful SUBSCRIBE (the server starts serving only then,
@@ -21,6 +22,7 @@ pub async fn run_subscriber(
     channel: String,
     control: String,
     hub: Arc<Hub>,
+    cut_offs: Arc<CutOffs>,
     ready: oneshot::Sender<()>,
 ) {
     let mut ready = Some(ready);
@@ -37,7 +39,7 @@ pub async fn run_subscriber(
                     let mut messages = pubsub.on_message();
                     while let Some(msg) = messages.next().await {
                         if msg.get_channel_name() == control {
-                            control_event(&hub, msg.get_payload_bytes());
+                            control_event(&hub, &cut_offs, msg.get_payload_bytes());
                         } else {
                             dispatch(&hub, msg.get_payload_bytes());
                         }
@@ -69,12 +71,13 @@ fn dispatch(hub: &Hub, payload: &[u8]) {
     }
 }
 
-fn control_event(hub: &Hub, payload: &[u8]) {
+fn control_event(hub: &Hub, cut_offs: &CutOffs, payload: &[u8]) {
     match serde_json::from_slice::<ControlEvent>(payload) {
         Ok(ControlEvent::SessionsRevoked {
             user_id,
             not_before,
         }) => {
+            cut_offs.revoked(user_id, not_before);
             let closed = hub.revoke(user_id, not_before);
             tracing::info!(user.id = %user_id, sockets = closed, "sessions revoked");
         }

@@ -727,14 +727,17 @@ pub async fn disable_user_stops_tokens_and_sockets_at_once(t: &Target) -> Result
     whoami(t.other(), &user.access).await?;
     let sockets = sockets_of(t, &user, &tokens).await?;
     admin(AdminAction::DisableUser(user.username.clone())).await?;
+    // The command tells every instance over the bus; once a socket has closed there, that
+    // instance knows, and every door of it refuses the tokens.
+    all_closed_as_revoked(sockets).await?;
     for (label, token) in [
         ("native", &user.access),
         ("door 004", &tokens.door004),
         ("door 000", &tokens.door000),
     ] {
         refused_everywhere(t.other(), token, label).await?;
+        refused_everywhere(http, token, label).await?;
     }
-    all_closed_as_revoked(sockets).await?;
     let resp = http
         .auth_call(
             Method::POST,

@@ -159,7 +159,8 @@ pub async fn logout(
 #[utoipa::path(post, path = "/api/v1/auth/logout-all/", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "every session ended"), (status = 401, body = crate::error::ErrorBody, description = "no or bad token")))]
 pub async fn logout_all(state: web::Data<AppState>, user: CurrentUser) -> ApiResult<HttpResponse> {
     let not_before = chat_services::revoke_sessions(&state.store, user.id).await?;
-    // This instance's own sockets at once (the others hear it over the bus).
+    // This instance at once, before it answers (the others hear it over the bus).
+    state.cut_offs.revoked(user.id, not_before);
     state.hub.revoke(user.id, not_before);
     Ok(HttpResponse::NoContent().finish())
 }
