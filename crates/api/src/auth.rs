@@ -365,7 +365,11 @@ mod tests {
         cut_offs.fill(user, Some(200), Instant::now());
         assert_eq!(cut_offs.fresh(user), Some(Some(200)));
         cut_offs.revoked(user, i64::MAX);
-        assert_eq!(cut_offs.fresh(user), Some(None), "disabled: no token is valid");
+        assert_eq!(
+            cut_offs.fresh(user),
+            Some(None),
+            "disabled: no token is valid"
+        );
         assert_eq!(cut_offs.fresh(UserId(8)), None);
     }
 
