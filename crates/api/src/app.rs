@@ -31,6 +31,7 @@ pub struct RunningServer {
     shutdown: tokio::sync::watch::Sender<bool>,
     subscriber: JoinHandle<()>,
     session_checks: JoinHandle<()>,
+    liveness: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -51,7 +52,25 @@ impl RunningServer {
         self.handle.stop(true).await;
         self.subscriber.abort();
         self.session_checks.abort();
+        self.liveness.abort();
+        let instance = self.state.hub.instance();
+        if let Err(e) = chat_services::presence::forget_instance(&self.state.store, instance).await
+        {
+            tracing::warn!(error = %e, "instance not removed from the presence set; it expires");
+        }
         let _ = self.server.await;
+    }
+
+    /// Ends like a killed process, for tests: no socket is closed or told, no presence entry
+    /// removed, every task of the instance stops at once.
+    pub async fn crash(self) {
+        self.subscriber.abort();
+        self.session_checks.abort();
+        self.liveness.abort();
+        if let Some((handle, _)) = &self.avito {
+            handle.stop(false).await;
+        }
+        self.handle.stop(false).await;
     }
 
     /// Waits until the server ends (after [`ServerHandle::stop`] from elsewhere).
@@ -112,6 +131,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         hub.clone(),
         crate::realtime::sessions::CHECK_EVERY,
     ));
+    let liveness = tokio::spawn(instance_liveness(store.clone(), hub.clone()));
 
     let settings = Arc::new(settings);
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -199,5 +219,24 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         shutdown,
         subscriber,
         session_checks,
+        liveness,
     })
+}
+
+/// Runs forever: renews this instance's presence heartbeat, and sweeps the presence of
+/// instances that died without a word (their users go offline for the others), every
+/// `chat_services::presence::INSTANCE_BEAT`. Redis faults skip a beat (logged).
+async fn instance_liveness(store: Store, hub: Arc<Hub>) {
+    use chat_services::presence::{INSTANCE_BEAT, register_instance, sweep_dead_instances};
+    let mut beats = tokio::time::interval(INSTANCE_BEAT);
+    loop {
+        beats.tick().await;
+        if let Err(e) = register_instance(&store, hub.instance()).await {
+            tracing::debug!(error = %e, "instance heartbeat skipped");
+            continue;
+        }
+        if let Err(e) = sweep_dead_instances(&store).await {
+            tracing::warn!(error = %e, "presence sweep of dead instances failed");
+        }
+    }
 }

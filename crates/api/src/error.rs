@@ -97,13 +97,19 @@ impl ApiError {
         )
     }
 
+    /// 503 `unavailable` with `Retry-After: 1` (a store did not answer, or a write's outcome
+    /// is unknown: retrying — a send with the same `client_id` — is safe).
     fn unavailable(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "storage unavailable");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "The service is temporarily unavailable; try again.",
-        )
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "The service is temporarily unavailable; try again (a send with the same \
+                 client_id is never stored twice).",
+            )
+        }
     }
 }
 
@@ -162,7 +168,10 @@ impl From<chat_services::Error> for ApiError {
         use chat_services::Error as E;
         match error {
             E::Domain(e) => e.into(),
-            E::Pool(_) => Self::unavailable(&error),
+            E::Pool(_) | E::Unavailable(_) => Self::unavailable(&error),
+            E::Database(ref e) if chat_services::transient_database_fault(e) => {
+                Self::unavailable(&error)
+            }
             E::Database(_) | E::Internal(_) => Self::internal(&error),
         }
     }

@@ -63,7 +63,7 @@ pub(crate) async fn generations(store: &Store, keys: &[String]) -> Option<Vec<u6
     values.into_iter().collect()
 }
 
-async fn start_generation(redis: &mut redis::aio::ConnectionManager, key: &str) -> Option<u64> {
+async fn start_generation(redis: &mut crate::RedisLink, key: &str) -> Option<u64> {
     let fresh: u64 = rand::random();
     let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
         .arg(key)

@@ -17,6 +17,10 @@ pub enum Error {
     /// Redis answered with an error or could not be reached.
     #[error("redis: {0}")]
     Cache(#[from] redis::RedisError),
+    /// A store could not answer now, or a write's outcome is unknown (its connection broke
+    /// mid-statement): retrying is safe — a send with the same `client_id` is never stored twice.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// Anything else that is our fault (a corrupt cache entry, a broken invariant).
     #[error("internal: {0}")]
     Internal(String),

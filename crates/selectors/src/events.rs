@@ -151,4 +151,8 @@ pub enum ControlEvent {
         /// The new token cut-off, unix s.
         not_before: i64,
     },
+    /// Events were published while some instance could not reach Redis (or were not published
+    /// at all): every instance's sockets catch up from PostgreSQL.
+    #[serde(rename = "catch_up")]
+    CatchUp,
 }

@@ -13,6 +13,7 @@ mod friends;
 mod members;
 mod messages;
 pub mod presence;
+pub mod redis_link;
 pub mod schema;
 mod store;
 mod users;
@@ -34,6 +35,7 @@ pub use messages::{
     AuthorView, HistoryCursor, MessagePage, MessageRow, MessageView, message_by_client_id,
     message_by_seq, message_history, text_messages,
 };
+pub use redis_link::{RedisHealth, RedisLink};
 pub use store::{
     DbConn, Keys, MIGRATIONS, Store, StoreConfig, run_migrations, run_migrations_until,
     with_tcp_timeouts,

@@ -12,6 +12,7 @@ use diesel_async::pooled_connection::{
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::redis_link::{RedisHealth, RedisLink};
 use crate::{ChatId, Error, MessageWriter, Result, UserId};
 
 /// The migrations in `migrations/`, compiled into the binary.
@@ -42,8 +43,9 @@ pub struct StoreConfig {
 pub struct Store {
     /// PostgreSQL connection pool.
     pub db: Pool<AsyncPgConnection>,
-    /// Shared multiplexed Redis connection for commands and publishing (reconnects by itself).
-    pub redis: redis::aio::ConnectionManager,
+    /// Shared multiplexed Redis connection for commands and publishing (reconnects by itself),
+    /// behind the circuit breaker of [`crate::redis_link`].
+    pub redis: RedisLink,
     /// The Redis client, for opening the process's dedicated pub/sub connection.
     pub redis_client: redis::Client,
     /// The Redis keyspace of this deployment.
@@ -82,12 +84,21 @@ impl Store {
             .build()
             .map_err(|e| Error::Pool(e.to_string()))?;
         let redis_client = redis::Client::open(config.redis_url.as_str())?;
-        let redis = redis::aio::ConnectionManager::new(redis_client.clone()).await?;
+        let manager = redis::aio::ConnectionManager::new_with_config(
+            redis_client.clone(),
+            crate::redis_link::manager_config(),
+        )
+        .await?;
+        let keys = Keys::new(&config.redis_prefix);
+        let health = Arc::new(RedisHealth::new(
+            tokio::runtime::Handle::current(),
+            keys.control_channel(),
+        ));
         Ok(Self {
             db,
-            redis,
+            redis: RedisLink::new(manager, health),
             redis_client,
-            keys: Keys::new(&config.redis_prefix),
+            keys,
             send_per_min: config.send_per_min,
             writer: Arc::new(OnceLock::new()),
         })
@@ -113,8 +124,13 @@ impl Store {
     }
 
     /// A clone of the shared Redis connection (cheap: it is multiplexed).
-    pub fn redis(&self) -> redis::aio::ConnectionManager {
+    pub fn redis(&self) -> RedisLink {
         self.redis.clone()
+    }
+
+    /// Whether Redis answers, as this process last saw it.
+    pub fn redis_health(&self) -> &Arc<RedisHealth> {
+        self.redis.health()
     }
 }
 
@@ -391,6 +407,18 @@ impl Keys {
     /// when no token is valid (disabled or gone). See `crate::tokens_not_before`.
     pub fn tokens_not_before(&self, user: UserId) -> String {
         format!("{}user:v1:{user}:nbf", self.prefix)
+    }
+
+    /// The live instances (presence): a sorted set of instance ids scored by the expiry (unix
+    /// ms) of their last heartbeat. An instance past it has died without saying so.
+    pub fn presence_instances(&self) -> String {
+        format!("{}presence:v1:instances", self.prefix)
+    }
+
+    /// The users that have (or had) a presence entry made by `instance`: whom to check when it
+    /// dies.
+    pub fn presence_instance_users(&self, instance: &str) -> String {
+        format!("{}presence:v1:instance:{instance}:users", self.prefix)
     }
 
     /// The pub/sub channel carrying events about users rather than chats (sessions revoked).

@@ -14,6 +14,10 @@ pub enum Error {
     /// No database connection could be had in time.
     #[error("database pool: {0}")]
     Pool(String),
+    /// A store could not answer now, or a write's outcome is unknown (its connection broke
+    /// mid-statement): retrying is safe — a send with the same `client_id` is never stored twice.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// Anything else (a failed blocking task, a broken invariant, a Redis fault on a read).
     #[error("internal: {0}")]
     Internal(String),
@@ -26,7 +30,8 @@ impl From<chat_selectors::Error> for Error {
             S::Domain(e) => Self::Domain(e),
             S::Database(e) => Self::Database(e),
             S::Pool(e) => Self::Pool(e),
-            S::Cache(e) => Self::Internal(format!("redis: {e}")),
+            S::Cache(e) => Self::Unavailable(format!("redis: {e}")),
+            S::Unavailable(e) => Self::Unavailable(e),
             S::Internal(e) => Self::Internal(e),
         }
     }
@@ -48,6 +53,24 @@ pub(crate) fn unique_violation(error: &Error) -> Option<&str> {
             Some(info.constraint_name().unwrap_or(""))
         }
         _ => None,
+    }
+}
+
+/// Whether a database error is a fault of the connection or of the server's state (the
+/// connection broke, the server is shutting down or starting), not a refusal of the statement:
+/// the outcome of a write is then unknown, and the request may be retried.
+pub fn transient_database_fault(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            message.starts_with("terminating connection")
+                || message.starts_with("the database system is")
+        }
+        _ => false,
     }
 }
 

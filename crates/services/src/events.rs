@@ -1,20 +1,35 @@
-use chat_selectors::{ChatEvent, Keys, Store};
+use std::time::Duration;
+
+use chat_selectors::redis_link::announce_catch_up;
+use chat_selectors::{ChatEvent, Keys, RedisLink, Store};
+
+/// How long a publish may hold its caller (a message writer, a handler). Past it the caller
+/// goes on; the publish finishes (or fails) in the background and counts as missed, so that
+/// every instance's sockets catch up from PostgreSQL once Redis answers promptly again.
+pub const PUBLISH_WAIT: Duration = Duration::from_millis(100);
 
 /// Publishes a committed event to every instance (including this one) over Redis pub/sub,
-/// serialized once, together with the cache invalidations it calls for (one round trip). Called after the commit; a Redis fault is logged, not returned: the write
-/// stands, and clients repair the missed live delivery from history (`seq` gaps).
+/// serialized once, together with the cache invalidations it calls for (one round trip). Called
+/// after the commit; a Redis fault is logged, not returned: the write stands, and the event is
+/// recovered from history (see [`publish_all`]).
 pub async fn publish(store: &Store, event: &ChatEvent) {
-    publish_all(&mut store.redis(), &store.keys, std::slice::from_ref(event)).await;
+    publish_all(&store.redis(), &store.keys, std::slice::from_ref(event)).await;
 }
 
 /// [`publish`] for several committed events at once, in order, in one Redis round trip (the
-/// message writer publishes each batch this way). A Redis fault is logged, not returned.
-pub async fn publish_all(
-    redis: &mut redis::aio::ConnectionManager,
-    keys: &Keys,
-    events: &[ChatEvent],
-) {
+/// message writer publishes each batch this way). Never waits longer than [`PUBLISH_WAIT`], and
+/// not at all while Redis is down. Events that could not be published are not silently gone:
+/// they are marked missed, and when Redis answers again every instance is told to catch its
+/// sockets up (`ControlEvent::CatchUp`); a socket also repairs a gap from PostgreSQL on the next
+/// message of its chat. A Redis fault is logged, not returned.
+pub async fn publish_all(redis: &RedisLink, keys: &Keys, events: &[ChatEvent]) {
     if events.is_empty() {
+        return;
+    }
+    let health = redis.health().clone();
+    if !health.is_up() {
+        health.note_missed();
+        metrics::counter!("chat_events_unpublished_total").increment(events.len() as u64);
         return;
     }
     let channel = keys.events_channel();
@@ -28,8 +43,23 @@ pub async fn publish_all(
             Err(error) => tracing::error!(%error, "event serialization failed"),
         }
     }
-    if let Err(error) = pipe.query_async::<()>(redis).await {
-        metrics::counter!("chat_redis_errors_total").increment(1);
-        tracing::error!(events = events.len(), %error, "event publish failed; live delivery lost");
-    }
+    let mut conn = redis.clone();
+    // Spawned, so a publish cut short by the wait below is finished, not dropped half-sent.
+    let sending = tokio::spawn(async move { pipe.query_async::<()>(&mut conn).await });
+    let failed = match tokio::time::timeout(PUBLISH_WAIT, sending).await {
+        Ok(Ok(Ok(()))) => {
+            if health.take_missed() {
+                let mut conn = redis.clone();
+                tokio::spawn(async move { announce_catch_up(&health, &mut conn).await });
+            }
+            return;
+        }
+        Ok(Ok(Err(error))) => error.to_string(),
+        Ok(Err(error)) => format!("publish task: {error}"),
+        Err(_) => format!("no answer within {} ms", PUBLISH_WAIT.as_millis()),
+    };
+    health.note_missed();
+    metrics::counter!("chat_redis_errors_total").increment(1);
+    metrics::counter!("chat_events_unpublished_total").increment(events.len() as u64);
+    tracing::warn!(events = events.len(), error = %failed, "event publish failed or is late; sockets catch up when Redis answers");
 }

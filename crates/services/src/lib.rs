@@ -21,7 +21,7 @@ pub use auth::{
 };
 pub use chat_selectors::ChatEvent;
 pub use chats::{create_group, create_sandbox_chat, delete_group, open_direct_chat};
-pub use error::{Error, Result};
+pub use error::{Error, Result, transient_database_fault};
 pub use events::publish;
 pub use friends::{add_friend, remove_friend};
 pub use members::{invite_member, join_group, leave_group, remove_member, set_member_role};

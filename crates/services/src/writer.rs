@@ -208,7 +208,7 @@ pub(crate) async fn write_message(
 async fn run(
     index: usize,
     db: Pool<AsyncPgConnection>,
-    mut publisher: Publisher,
+    publisher: Publisher,
     mut inbox: mpsc::Receiver<MessageWrite>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -216,7 +216,7 @@ async fn run(
         metrics::histogram!("chat_writer_batch_size").record(batch.len() as f64);
         let started = Instant::now();
         let size = batch.len();
-        write_batch(&db, &mut publisher, std::mem::take(&mut batch)).await;
+        write_batch(&db, &publisher, std::mem::take(&mut batch)).await;
         tracing::debug!(
             writer = index,
             batch.size = size,
@@ -237,7 +237,7 @@ async fn run(
 /// stopped waiting.
 async fn write_batch(
     db: &Pool<AsyncPgConnection>,
-    publisher: &mut Publisher,
+    publisher: &Publisher,
     requests: Vec<MessageWrite>,
 ) {
     let mut seen = HashSet::new();
@@ -271,8 +271,11 @@ async fn write_batch(
             }
             Err(error) => {
                 tracing::error!(%error, batch.size = shared.len(), "message batch failed");
+                // Whether it committed is unknown: the senders retry with their client_id.
                 outcomes.extend(shared.into_iter().map(|request| {
-                    let failed = Err(Error::Internal(format!("message batch: {error}")));
+                    let failed = Err(Error::Unavailable(format!(
+                        "the message's outcome is unknown ({error}); retry with the same client_id"
+                    )));
                     (request, failed)
                 }));
             }
@@ -285,7 +288,7 @@ async fn write_batch(
         .filter_map(|(_, outcome)| outcome.as_ref().ok()?.as_ref())
         .map(Inserted::created_event)
         .collect();
-    publish_all(&mut publisher.redis, &publisher.keys, &events).await;
+    publish_all(&publisher.redis, &publisher.keys, &events).await;
     for (request, outcome) in outcomes {
         let reply = outcome
             .map(|inserted| inserted.map(WrittenMessage::from))
@@ -297,7 +300,7 @@ async fn write_batch(
 /// Where a writer publishes: the shared Redis connection and the deployment's keys (not the
 /// store itself, which holds the writer's queues: the tasks must not keep them open).
 struct Publisher {
-    redis: redis::aio::ConnectionManager,
+    redis: chat_selectors::RedisLink,
     keys: Keys,
 }
 
@@ -388,6 +391,7 @@ fn into_reply_error(error: Error) -> chat_selectors::Error {
         Error::Domain(e) => chat_selectors::Error::Domain(e),
         Error::Database(e) => chat_selectors::Error::Database(e),
         Error::Pool(e) => chat_selectors::Error::Pool(e),
+        Error::Unavailable(e) => chat_selectors::Error::Unavailable(e),
         Error::Internal(e) => chat_selectors::Error::Internal(e),
     }
 }

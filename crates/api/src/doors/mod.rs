@@ -92,21 +92,25 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// `GET /readyz` → 200 `{"status":"ready"}` when PostgreSQL and Redis answer, else 503
-/// `{"status":"unavailable","reason":"<which: cause>"}` (load balancers stop routing here).
+/// `GET /readyz` → 200 `{"status":"ready"}` when PostgreSQL and Redis answer; 200
+/// `{"status":"degraded","reason":"redis: <cause>"}` when only Redis does not (the instance
+/// serves without it: sends are stored and answered, live delivery catches up when Redis is
+/// back — taking every instance out of the load balancer would be worse); 503
+/// `{"status":"unavailable","reason":"database: <cause>"}` without PostgreSQL or while shutting
+/// down (load balancers stop routing here).
 async fn readyz(state: web::Data<crate::state::AppState>) -> HttpResponse {
     if *state.shutdown.borrow() {
         let body = serde_json::json!({"status": "unavailable", "reason": "shutting down"});
         return HttpResponse::ServiceUnavailable().json(body);
     }
     let (database, redis) = tokio::join!(state.store.check_database(), state.store.check_redis());
-    let problem = match (database, redis) {
-        (Ok(()), Ok(())) => return HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
-        (Err(e), _) => format!("database: {e}"),
-        (_, Err(e)) => format!("redis: {e}"),
-    };
-    HttpResponse::ServiceUnavailable()
-        .json(serde_json::json!({"status": "unavailable", "reason": problem}))
+    match (database, redis) {
+        (Ok(()), Ok(())) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        (Err(e), _) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "unavailable", "reason": format!("database: {e}")})),
+        (Ok(()), Err(e)) => HttpResponse::Ok()
+            .json(serde_json::json!({"status": "degraded", "reason": format!("redis: {e}")})),
+    }
 }
 
 /// The default answer for unknown routes: 404 in the native error format.

@@ -1,8 +1,9 @@
 //! The process's one Redis pub/sub subscriber: receives every committed chat event published by
 //! any instance and dispatches it to the local [`Hub`], and every control event (sessions
-//! revoked: the hub closes those sockets). Reconnects with backoff (100 ms doubling to 5 s) when
-//! Redis drops; events published while it is down are not replayed live (clients recover them
-//! from history by `seq`; revoked sockets are closed by the periodic check, `super::sessions`).
+//! revoked: the hub closes those sockets; catch up: they fetch what was lost). Reconnects with
+//! backoff (100 ms doubling to 1 s) when Redis drops; events published while it is down are not
+//! replayed live, so on reconnecting it tells every local socket to catch up from PostgreSQL
+//! (`Hub::resync_all`); revoked sockets are closed by the periodic check, `super::sessions`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub async fn run_subscriber(
 ) {
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
+    let mut lost = false;
     loop {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&[&channel, &control]).await {
@@ -35,6 +37,10 @@ pub async fn run_subscriber(
                     backoff = Duration::from_millis(100);
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(());
+                    }
+                    if std::mem::take(&mut lost) {
+                        // Whatever was published while this process was not subscribed is lost.
+                        hub.resync_all();
                     }
                     let mut messages = pubsub.on_message();
                     while let Some(msg) = messages.next().await {
@@ -46,6 +52,7 @@ pub async fn run_subscriber(
                     }
                     metrics::counter!("chat_redis_errors_total").increment(1);
                     tracing::warn!("event subscriber lost its Redis connection; reconnecting");
+                    lost = true;
                 }
                 Err(error) => {
                     metrics::counter!("chat_redis_errors_total").increment(1);
@@ -58,7 +65,7 @@ pub async fn run_subscriber(
             }
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -71,7 +78,11 @@ fn dispatch(hub: &Hub, payload: &[u8]) {
     }
 }
 
-fn control_event(hub: &Hub, cut_offs: &CutOffs, payload: &[u8]) {
+/// The longest wait between two subscribe attempts: after an outage, an instance hears events
+/// again within this of Redis' return.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+fn control_event(hub: &Arc<Hub>, cut_offs: &CutOffs, payload: &[u8]) {
     match serde_json::from_slice::<ControlEvent>(payload) {
         Ok(ControlEvent::SessionsRevoked {
             user_id,
@@ -81,6 +92,7 @@ fn control_event(hub: &Hub, cut_offs: &CutOffs, payload: &[u8]) {
             let closed = hub.revoke(user_id, not_before);
             tracing::info!(user.id = %user_id, sockets = closed, "sessions revoked");
         }
+        Ok(ControlEvent::CatchUp) => hub.resync_all(),
         Err(error) => tracing::error!(%error, "undecodable control event on the bus; dropped"),
     }
 }

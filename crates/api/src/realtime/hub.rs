@@ -26,6 +26,9 @@ pub enum FrameKind {
 
 const FRAME_KINDS: usize = 6;
 
+/// Over how long [`Hub::resync_all`] spreads its notifications.
+pub const RESYNC_SPREAD: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A committed chat event as delivered to local sockets, with its rendered frames cached.
 #[derive(Debug)]
 pub struct Event {
@@ -66,6 +69,7 @@ pub struct Connection {
     tx: mpsc::Sender<Arc<Event>>,
     overflowed: Notify,
     revoked: Notify,
+    resync: Notify,
 }
 
 impl Connection {
@@ -92,6 +96,12 @@ impl Connection {
     pub async fn revoked(&self) {
         self.revoked.notified().await
     }
+
+    /// Resolves once events may have been lost on their way to this socket (Redis was down or
+    /// slow): the door catches its chats up from PostgreSQL.
+    pub async fn resync_wanted(&self) {
+        self.resync.notified().await
+    }
 }
 
 /// A socket tracked under its user, with the issue time of the token it was opened with.
@@ -112,9 +122,25 @@ pub struct Hub {
     /// Every authenticated socket of every door by user, for revocation.
     sessions: RwLock<HashMap<UserId, Vec<Tracked>>>,
     next_id: AtomicU64,
+    instance: InstanceId,
+}
+
+/// This process's random id among the instances of a deployment (presence entries carry it).
+#[derive(Debug)]
+struct InstanceId(String);
+
+impl Default for InstanceId {
+    fn default() -> Self {
+        Self(format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff))
+    }
 }
 
 impl Hub {
+    /// This instance's id (random per process).
+    pub fn instance(&self) -> &str {
+        &self.instance.0
+    }
+
     /// A new connection for `user` delivering into `tx` (the socket's bounded queue).
     pub fn connect(&self, user: UserId, tx: mpsc::Sender<Arc<Event>>) -> Arc<Connection> {
         Arc::new(Connection {
@@ -123,7 +149,36 @@ impl Hub {
             tx,
             overflowed: Notify::new(),
             revoked: Notify::new(),
+            resync: Notify::new(),
         })
+    }
+
+    /// Tells every tracked socket to catch up from PostgreSQL (events were lost: see
+    /// `crate::realtime::bus`), spread over about [`RESYNC_SPREAD`] so that thousands of sockets
+    /// do not query the database at the same instant. Returns at once.
+    pub fn resync_all(self: &Arc<Self>) {
+        let conns: Vec<Arc<Connection>> = self
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .map(|t| t.conn.clone())
+            .collect();
+        if conns.is_empty() {
+            return;
+        }
+        tracing::info!(sockets = conns.len(), "sockets catch up after lost events");
+        tokio::spawn(async move {
+            const STEPS: u32 = 20;
+            let per_step = conns.len().div_ceil(STEPS as usize).max(1);
+            for chunk in conns.chunks(per_step) {
+                for conn in chunk {
+                    conn.resync.notify_one();
+                }
+                tokio::time::sleep(RESYNC_SPREAD / STEPS).await;
+            }
+        });
     }
 
     /// Tracks `conn` as a session of `user` opened with a token issued at `issued_at` (unix s),

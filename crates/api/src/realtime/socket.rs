@@ -105,6 +105,13 @@ pub trait SocketDoor {
     fn on_binary(&mut self, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
     /// An event on one of the socket's chats.
     fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
+    /// Events may have been lost on the way to this socket (Redis was down or slow): catch up
+    /// from PostgreSQL what the door promises to deliver in order (the gateway, door 000). The
+    /// other doors have no such promise and do nothing.
+    fn on_resync(&mut self, out: &mut Outbox<'_>) -> impl Future<Output = Flow> {
+        let _ = out;
+        async { Ok(()) }
+    }
     /// A client frame over the frame rate limit (not handled): the door's rate-limit error,
     /// saying when to retry (`retry_after`, at least 1 s when shown in seconds).
     fn on_flood(
@@ -257,13 +264,14 @@ pub async fn reject(
 }
 
 /// The close code of a session refused with an error of `status`: 1008 (policy) when the
-/// client is refused, 1011 when the server could not decide (a fault: retry later), so that a
-/// client does not take an outage for bad credentials.
+/// client is refused (do not retry as is), 1013 "try again later" when a store did not answer
+/// (503), 1011 for another fault (retry with backoff), so that a client never takes an outage
+/// for bad credentials (RFC 6455 §7.4.1; 1013 from the IANA registry).
 pub fn refusal_code(status: actix_web::http::StatusCode) -> CloseCode {
-    if status.is_server_error() {
-        CloseCode::Error
-    } else {
-        CloseCode::Policy
+    match status {
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE => CloseCode::Again,
+        s if s.is_server_error() => CloseCode::Error,
+        _ => CloseCode::Policy,
     }
 }
 
@@ -327,6 +335,9 @@ pub async fn drive<D: SocketDoor>(
             }
             () = conn.revoked() => {
                 Err(Stop::close(CloseCode::Policy, "session revoked: log in again"))
+            }
+            () = conn.resync_wanted() => {
+                Box::pin(door.on_resync(&mut Outbox::new(&mut session, &limits))).await
             }
             event = events.recv() => match event {
                 Some(event) => {

@@ -254,13 +254,17 @@ struct Gateway {
     conn: Arc<Connection>,
     chats: HashMap<ChatId, Followed>,
     presence_token: String,
+    /// Whether the presence entry is in Redis (it is retried on each heartbeat while Redis
+    /// does not answer: presence degrades, the socket does not).
+    presence_on: bool,
     _registration: UserRegistration,
     _session: SessionGuard,
 }
 
 impl Gateway {
     /// Registers the socket for its user, subscribes to every chat, then reads each chat's
-    /// `last_seq` (after subscribing, so what comes later arrives live) and goes online.
+    /// `last_seq` (after subscribing, so what comes later arrives live) and goes online — if
+    /// Redis answers; else the socket opens all the same and goes online at a later heartbeat.
     async fn start(
         state: AppState,
         user: UserView,
@@ -289,15 +293,29 @@ impl Gateway {
                 .unwrap_or_else(|| state.hub.subscribe(chat, &conn));
             chats.insert(chat, Followed::new(chat, subscription, last_seq));
         }
-        let presence_token = format!("{:016x}", rand::random::<u64>());
+        let presence_token = chat_services::presence::new_token(state.hub.instance());
         let ttl = limits.client_timeout.as_millis() as i64;
-        chat_services::presence::connect(store, user.id, &presence_token, ttl).await?;
+        let presence_on = match chat_services::presence::connect(
+            store,
+            user.id,
+            &presence_token,
+            ttl,
+        )
+        .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence not recorded; retried at the next heartbeat");
+                false
+            }
+        };
         let gateway = Gateway {
             state,
             user,
             conn: conn.clone(),
             chats,
             presence_token,
+            presence_on,
             _registration: registration,
             _session: session,
         };
@@ -320,6 +338,9 @@ impl Gateway {
 
     async fn end(&mut self) {
         let store = &self.state.store;
+        if !self.presence_on {
+            return;
+        }
         if let Err(e) =
             chat_services::presence::disconnect(store, self.user.id, &self.presence_token).await
         {
@@ -695,15 +716,30 @@ impl SocketDoor for Gateway {
 
     async fn on_heartbeat(&mut self) -> Flow {
         let ttl = SocketLimits::new(&self.state).client_timeout.as_millis() as i64;
-        if let Err(e) = chat_services::presence::refresh(
-            &self.state.store,
-            self.user.id,
-            &self.presence_token,
-            ttl,
-        )
-        .await
-        {
-            tracing::warn!(error = %e, "presence refresh failed");
+        let (store, user, token) = (&self.state.store, self.user.id, &self.presence_token);
+        let kept = if self.presence_on {
+            chat_services::presence::refresh(store, user, token, ttl).await
+        } else {
+            chat_services::presence::connect(store, user, token, ttl).await
+        };
+        match kept {
+            Ok(()) => self.presence_on = true,
+            Err(e) => tracing::warn!(error = %e, "presence refresh failed"),
+        }
+        Ok(())
+    }
+
+    /// Events may have been lost (Redis was down or slow): every chat is caught up to its
+    /// `last_seq` from PostgreSQL, in order, without sending anything twice.
+    async fn on_resync(&mut self, out: &mut Outbox<'_>) -> Flow {
+        let chats = match user_chats(&self.state.store, self.user.id).await {
+            Ok(chats) => chats,
+            Err(e) => return Err(lost(&e.into())),
+        };
+        for (chat, last_seq) in chats {
+            if self.chats.contains_key(&chat) {
+                self.catch_up(chat, last_seq, out).await?;
+            }
         }
         Ok(())
     }

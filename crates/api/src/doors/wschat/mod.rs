@@ -473,6 +473,18 @@ impl SocketDoor for ChatSocket {
         self.error(out, "binary frames are not supported").await
     }
 
+    /// Events may have been lost (Redis was down or slow): the chat is caught up to its
+    /// `last_seq` from PostgreSQL, in order, without sending anything twice.
+    async fn on_resync(&mut self, out: &mut Outbox<'_>) -> Flow {
+        let last_seq = match chat_by_id(&self.state.store, self.chat()).await {
+            Ok(chat) => chat.last_seq,
+            Err(e) => return Err(lost(&e.into())),
+        };
+        self.order
+            .catch_up(&self.state.store, last_seq, frame, out)
+            .await
+    }
+
     async fn on_flood(&mut self, retry_after: std::time::Duration, out: &mut Outbox<'_>) -> Flow {
         let secs = retry_after_secs(retry_after);
         self.error(out, &format!("too many frames, retry in {secs} s"))
