@@ -234,7 +234,8 @@ async fn run(
 /// fault every request gets an error (whether it committed is unknown: retrying could store it
 /// twice). The `message.created` events of the whole batch go out in one Redis round trip after
 /// the commit and before any answer, so a stored message is published even when its sender has
-/// stopped waiting.
+/// stopped waiting; that publish holds the answers at most `PUBLISH_WAIT` (100 ms) and not at all
+/// while Redis is down (`events::publish_all`).
 async fn write_batch(
     db: &Pool<AsyncPgConnection>,
     publisher: &Publisher,

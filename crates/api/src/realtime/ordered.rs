@@ -47,7 +47,7 @@ impl Ordered {
 
     /// Sends the chat's messages after the cursor up to `target` from PostgreSQL, in order, page
     /// by page (each write waits for the client), rendered by `render`.
-    /// Errors: the session ends with 1011 when PostgreSQL fails (the socket can't know what it
+    /// Errors: the session ends with 1013/1011 when PostgreSQL fails (the socket can't know what it
     /// missed; the client reconnects and resumes).
     pub async fn catch_up(
         &mut self,
@@ -99,12 +99,15 @@ impl Ordered {
     }
 }
 
-/// Ends a session whose socket cannot know what it missed (a database fault): 1011, so the
-/// client reconnects and resumes.
+/// Ends a session whose socket cannot know what it missed (a database fault), so the client
+/// reconnects and resumes: 1013 (try again later) when the fault is transient (PostgreSQL
+/// unreachable or timing out: a 503), else 1011.
 pub fn lost(error: &ApiError) -> Stop {
     tracing::warn!(error = %error, "socket session ends: delivery state unknown");
-    Stop::close(
-        actix_ws::CloseCode::Error,
-        "temporary failure: reconnect and sync",
-    )
+    let code = if error.status() == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
+        actix_ws::CloseCode::Again
+    } else {
+        actix_ws::CloseCode::Error
+    };
+    Stop::close(code, "temporary failure: reconnect and sync")
 }

@@ -371,7 +371,8 @@ impl Gateway {
     /// published before the send was answered, so they are normally already in, or about to
     /// reach, this socket's queue: take events from the queue (delivering each, whatever its
     /// chat) for up to [`OWN_SEND_WAIT`]; only what is still missing then is read from
-    /// PostgreSQL. This keeps a busy chat's sends from costing a history query each.
+    /// PostgreSQL. This keeps a busy chat's sends from costing a history query each. While Redis
+    /// is down (no event can come) it reads PostgreSQL without waiting.
     /// An event of `chat` at or past `seq` (possible only when publishes raced) is not delivered
     /// here: it is returned, to be handled after the reply.
     async fn deliver_before(
@@ -380,7 +381,13 @@ impl Gateway {
         seq: i64,
         out: &mut Outbox<'_>,
     ) -> Result<Option<Arc<Event>>, Stop> {
-        let deadline = tokio::time::Instant::now() + OWN_SEND_WAIT;
+        // While Redis is down nothing arrives live: read from PostgreSQL at once.
+        let wait = if self.state.store.redis_health().is_up() {
+            OWN_SEND_WAIT
+        } else {
+            Duration::ZERO
+        };
+        let deadline = tokio::time::Instant::now() + wait;
         let mut deferred = None;
         while tokio::time::Instant::now() < deadline
             && self
@@ -605,7 +612,7 @@ impl Gateway {
     }
 
     /// Whether the user is a member of `chat` now, from PostgreSQL. A fault ends the session
-    /// (1011): guessing could leak a chat or drop one silently.
+    /// (1013 when transient, else 1011): guessing could leak a chat or drop one silently.
     async fn member_now(&self, chat: ChatId) -> Result<bool, Stop> {
         is_member_now(&self.state.store, chat, self.user.id)
             .await

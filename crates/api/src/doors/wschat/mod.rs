@@ -327,7 +327,7 @@ async fn group_socket(
     Ok(response)
 }
 
-/// Closes an accepted socket whose chat could not be opened (a fault: 1011).
+/// Closes an accepted socket whose chat could not be opened (a fault: 1013 when transient, else 1011).
 fn refuse(session: actix_ws::Session, state: &AppState, error: ApiError) {
     let Stop(reason) = lost(&error);
     let limits = SocketLimits::new(state);

@@ -1,0 +1,522 @@
+//! `chat-chaos`: the fault-injection run (`make chaos`; `--short` in CI).
+//!
+//! It starts its own PostgreSQL (`initdb` on a free port) and Redis (a free port), two
+//! `chat-server` instances on them, and users that chat through both the gateway and REST (see
+//! `client`), then injects, round after round: kill -9 of instance A and of B, Redis killed and
+//! restarted, PostgreSQL stopped with `-m immediate` and restarted, SIGTERM of an instance, and a
+//! Redis outage (10 s by default). Afterwards it checks against PostgreSQL and every client's
+//! stream:
+//!
+//! - every acknowledged message is stored, under the chat and seq it was acknowledged with;
+//! - no two rows share an (author, client_id); each chat's seqs run 1..=last_seq with no hole;
+//! - every socket got every message of its chats, in order, exactly once;
+//! - every send was acknowledged in the end, and no answer was a 5xx other than 503 (nor an
+//!   `internal` error frame, nor a socket refused with 1008/1011);
+//! - no instance log holds a panic.
+//!
+//! It reports, per fault, how long the affected clients waited until acknowledged again, and the
+//! figures of issue 11's targets (send→ack during the Redis outage, new sockets' `ready`, how
+//! soon every socket had every message after Redis returned, refusal latency while PostgreSQL
+//! was down). Those are reported, never asserted. Exit code 1 when a check failed.
+
+mod client;
+mod env;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+use crate::client::{Kind, Shared, User, UserState};
+use crate::env::{Instance, Pg, Redis, free_port};
+use crate::report::{Fault, FaultKind};
+
+/// Password of every user the run registers.
+const PASSWORD: &str = "chaos-run-password";
+
+#[derive(Parser, Clone)]
+#[command(
+    name = "chat-chaos",
+    about = "Fault-injection run against two chat-server instances"
+)]
+struct Args {
+    /// The server binary.
+    #[arg(long, default_value = "target/debug/chat-server")]
+    server: PathBuf,
+    /// Directory of initdb, pg_ctl and psql.
+    #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
+    pg_bin: PathBuf,
+    /// The short form for CI: one round of faults.
+    #[arg(long)]
+    short: bool,
+    /// Rounds of the fault schedule (default: 1 with --short, else 3).
+    #[arg(long)]
+    rounds: Option<u32>,
+    /// Users (each has a gateway socket; every third sends over REST, the rest on the socket).
+    #[arg(long, default_value_t = 24)]
+    users: usize,
+    /// Groups (each user is in two) and direct chats (between users 0-1, 2-3, ...).
+    #[arg(long, default_value_t = 5)]
+    groups: usize,
+    /// Direct chats.
+    #[arg(long, default_value_t = 4)]
+    directs: usize,
+    /// Mean pause between one user's acknowledged send and its next, ms.
+    #[arg(long, default_value_t = 150)]
+    interval_ms: u64,
+    /// Length of the long Redis outage, s.
+    #[arg(long, default_value_t = 10)]
+    outage_secs: u64,
+    /// How long PostgreSQL stays down, s.
+    #[arg(long, default_value_t = 3)]
+    pg_down_secs: u64,
+    /// Steady running after each fault, s.
+    #[arg(long, default_value_t = 5)]
+    settle_secs: u64,
+    /// Where the run's data and logs go (default: a new directory under /tmp); kept when a check
+    /// fails or with --keep.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Keep the run's directory even when every check passed.
+    #[arg(long)]
+    keep: bool,
+    /// Write the report as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// The deployment of one run.
+struct Deployment {
+    pg: Pg,
+    redis: Redis,
+    instances: [Instance; 2],
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("chaos: could not run: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<bool> {
+    let root = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("chat-chaos-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&root)?;
+    // PostgreSQL runs as its own user when we are root: it must reach the directory.
+    let _ = std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&root)
+        .status();
+    let server = std::fs::canonicalize(&args.server)
+        .with_context(|| format!("no server binary at {}", args.server.display()))?;
+    println!("chaos: run directory {}", root.display());
+    let started = Instant::now();
+
+    let pg = Pg::init(&args.pg_bin, &root, free_port()?).await?;
+    pg.start().await?;
+    let mut redis = Redis::new(&root, free_port()?);
+    redis.start().await?;
+    let env = vec![
+        ("DATABASE_URL".to_owned(), pg.url("postgres")),
+        ("REDIS_URL".to_owned(), redis.url()),
+        ("CHAT_REDIS_PREFIX".to_owned(), "chaos:".to_owned()),
+        (
+            "CHAT_JWT_SECRET".to_owned(),
+            format!("chaos-{}", rand::random::<u64>()),
+        ),
+        ("CHAT_BCRYPT_COST".to_owned(), "4".to_owned()),
+        ("CHAT_ACCESS_TTL_SECS".to_owned(), "7200".to_owned()),
+        ("CHAT_RATE_SEND_PER_MIN".to_owned(), "0".to_owned()),
+        ("CHAT_RATE_AUTH_PER_MIN".to_owned(), "0".to_owned()),
+        ("CHAT_WS_FRAMES_PER_SEC".to_owned(), "0".to_owned()),
+        ("RUST_LOG".to_owned(), "warn".to_owned()),
+    ];
+    let mut a = Instance::new("A", &server, &root, free_port()?, env.clone());
+    let mut b = Instance::new("B", &server, &root, free_port()?, env);
+    // A migrates the database before B starts.
+    a.start().await?;
+    b.start().await?;
+    let mut dep = Deployment {
+        pg,
+        redis,
+        instances: [a, b],
+    };
+    println!(
+        "chaos: PostgreSQL :{}, Redis :{}, instances A :{} and B :{} up in {:.1} s",
+        dep.pg.port,
+        dep.redis.port,
+        dep.instances[0].port,
+        dep.instances[1].port,
+        started.elapsed().as_secs_f64()
+    );
+
+    let outcome = exercise(&args, &mut dep).await;
+    for inst in &mut dep.instances {
+        inst.terminate().await;
+    }
+    dep.redis.kill().await;
+    let _ = dep.pg.stop(false).await;
+    let passed = match outcome {
+        Ok(passed) => passed,
+        Err(e) => {
+            println!("chaos: the run broke off: {e:#}");
+            false
+        }
+    };
+    if passed && !args.keep && args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    } else {
+        println!("chaos: logs and data kept in {}", root.display());
+    }
+    println!("chaos: {:.0} s in all", started.elapsed().as_secs_f64());
+    Ok(passed)
+}
+
+/// Users, chats, clients; the fault schedule; the checks. Answers whether every check passed.
+async fn exercise(args: &Args, dep: &mut Deployment) -> Result<bool> {
+    let bases = [dep.instances[0].base(), dep.instances[1].base()];
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let users = setup(&http, &bases[0], args).await?;
+    let sh = Arc::new(Shared {
+        bases: bases.clone(),
+        start: Instant::now(),
+        run: rand::random::<u32>() % 1_000_000,
+        interval_ms: args.interval_ms,
+        stop_sending: true.into(),
+        done: false.into(),
+        stats: Mutex::default(),
+        users,
+        http: http.clone(),
+    });
+    let mut tasks = Vec::new();
+    for user in &sh.users {
+        tasks.push(tokio::spawn(client::run_socket(sh.clone(), user.clone())));
+    }
+    // Every socket open and caught up before the first send.
+    wait_until(Duration::from_secs(30), || {
+        sh.users.iter().all(|u| u.st.lock().unwrap().on.is_some())
+    })
+    .await
+    .then_some(())
+    .context("not every socket opened within 30 s")?;
+    sh.stop_sending.store(false, Ordering::Relaxed);
+    for user in sh.users.iter().filter(|u| u.kind == Kind::Rest) {
+        tasks.push(tokio::spawn(client::run_rest(sh.clone(), user.clone())));
+    }
+    println!(
+        "chaos: {} users ({} over REST) in {} chats, one send at a time each, ~{} ms apart",
+        sh.users.len(),
+        sh.users.iter().filter(|u| u.kind == Kind::Rest).count(),
+        count_chats(&sh),
+        args.interval_ms
+    );
+
+    let settle = Duration::from_secs(args.settle_secs);
+    let rounds = args.rounds.unwrap_or(if args.short { 1 } else { 3 });
+    let mut faults = Vec::new();
+    tokio::time::sleep(settle).await;
+    for _ in 0..rounds {
+        for kind in [
+            FaultKind::Kill(0),
+            FaultKind::Kill(1),
+            FaultKind::RedisRestart,
+            FaultKind::PgRestart,
+            FaultKind::Terminate(usize::MAX),
+            FaultKind::RedisOutage,
+        ] {
+            let fault = inject(&sh, dep, kind, args).await?;
+            println!("{}", fault.line());
+            faults.push(fault);
+            tokio::time::sleep(settle).await;
+        }
+    }
+
+    // Drain: no new sends; every pending one acknowledged; every socket has every message.
+    sh.stop_sending.store(true, Ordering::Relaxed);
+    let drained = wait_until(Duration::from_secs(60), || {
+        sh.users.iter().all(|u| !u.st.lock().unwrap().has_pending())
+    })
+    .await;
+    let lasts = last_seqs(&dep.pg).await?;
+    let converged = wait_until(Duration::from_secs(20), || everyone_has(&sh, &lasts)).await;
+    sh.done.store(true, Ordering::Relaxed);
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+    }
+    let elapsed = sh.now();
+    let checks = report::check(&sh, &dep.pg, &dep.instances, drained && converged).await?;
+    let summary = report::summary(&sh, &faults, &checks, elapsed);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&summary)?)?;
+    }
+    Ok(checks.passed())
+}
+
+async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn count_chats(sh: &Shared) -> usize {
+    let mut chats: Vec<i64> = sh.users.iter().flat_map(|u| u.chats.clone()).collect();
+    chats.sort_unstable();
+    chats.dedup();
+    chats.len()
+}
+
+/// Each chat's `last_seq` in PostgreSQL now.
+async fn last_seqs(pg: &Pg) -> Result<Vec<(i64, i64)>> {
+    let rows = pg
+        .query("postgres", "SELECT id, last_seq FROM chats")
+        .await?;
+    Ok(rows
+        .lines()
+        .filter_map(|l| {
+            let (id, seq) = l.split_once('\t')?;
+            Some((id.parse().ok()?, seq.parse().ok()?))
+        })
+        .collect())
+}
+
+/// Whether every user's socket has delivered each of its chats up to `lasts`.
+fn everyone_has(sh: &Shared, lasts: &[(i64, i64)]) -> bool {
+    sh.users.iter().all(|u| {
+        let st = u.st.lock().unwrap();
+        lasts.iter().all(|(chat, seq)| {
+            !u.chats.contains(chat) || st.last.get(chat).copied().unwrap_or(0) >= *seq
+        })
+    })
+}
+
+/// Users 0..n registered and logged in (on instance A), groups and direct chats created and
+/// joined, and each user's chats read back from the server.
+async fn setup(http: &reqwest::Client, base: &str, args: &Args) -> Result<Vec<Arc<User>>> {
+    let tag = format!("{:05x}", rand::random::<u32>() & 0xfffff);
+    let mut accounts = Vec::new();
+    for i in 0..args.users {
+        let name = format!("chaos{tag}u{i}");
+        let reg = post(
+            http,
+            base,
+            "/api/v1/auth/register/",
+            None,
+            json!({"username": name, "email": format!("{name}@example.com"),
+                   "password": PASSWORD, "password2": PASSWORD}),
+        )
+        .await?;
+        let login = post(
+            http,
+            base,
+            "/api/v1/auth/login/",
+            None,
+            json!({"username": name, "password": PASSWORD}),
+        )
+        .await?;
+        let id = reg["id"].as_i64().context("register answered no id")?;
+        let token = login["access"]
+            .as_str()
+            .context("no access token")?
+            .to_owned();
+        accounts.push((id, token));
+    }
+    let mut groups = Vec::new();
+    for g in 0..args.groups.max(1) {
+        let owner = &accounts[g % accounts.len()].1;
+        let chat = post(
+            http,
+            base,
+            "/api/v1/chats/groups",
+            Some(owner),
+            json!({"title": format!("chaos group {g}"), "is_private": false}),
+        )
+        .await?;
+        groups.push(chat["id"].as_i64().context("group without id")?);
+    }
+    for (i, (_, token)) in accounts.iter().enumerate() {
+        for g in [i % groups.len(), (i + 2) % groups.len()] {
+            if g % accounts.len() != i {
+                post(
+                    http,
+                    base,
+                    &format!("/api/v1/chats/{}/join", groups[g]),
+                    Some(token),
+                    json!({}),
+                )
+                .await?;
+            }
+        }
+    }
+    for d in 0..args.directs.min(accounts.len() / 2) {
+        let (other, _) = &accounts[2 * d + 1];
+        post(
+            http,
+            base,
+            "/api/v1/chats/direct",
+            Some(&accounts[2 * d].1),
+            json!({"user_id": other}),
+        )
+        .await?;
+    }
+    let mut users = Vec::new();
+    for (idx, (id, token)) in accounts.into_iter().enumerate() {
+        let list = http
+            .get(format!("{base}/api/v1/chats"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json::<Value>()
+            .await?;
+        let items = list
+            .as_array()
+            .or_else(|| list["results"].as_array())
+            .context("GET /api/v1/chats answered no list")?;
+        let chats = items.iter().filter_map(|c| c["id"].as_i64()).collect();
+        users.push(Arc::new(User {
+            idx,
+            id,
+            token,
+            kind: if idx % 3 == 2 {
+                Kind::Rest
+            } else {
+                Kind::Gateway
+            },
+            chats,
+            st: Mutex::new(UserState::default()),
+        }));
+    }
+    Ok(users)
+}
+
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Result<Value> {
+    let mut req = http.post(format!("{base}{path}")).json(&body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.with_context(|| format!("POST {path}"))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("POST {path}: {status} {body}");
+    }
+    Ok(body)
+}
+
+/// The instance holding more of the users' connections (SIGTERM goes there: after the kills it
+/// often holds them all).
+fn busier(sh: &Shared) -> usize {
+    let on = |i: usize| {
+        sh.users
+            .iter()
+            .filter(|u| u.st.lock().unwrap().on == Some(i))
+            .count()
+    };
+    usize::from(on(1) > on(0))
+}
+
+/// Injects one fault (`Terminate(usize::MAX)`: of the busier instance), waits until it is over, and measures what clients saw.
+async fn inject(sh: &Shared, dep: &mut Deployment, kind: FaultKind, args: &Args) -> Result<Fault> {
+    let kind = match kind {
+        FaultKind::Terminate(usize::MAX) => FaultKind::Terminate(busier(sh)),
+        kind => kind,
+    };
+    let at = sh.now();
+    let affected: Vec<usize> = match kind {
+        FaultKind::Kill(i) | FaultKind::Terminate(i) => sh
+            .users
+            .iter()
+            .filter(|u| u.st.lock().unwrap().on == Some(i))
+            .map(|u| u.idx)
+            .collect(),
+        _ => sh.users.iter().map(|u| u.idx).collect(),
+    };
+    let mut fault = Fault::new(kind, at, affected);
+    match kind {
+        FaultKind::Kill(i) => {
+            dep.instances[i].kill().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            dep.instances[i].start().await?;
+        }
+        FaultKind::Terminate(i) => {
+            let took = dep.instances[i].terminate().await;
+            fault.note(format!("exit took {} ms", took.as_millis()));
+            dep.instances[i].start().await?;
+        }
+        FaultKind::RedisRestart => {
+            dep.redis.kill().await;
+            dep.redis.start().await?;
+        }
+        FaultKind::PgRestart => {
+            dep.pg.stop(true).await?;
+            tokio::time::sleep(Duration::from_secs(args.pg_down_secs)).await;
+            dep.pg.start().await?;
+        }
+        FaultKind::RedisOutage => {
+            dep.redis.kill().await;
+            let outage = Duration::from_secs(args.outage_secs);
+            // Fresh sockets opened during the outage, on both instances.
+            let probes = 4u32;
+            for p in 0..probes {
+                tokio::time::sleep(outage / (probes + 1)).await;
+                let user = &sh.users[p as usize % sh.users.len()];
+                let base = &sh.bases[p as usize % 2];
+                match client::open(base, user).await {
+                    Ok((_ws, took)) => fault.probe_opened(took),
+                    Err(e) => fault.probe_failed(e),
+                }
+            }
+            let left = (at + outage).saturating_sub(sh.now());
+            tokio::time::sleep(left).await;
+            dep.redis.start().await?;
+        }
+    }
+    fault.ended = sh.now();
+    if matches!(kind, FaultKind::RedisOutage | FaultKind::RedisRestart) {
+        // How soon every socket has every message stored before Redis came back.
+        let lasts = last_seqs(&dep.pg).await?;
+        let until = Instant::now() + Duration::from_secs(10);
+        while !everyone_has(sh, &lasts) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if everyone_has(sh, &lasts) {
+            fault.converged = Some(sh.now() - fault.ended);
+        }
+    }
+    // Acknowledged again: wait until every affected sender has an ack after the fault's end
+    // (at most 15 s), then measure.
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until && !fault.all_acked_again(sh) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fault.measure(sh);
+    Ok(fault)
+}
