@@ -2,9 +2,9 @@
 //!
 //! It starts its own PostgreSQL (`initdb` on a free port) and Redis (a free port), two
 //! `chat-server` instances on them, and users that chat through both the gateway and REST (see
-//! `client`), then injects, round after round: kill -9 of instance A and of B, Redis killed and
-//! restarted, PostgreSQL stopped with `-m immediate` and restarted, SIGTERM of an instance, and a
-//! Redis outage (10 s by default). Afterwards it checks against PostgreSQL and every client's
+//! `client`), then injects, round after round: kill -9 of the busier instance, then of the other
+//! (which took its clients), Redis killed and restarted, PostgreSQL stopped with `-m immediate`
+//! and restarted, SIGTERM of the busier instance, and a Redis outage (10 s by default). Afterwards it checks against PostgreSQL and every client's
 //! stream:
 //!
 //! - every acknowledged message is stored, under the chat and seq it was acknowledged with;
@@ -233,11 +233,11 @@ async fn exercise(args: &Args, dep: &mut Deployment) -> Result<bool> {
     tokio::time::sleep(settle).await;
     for _ in 0..rounds {
         for kind in [
-            FaultKind::Kill(0),
-            FaultKind::Kill(1),
+            FaultKind::Kill(BUSIER),
+            FaultKind::Kill(BUSIER),
             FaultKind::RedisRestart,
             FaultKind::PgRestart,
-            FaultKind::Terminate(usize::MAX),
+            FaultKind::Terminate(BUSIER),
             FaultKind::RedisOutage,
         ] {
             let fault = inject(&sh, dep, kind, args).await?;
@@ -431,8 +431,12 @@ async fn post(
     Ok(body)
 }
 
-/// The instance holding more of the users' connections (SIGTERM goes there: after the kills it
-/// often holds them all).
+/// In a fault of the schedule: the instance holding more of the users' connections when the
+/// fault comes (so each kill and SIGTERM hits clients: after a kill the other instance often
+/// holds them all, and the next kill takes that one).
+const BUSIER: usize = usize::MAX;
+
+/// The instance holding more of the users' connections.
 fn busier(sh: &Shared) -> usize {
     let on = |i: usize| {
         sh.users
@@ -443,10 +447,11 @@ fn busier(sh: &Shared) -> usize {
     usize::from(on(1) > on(0))
 }
 
-/// Injects one fault (`Terminate(usize::MAX)`: of the busier instance), waits until it is over, and measures what clients saw.
+/// Injects one fault (of the [`BUSIER`] instance, when so named), waits until it is over, and measures what clients saw.
 async fn inject(sh: &Shared, dep: &mut Deployment, kind: FaultKind, args: &Args) -> Result<Fault> {
     let kind = match kind {
-        FaultKind::Terminate(usize::MAX) => FaultKind::Terminate(busier(sh)),
+        FaultKind::Kill(BUSIER) => FaultKind::Kill(busier(sh)),
+        FaultKind::Terminate(BUSIER) => FaultKind::Terminate(busier(sh)),
         kind => kind,
     };
     let at = sh.now();
@@ -483,23 +488,34 @@ async fn inject(sh: &Shared, dep: &mut Deployment, kind: FaultKind, args: &Args)
         FaultKind::RedisOutage => {
             dep.redis.kill().await;
             let outage = Duration::from_secs(args.outage_secs);
-            // Fresh sockets opened during the outage, on both instances.
+            // Fresh sockets opened during the outage, on both instances, at fixed times (a
+            // probe that hangs does not stretch the outage).
             let probes = 4u32;
+            let mut opened = Vec::new();
             for p in 0..probes {
-                tokio::time::sleep(outage / (probes + 1)).await;
-                let user = &sh.users[p as usize % sh.users.len()];
-                let base = &sh.bases[p as usize % 2];
-                match client::open(base, user).await {
-                    Ok((_ws, took)) => fault.probe_opened(took),
-                    Err(e) => fault.probe_failed(e),
+                let user = sh.users[p as usize % sh.users.len()].clone();
+                let base = sh.bases[p as usize % 2].clone();
+                let wait = outage * (p + 1) / (probes + 1);
+                opened.push(tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    client::open(&base, &user).await.map(|(_ws, took)| took)
+                }));
+            }
+            tokio::time::sleep(outage).await;
+            dep.redis.start().await?;
+            fault.ended = sh.now();
+            for probe in opened {
+                match probe.await {
+                    Ok(Ok(took)) => fault.probe_opened(took),
+                    Ok(Err(e)) => fault.probe_failed(e),
+                    Err(e) => fault.probe_failed(e.to_string()),
                 }
             }
-            let left = (at + outage).saturating_sub(sh.now());
-            tokio::time::sleep(left).await;
-            dep.redis.start().await?;
         }
     }
-    fault.ended = sh.now();
+    if kind != FaultKind::RedisOutage {
+        fault.ended = sh.now();
+    }
     if matches!(kind, FaultKind::RedisOutage | FaultKind::RedisRestart) {
         // How soon every socket has every message stored before Redis came back.
         let lasts = last_seqs(&dep.pg).await?;
