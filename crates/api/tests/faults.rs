@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PrivateRedis, TestApp, TestEnv, TestUser, WsClient, admin_execute};
+use common::{PrivateRedis, TestApp, TestEnv, WsClient, admin_execute};
 use serde_json::{Value, json};
 
 fn settings_on(env: &TestEnv, redis: &PrivateRedis) -> chat_api::Settings {
@@ -17,29 +17,6 @@ fn settings_on(env: &TestEnv, redis: &PrivateRedis) -> chat_api::Settings {
         redis_url: redis.url(),
         ..env.settings()
     }
-}
-
-/// A group of `owner` with `others` in it: its id.
-async fn group(app: &TestApp, owner: &TestUser, others: &[&TestUser]) -> i64 {
-    let (_, group) = app
-        .post(
-            "/api/v1/chats/groups",
-            Some(&owner.access),
-            json!({"title": "g"}),
-        )
-        .await;
-    let id = group["id"].as_i64().unwrap();
-    for user in others {
-        let (status, body) = app
-            .post(
-                &format!("/api/v1/chats/{id}/members"),
-                Some(&owner.access),
-                json!({"user_id": user.id}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-    id
 }
 
 /// The texts of the `message.created` frames of `chat` that `socket` receives within `ms`, in
@@ -68,7 +45,7 @@ async fn a_redis_outage_stalls_no_send_and_loses_no_message() {
     let alice = a.user("alice").await;
     let bob = a.user("bob").await;
     let carol = a.user("carol").await;
-    let chat = group(&a, &alice, &[&bob, &carol]).await;
+    let chat = a.group(&alice, &[&bob, &carol]).await;
     a.send(&alice, chat, "before").await;
     // Bob listens on the other instance and stays idle through the outage.
     let (mut bob_socket, _) = b.gateway(&bob).await;
@@ -130,7 +107,7 @@ async fn a_redis_outage_stalls_no_send_and_loses_no_message() {
 async fn a_postgres_outage_is_answered_fast_with_try_again() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
-    let chat = group(&app, &alice, &[]).await;
+    let chat = app.group(&alice, &[]).await;
     let db = app.env.db_name.clone();
     admin_execute(&format!(
         "ALTER DATABASE {db} ALLOW_CONNECTIONS false;
@@ -194,7 +171,7 @@ async fn a_postgres_outage_is_answered_fast_with_try_again() {
 async fn a_send_whose_outcome_is_unknown_is_503_and_safe_to_retry() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
-    let chat = group(&app, &alice, &[]).await;
+    let chat = app.group(&alice, &[]).await;
     let url = app.env.database_url.clone();
     let sql = |s: String| {
         let url = url.clone();
@@ -274,7 +251,7 @@ async fn an_instance_that_dies_takes_its_users_presence_with_it() {
     let b = TestApp::spawn_with(env.clone(), env.settings()).await;
     let alice = a.user("alice").await;
     let bob = a.user("bob").await;
-    let chat = group(&a, &alice, &[&bob]).await;
+    let chat = a.group(&alice, &[&bob]).await;
     let (mut bob_socket, _) = b.gateway(&bob).await;
     let (_alice_socket, _) = a.gateway(&alice).await;
     let online = loop {

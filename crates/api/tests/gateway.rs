@@ -7,31 +7,8 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{TestApp, TestUser, WsClient};
+use common::{TestApp, WsClient};
 use serde_json::{Value, json};
-
-async fn group_with(app: &TestApp, owner: &TestUser, members: &[&TestUser]) -> i64 {
-    let (status, chat) = app
-        .post(
-            "/api/v1/chats/groups",
-            Some(&owner.access),
-            json!({"title": "G"}),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let chat = chat["id"].as_i64().unwrap();
-    for member in members {
-        let (status, body) = app
-            .post(
-                &format!("/api/v1/chats/{chat}/members"),
-                Some(&owner.access),
-                json!({"user_id": member.id}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-    chat
-}
 
 /// Collects `message.created` frames of `chat` until `count` have arrived; other events skipped.
 async fn created(socket: &mut WsClient, chat: i64, count: usize) -> Vec<Value> {
@@ -54,7 +31,7 @@ async fn ready_then_live_messages_with_replies_carrying_the_request_id() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let chat = group_with(&app, &alice, &[&bob]).await;
+    let chat = app.group(&alice, &[&bob]).await;
     let (mut a, ready) = app.gateway(&alice).await;
     assert_eq!(ready["user"], json!({"id": alice.id, "username": "alice"}));
     assert_eq!(
@@ -150,7 +127,7 @@ async fn resume_replays_exactly_the_missed_messages_even_while_new_ones_commit()
     let two = one.spawn_peer().await;
     let alice = one.user("alice").await;
     let bob = one.user("bob").await;
-    let chat = group_with(&one, &alice, &[&bob]).await;
+    let chat = one.group(&alice, &[&bob]).await;
     let (mut b, ready) = one.gateway(&bob).await;
     let seen = ready["chats"][chat.to_string()].as_i64().unwrap();
     drop(b);
@@ -209,7 +186,7 @@ async fn resume_replays_exactly_the_missed_messages_even_while_new_ones_commit()
 async fn sync_replays_after_the_given_seq_and_answers_synced() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
-    let chat = group_with(&app, &alice, &[]).await;
+    let chat = app.group(&alice, &[]).await;
     for i in 1..=5 {
         app.send(&alice, chat, &format!("m{i}")).await;
     }
@@ -256,7 +233,7 @@ async fn the_same_client_id_is_one_message_over_rest_and_websocket_on_both_insta
     let one = TestApp::spawn().await;
     let two = one.spawn_peer().await;
     let alice = one.user("alice").await;
-    let chat = group_with(&one, &alice, &[]).await;
+    let chat = one.group(&alice, &[]).await;
     let (mut a1, _) = one.gateway(&alice).await;
     let (mut a2, _) = two.gateway(&alice).await;
     let frame = json!({"action": "send_message", "chat_id": chat, "message": "once", "client_id": "k-1", "request_id": "x"});
@@ -296,7 +273,7 @@ async fn edits_and_deletes_reach_live_sockets_and_only_the_author_may_make_them(
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let chat = group_with(&app, &alice, &[&bob]).await;
+    let chat = app.group(&alice, &[&bob]).await;
     let (mut b, _) = app.gateway(&bob).await;
     let message = app.send(&alice, chat, "typo").await;
     let seq = message["seq"].as_i64().unwrap();
@@ -382,7 +359,7 @@ async fn membership_changes_apply_to_open_sockets_at_once() {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let carol = app.user("carol").await;
-    let chat = group_with(&app, &alice, &[&bob]).await;
+    let chat = app.group(&alice, &[&bob]).await;
     let (mut b, _) = app.gateway(&bob).await;
     let (mut c, ready) = app.gateway(&carol).await;
     assert_eq!(ready["chats"], json!({}));
@@ -459,7 +436,7 @@ async fn presence_is_seen_across_instances_and_goes_offline_on_disconnect() {
     let two = one.spawn_peer().await;
     let alice = one.user("alice").await;
     let bob = one.user("bob").await;
-    let chat = group_with(&one, &alice, &[&bob]).await;
+    let chat = one.group(&alice, &[&bob]).await;
     let (mut a, _) = one.gateway(&alice).await;
     let (b, _) = two.gateway(&bob).await;
     let online = presence_of(&mut a, bob.id).await;
@@ -487,7 +464,7 @@ async fn read_markers_drive_unread_counts_and_never_move_back() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let chat = group_with(&app, &alice, &[&bob]).await;
+    let chat = app.group(&alice, &[&bob]).await;
     for i in 0..4 {
         app.send(&alice, chat, &format!("m{i}")).await; // seqs 2..=5
     }
@@ -542,7 +519,7 @@ async fn read_markers_drive_unread_counts_and_never_move_back() {
 async fn bad_frames_get_error_events_with_the_request_id_and_the_socket_stays_open() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
-    let chat = group_with(&app, &alice, &[]).await;
+    let chat = app.group(&alice, &[]).await;
     let (mut a, _) = app.gateway(&alice).await;
     let cases: Vec<(Value, &str)> = vec![
         (json!({"action": "fly", "request_id": 1}), "unknown_action"),
@@ -613,7 +590,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_state_released() {
     let app = TestApp::spawn_with(env.clone(), settings).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let chat = group_with(&app, &alice, &[&bob]).await;
+    let chat = app.group(&alice, &[&bob]).await;
     let state = &app.server.as_ref().unwrap().state;
 
     // Bob's socket has a tiny receive buffer and he never reads.
@@ -674,7 +651,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_state_released() {
 async fn a_long_absence_is_replayed_in_parts_of_at_most_1000() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;
-    let chat = group_with(&app, &alice, &[]).await;
+    let chat = app.group(&alice, &[]).await;
     // Test setup straight into the real database: 1,100 stored messages, seq 1..=1100.
     let mut conn = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(
         &app.env.database_url,

@@ -345,6 +345,30 @@ impl TestApp {
         (socket, ready)
     }
 
+    /// A public group of `owner` with `members` added by the owner: its id.
+    pub async fn group(&self, owner: &TestUser, members: &[&TestUser]) -> i64 {
+        let (status, chat) = self
+            .post(
+                "/api/v1/chats/groups",
+                Some(&owner.access),
+                json!({"title": "G"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{chat}");
+        let chat = chat["id"].as_i64().unwrap();
+        for member in members {
+            let (status, body) = self
+                .post(
+                    &format!("/api/v1/chats/{chat}/members"),
+                    Some(&owner.access),
+                    json!({"user_id": member.id}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+        chat
+    }
+
     /// The id of `user`'s most recently active chat.
     pub async fn latest_chat(&self, user: &TestUser) -> i64 {
         let (_, list) = self.get("/api/v1/chats", Some(&user.access)).await;
