@@ -17,6 +17,10 @@ use crate::doors;
 use crate::realtime::{Hub, bus};
 use crate::state::AppState;
 
+/// Response header naming the instance that answered: its random id, the one presence leases
+/// use (`X-Chat-Instance: <12 hex digits>`), on every response of the main listener.
+pub const INSTANCE_HEADER: &str = "X-Chat-Instance";
+
 /// A server that is accepting connections.
 pub struct RunningServer {
     /// The address actually bound (useful with port 0).
@@ -149,8 +153,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     };
     let data = web::Data::new(state.clone());
     let door_settings = settings.clone();
+    let instance = state.hub.instance().to_owned();
     let mut server = HttpServer::new(move || {
         App::new()
+            // Which instance answered (also on the WebSocket upgrade), so an operator or a test
+            // behind a load balancer can tell the instances apart.
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((INSTANCE_HEADER, instance.clone())),
+            )
             .wrap(actix_web::middleware::from_fn(
                 crate::metrics::time_requests,
             ))

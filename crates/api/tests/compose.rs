@@ -1,6 +1,7 @@
-//! No Docker engine runs where this is built, so the compose files are checked by reading them:
-//! the services, ports, health checks and environment they declare must match what the app
-//! reads (`Settings::from_vars`, the same loader as the environment) and the routes it serves.
+//! The compose files checked by reading them (fast, no Docker needed): the services, ports,
+//! health checks and environment they declare must match what the app reads
+//! (`Settings::from_vars`, the same loader as the environment) and the routes it serves.
+//! `make compose-test` (scripts/compose-test.sh) runs them for real.
 
 use std::collections::BTreeMap;
 
@@ -51,13 +52,30 @@ fn port(listen: &str) -> u16 {
     listen.rsplit(':').next().unwrap().parse().unwrap()
 }
 
+/// `s` with every `${NAME:-default}` replaced by its default (what compose uses when NAME is
+/// unset).
+fn with_defaults(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("unclosed ${") + start;
+        let inner = &rest[start + 2..end];
+        out.push_str(inner.split_once(":-").map_or("", |(_, default)| default));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn published(service: &Value) -> Vec<(u16, u16)> {
     service["ports"]
         .as_sequence()
         .unwrap()
         .iter()
         .map(|p| {
-            let parts: Vec<&str> = p.as_str().unwrap().rsplit(':').take(2).collect();
+            let spec = with_defaults(p.as_str().unwrap());
+            let parts: Vec<&str> = spec.rsplit(':').take(2).collect();
             (parts[1].parse().unwrap(), parts[0].parse().unwrap())
         })
         .collect()
@@ -94,7 +112,7 @@ fn the_dev_file_runs_the_app_against_its_own_databases_on_8080_and_9000_on_loopb
         ports.contains(&(9000, port(settings.avito_listen_addr()))),
         "{ports:?}"
     );
-    let raw_ports = format!("{:?}", app["ports"]);
+    let raw_ports = with_defaults(&format!("{:?}", app["ports"]));
     assert!(
         !raw_ports.contains("\"9000:") && raw_ports.contains("127.0.0.1:9000:9000"),
         "door 001 only on the host's loopback: {raw_ports}"
@@ -191,7 +209,7 @@ fn the_prod_file_runs_two_instances_behind_nginx_with_secrets_from_the_environme
     // The app trusts the proxy's forwarded headers: nginx sets each, a client's never pass.
     for header in [
         "proxy_set_header X-Forwarded-For $remote_addr;",
-        "proxy_set_header X-Forwarded-Host $host;",
+        "proxy_set_header X-Forwarded-Host $http_host;",
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header Forwarded \"\";",
     ] {

@@ -79,3 +79,33 @@ async fn metrics_count_connections_messages_deliveries_and_latencies() {
         "a closed socket is counted out"
     );
 }
+
+/// Behind a load balancer an operator (and `make compose-test`) tells the instances apart by
+/// `X-Chat-Instance`: on plain responses and on the WebSocket upgrade, the same per instance and
+/// different between instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_names_the_instance_that_answered() {
+    let a = TestApp::spawn().await;
+    let b = a.spawn_peer().await;
+    let alice = a.user("alice").await;
+    let header = |resp: &reqwest::Response| {
+        resp.headers()
+            .get("x-chat-instance")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let a_id = header(&a.http.get(a.url("/healthz")).send().await.unwrap()).expect("no header");
+    let b_id = header(&b.http.get(b.url("/readyz")).send().await.unwrap()).expect("no header");
+    assert_ne!(a_id, b_id);
+    let not_found = a.http.get(a.url("/nowhere")).send().await.unwrap();
+    assert_eq!(not_found.status(), 404);
+    assert_eq!(header(&not_found).as_deref(), Some(a_id.as_str()));
+    let (_socket, upgrade) =
+        tokio_tungstenite::connect_async(format!("{}/api/v1/ws?token={}", b.ws_base, alice.access))
+            .await
+            .unwrap();
+    let on_upgrade = upgrade
+        .headers()
+        .get("x-chat-instance")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(on_upgrade.as_deref(), Some(b_id.as_str()));
+}
