@@ -44,9 +44,9 @@ prod=("${compose[@]}" -p "chatprod$run_id" -f docker-compose.prod.yml)
 dev=("${compose[@]}" -p "chatdev$run_id" -f docker-compose.dev.yml)
 export POSTGRES_PASSWORD=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export CHAT_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export CHAT_HTTP_PORT=$(free_port)
-export CHAT_DEV_HTTP_PORT=$(free_port) CHAT_DEV_AVITO_PORT=$(free_port)
-export CHAT_DEV_PG_PORT=$(free_port) CHAT_DEV_REDIS_PORT=$(free_port)
+export HTTP_PORT=$(free_port)
+export DEV_HTTP_PORT=$(free_port) DEV_AVITO_PORT=$(free_port)
+export DEV_PG_PORT=$(free_port) DEV_REDIS_PORT=$(free_port)
 cleanup() {
   "${prod[@]}" down -v --remove-orphans >/dev/null 2>&1
   "${dev[@]}" down -v --remove-orphans >/dev/null 2>&1
@@ -64,10 +64,10 @@ fi
 if [ "$built" = 0 ]; then
   :
 elif "${prod[@]}" up -d >target/compose-up.log 2>&1; then
-  for _ in $(seq 1 180); do curl -fsS "http://127.0.0.1:$CHAT_HTTP_PORT/readyz" >/dev/null 2>&1 && break; sleep 1; done
-  if curl -fsS "http://127.0.0.1:$CHAT_HTTP_PORT/readyz" >/dev/null 2>&1; then
-    ok "prod stack up and ready through nginx on :$CHAT_HTTP_PORT"
-    if "$checker" --url "http://127.0.0.1:$CHAT_HTTP_PORT" --compose "${prod[*]}" | tee target/compose-check.log; then
+  for _ in $(seq 1 180); do curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1 && break; sleep 1; done
+  if curl -fsS "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null 2>&1; then
+    ok "prod stack up and ready through nginx on :$HTTP_PORT"
+    if "$checker" --url "http://127.0.0.1:$HTTP_PORT" --compose "${prod[*]}" | tee target/compose-check.log; then
       ok "prod checks ($(tail -1 target/compose-check.log))"
     else
       fail "prod checks ($(tail -1 target/compose-check.log))"
@@ -86,9 +86,9 @@ left=$(docker ps -aq --filter "label=com.docker.compose.project=chatprod$run_id"
 # The dev stack.
 if [ "${COMPOSE_TEST_DEV:-1}" = 1 ]; then
   if "${dev[@]}" up -d >target/compose-dev.log 2>&1; then
-    for _ in $(seq 1 900); do curl -fsS "http://127.0.0.1:$CHAT_DEV_HTTP_PORT/readyz" >/dev/null 2>&1 && break; sleep 1; done
-    if body=$(curl -fsS "http://127.0.0.1:$CHAT_DEV_HTTP_PORT/readyz" 2>&1); then
-      ok "dev stack built inside and serving on :$CHAT_DEV_HTTP_PORT ($body)"
+    for _ in $(seq 1 900); do curl -fsS "http://127.0.0.1:$DEV_HTTP_PORT/readyz" >/dev/null 2>&1 && break; sleep 1; done
+    if body=$(curl -fsS "http://127.0.0.1:$DEV_HTTP_PORT/readyz" 2>&1); then
+      ok "dev stack built inside and serving on :$DEV_HTTP_PORT ($body)"
     else
       fail "dev stack not serving within 15 min"; "${dev[@]}" logs --tail 30 app
     fi
