@@ -2,8 +2,8 @@
 # `make compose-test`: runs the compose stacks for real and checks them.
 #
 # 1. Docker: installed with apt-get (docker.io, docker-compose) and its daemon started
-#    (`dockerd --storage-driver=vfs`) when not reachable; compose is `docker compose` (v2) when
-#    present, else `docker-compose` (1.29).
+#    (`dockerd --storage-driver=overlay2`, vfs where overlay2 fails) when not reachable;
+#    compose is `docker compose` (v2) when present, else `docker-compose` (1.29).
 # 2. Images: scripts/compose-images.sh (official images when a registry answers, local
 #    stand-ins when not).
 # 3. The prod stack under its own project name on a free host port, with random secrets: build,
@@ -26,9 +26,15 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 if ! command -v docker >/dev/null || { ! command -v docker-compose >/dev/null && ! docker compose version >/dev/null 2>&1; }; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-compose >/dev/null
 fi
+# overlay2 first: vfs copies every image layer whole (the prod build alone took over 15 GB and
+# filled CI's disk); vfs only where overlay2 cannot start.
+start_dockerd() {
+  (dockerd --storage-driver="$1" >"/var/log/dockerd-$1.log" 2>&1 &)
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && return 0; sleep 1; done
+  pkill -x dockerd; sleep 2; return 1
+}
 if ! docker info >/dev/null 2>&1; then
-  (dockerd --storage-driver=vfs >/var/log/dockerd.log 2>&1 &)
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  start_dockerd overlay2 || start_dockerd vfs
 fi
 docker info >/dev/null 2>&1 || { echo "compose-test: no Docker engine"; exit 1; }
 if docker compose version >/dev/null 2>&1; then compose=(docker compose); else compose=(docker-compose); fi
