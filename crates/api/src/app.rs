@@ -168,6 +168,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             .wrap(crate::logging::middleware())
             .app_data(data.clone())
             .configure(|cfg| doors::configure(cfg, &door_settings))
+            .configure(crate::web_client::configure)
             .default_service(web::to(doors::not_found))
     })
     .disable_signals()

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod realtime;
 pub mod state;
+pub mod web_client;
 
 pub use app::{RunningServer, start};
 pub use config::Settings;

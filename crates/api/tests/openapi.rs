@@ -7,7 +7,7 @@ mod common;
 use common::TestApp;
 use serde_json::Value;
 
-const ROUTES: [(&str, &str); 31] = [
+const ROUTES: [(&str, &str); 32] = [
     ("post", "/api/v1/auth/register/"),
     ("post", "/api/v1/auth/login/"),
     ("post", "/api/v1/auth/login/refresh/"),
@@ -18,6 +18,7 @@ const ROUTES: [(&str, &str); 31] = [
     ("get", "/api/v1/users"),
     ("get", "/api/v1/chats"),
     ("post", "/api/v1/chats/direct"),
+    ("get", "/api/v1/chats/groups"),
     ("post", "/api/v1/chats/groups"),
     ("post", "/api/v1/chats/{id}/join"),
     ("post", "/api/v1/chats/{id}/leave"),
@@ -140,4 +141,104 @@ async fn swagger_ui_is_served_offline() {
             .unwrap()
             .contains("/api-docs/openapi.json")
     );
+}
+
+/// The web client is served at `/` with a strict CSP; its assets live under a content-hashed
+/// version and are cached for good, and a request for another version is never cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_client_is_served_with_csp_and_immutable_assets() {
+    let app = TestApp::spawn().await;
+    let page = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let header = |r: &reqwest::Response, h: &str| {
+        r.headers()
+            .get(h)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let csp = header(&page, "content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(header(&page, "cache-control"), "no-cache");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/docs/"), "the page links to the API docs");
+    let start = html.find("/app/").expect("asset URL") + 5;
+    let version = &html[start..start + 12];
+    assert!(version.chars().all(|c| c.is_ascii_hexdigit()), "{version}");
+    let js = app
+        .http
+        .get(app.url(&format!("/app/{version}/state.js")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(header(&js, "content-type").starts_with("text/javascript"));
+    assert!(header(&js, "cache-control").contains("immutable"));
+    assert!(js.text().await.unwrap().contains("export class Timeline"));
+    let stale = app
+        .http
+        .get(app.url("/app/000000000000/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
+    assert_eq!(header(&stale, "cache-control"), "no-store");
+    let missing = app
+        .http
+        .get(app.url(&format!("/app/{version}/nothing.js")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+/// `GET /api/v1/chats/groups` lists public groups only, filtered by part of the title.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_groups_can_be_browsed() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let token = Some(alice.access.as_str());
+    let body =
+        |title: &str, private: bool| serde_json::json!({"title": title, "is_private": private});
+    assert_eq!(
+        app.post("/api/v1/chats/groups", token, body("Rust fans", false))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        app.post("/api/v1/chats/groups", token, body("Rust secret", true))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        app.post("/api/v1/chats/groups", token, body("Cooking", false))
+            .await
+            .0,
+        201
+    );
+    let (status, found) = app
+        .get(
+            "/api/v1/chats/groups?search=rust",
+            Some(bob.access.as_str()),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let titles: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Rust fans"]);
+    let (_, all) = app
+        .get("/api/v1/chats/groups", Some(bob.access.as_str()))
+        .await;
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    assert_eq!(app.get("/api/v1/chats/groups?limit=0", token).await.0, 400);
+    assert_eq!(app.get("/api/v1/chats/groups", None).await.0, 401);
 }

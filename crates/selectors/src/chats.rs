@@ -92,6 +92,38 @@ async fn find_chat(store: &Store, id: ChatId, sandbox_only: bool) -> Result<Chat
         .into_view()
 }
 
+/// Public groups (anyone may join) whose title or name contains `search` (any case; empty: all),
+/// newest first, at most `limit`. Door 001's sandbox chats are not listed. Feeds the web
+/// client's "browse groups"; `%` and `_` in `search` match themselves.
+pub async fn public_groups(store: &Store, search: &str, limit: i64) -> Result<Vec<ChatView>> {
+    if search.contains('\0') {
+        return Ok(Vec::new());
+    }
+    let pattern = format!(
+        "%{}%",
+        search
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let mut conn = store.conn().await?;
+    let rows: Vec<ChatRow> = chats::table
+        .filter(chats::kind.eq(ChatKind::Group.as_str()))
+        .filter(chats::is_private.eq(false))
+        .filter(chats::sandbox.eq(false))
+        .filter(
+            chats::title
+                .ilike(pattern.clone())
+                .or(chats::name.ilike(pattern)),
+        )
+        .order(chats::id.desc())
+        .limit(limit)
+        .select(ChatRow::as_select())
+        .load(&mut conn)
+        .await?;
+    rows.into_iter().map(ChatRow::into_view).collect()
+}
+
 /// A group by its unique name. Errors: `NotFound("Group not found.")`.
 pub async fn group_by_name(store: &Store, name: &str) -> Result<ChatView> {
     if name.contains('\0') {

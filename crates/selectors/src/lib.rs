@@ -22,7 +22,8 @@ mod writer_handle;
 pub use chat_domain::{ChatId, MessageId, UserId};
 pub use chats::{
     CHAT_LIST_MAX, ChatListItem, ChatMembers, ChatView, chat_by_id, chat_list, group_by_name,
-    invalidate_chat_lists, invalidate_chat_summaries, sandbox_chat, sandbox_chats_with_members,
+    invalidate_chat_lists, invalidate_chat_summaries, public_groups, sandbox_chat,
+    sandbox_chats_with_members,
 };
 pub use error::{Error, Result};
 pub use events::{ChatEvent, ControlEvent, add_invalidations};

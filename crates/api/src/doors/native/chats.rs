@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use chat_domain::{ChatId, ClientId, DomainError, GroupName, MessageText, Title, UserId};
 use chat_selectors::{
     ChatListItem, ChatView, HistoryCursor, MessagePage, MessageView, chat_by_id, chat_list,
-    message_history, require_member,
+    message_history, public_groups, require_member,
 };
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,28 @@ pub async fn open_direct(
         HttpResponse::Ok()
     }
     .json(chat))
+}
+
+/// Query of `GET /api/v1/chats/groups`.
+#[derive(Deserialize)]
+pub struct GroupsQuery {
+    search: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Lists public groups anyone may join, newest first.
+///
+/// `GET /api/v1/chats/groups?search=&limit=` → 200 `[chat]` whose title or name contains
+/// `search` (any case; absent: all); `limit` 1..=100, default 50.
+#[utoipa::path(get, path = "/api/v1/chats/groups", tag = "chats", security(("bearer" = [])), params(("search" = Option<String>, Query, description = "part of the title or name, any case"), ("limit" = Option<i64>, Query, description = "1..=100, default 50")), responses((status = 200, body = Vec<chat_selectors::ChatView>, description = "public groups, newest first"), (status = 400, body = crate::error::ErrorBody, description = "bad limit")))]
+pub async fn browse_groups(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    query: web::Query<GroupsQuery>,
+) -> ApiResult<web::Json<Vec<ChatView>>> {
+    let limit = bounded("limit", query.limit, 50, 100)?;
+    let search = query.search.as_deref().unwrap_or("").trim();
+    Ok(web::Json(public_groups(&state.store, search, limit).await?))
 }
 
 /// Body of `POST /api/v1/chats/groups`.

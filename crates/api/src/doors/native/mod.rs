@@ -27,7 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/ws").route(web::get().to(gateway::socket)))
         .service(resource("/api/v1/chats").route(web::get().to(chats::list)))
         .service(resource("/api/v1/chats/direct").route(web::post().to(chats::open_direct)))
-        .service(resource("/api/v1/chats/groups").route(web::post().to(chats::create_group)))
+        .service(
+            resource("/api/v1/chats/groups")
+                .route(web::get().to(chats::browse_groups))
+                .route(web::post().to(chats::create_group)),
+        )
         .service(resource("/api/v1/chats/{id}/join").route(web::post().to(chats::join)))
         .service(resource("/api/v1/chats/{id}/leave").route(web::post().to(chats::leave)))
         .service(
