@@ -155,19 +155,10 @@ function noteSeen(chatId, seq) {
 }
 
 let reloadTimer = null;
+/** Reloads the chat list soon (debounced: several unknown chats at once cost one request). */
 function reloadList() {
   clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(async () => {
-    try {
-      const items = await api.chats();
-      const seen = S.list;
-      seen.load(items);
-      for (const item of items) if (!S.seen.has(item.id)) S.seen.set(item.id, item.last_seq);
-      renderList();
-    } catch {
-      /* the next event retries */
-    }
-  }, 150);
+  reloadTimer = setTimeout(() => reloadListNow().catch(() => {}), 150);
 }
 
 function onFrame(f) {
