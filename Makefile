@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379
 # Where the tests create their databases (server URL, no database name).
 export TEST_DATABASE_URL ?= $(DATABASE_URL:%/chat=%)
 
-.PHONY: run test services migrate build lint fmt clean-test-dbs postman security chaos chaos-short compose-test load load-stop
+.PHONY: run test services migrate build lint fmt clean-test-dbs postman security chaos chaos-short compose-test e2e load load-stop
 
 ## Start PostgreSQL and Redis if needed, create and migrate the database, serve on CHAT_LISTEN.
 run: services
@@ -47,6 +47,13 @@ chaos:
 chaos-short:
 	$(CARGO) build --locked -p chat-api -p chat-chaos --bin chat-server --bin chat-chaos
 	$(TARGET_DIR)/debug/chat-chaos --short --server $(TARGET_DIR)/debug/chat-server $(ARGS)
+
+## The web client in a real browser (scripts/e2e.sh): Debian's chromium and e2e/'s npm packages
+## installed if missing, node unit tests of the client's state, then two browser users on two
+## instances (fresh database and Redis prefix) through every screen; screenshots in target/e2e/.
+e2e: services
+	$(CARGO) build --locked -p chat-api --bin chat-server
+	bash scripts/e2e.sh
 
 ## Both compose stacks for real (scripts/compose-test.sh): Docker installed and started if
 ## needed, images pulled or made locally (scripts/compose-images.sh), the prod stack built, run

@@ -21,6 +21,7 @@ use crate::doors::{native, realtime_chat};
         native::auth::me, native::auth::rename, native::auth::search,
         native::chats::list, native::chats::open_direct, native::chats::browse_groups,
         native::chats::create_group,
+        native::chats::rename,
         native::chats::join, native::chats::leave, native::chats::history, native::chats::send,
         native::chats::edit, native::chats::delete, native::chats::read,
         native::members::list, native::members::invite, native::members::remove,

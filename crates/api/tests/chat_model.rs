@@ -532,3 +532,108 @@ async fn the_cached_chat_list_follows_every_write_on_any_instance() {
         "a left chat disappears"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_and_admins_rename_groups_and_members_see_it_live_and_in_their_lists() {
+    use reqwest::Method;
+    let one = TestApp::spawn().await;
+    let two = one.spawn_peer().await;
+    let alice = one.user("alice").await;
+    let bob = one.user("bob").await;
+    let carol = one.user("carol").await;
+    let outsider = one.user("outsider").await;
+    let chat = one.group(&alice, &[&bob, &carol]).await;
+    let (mut bob_socket, _) = two.gateway(&bob).await;
+    let list_title = |app: &TestApp, user: &TestUser| {
+        let (base, token) = (app.base.clone(), user.access.clone());
+        async move {
+            let list: Value = reqwest::Client::new()
+                .get(format!("{base}/api/v1/chats"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list.as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == chat)
+                .unwrap()["title"]
+                .clone()
+        }
+    };
+    let before = list_title(&two, &bob).await; // now cached on instance two
+    let path = format!("/api/v1/chats/{chat}");
+
+    let (status, renamed) =
+        call(&one, Method::PATCH, &path, &alice, json!({"title": "Team"})).await;
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(renamed["title"], "Team");
+    let line = bob_socket.recv_event("message.created").await;
+    assert_eq!(line["chat_id"], chat);
+    assert_eq!(line["message"]["kind"], "system");
+    assert_eq!(line["message"]["text"], "alice renamed the group to “Team”");
+    assert_ne!(before, "Team");
+    assert_eq!(
+        list_title(&two, &bob).await,
+        "Team",
+        "the cached list follows"
+    );
+
+    // The same title again writes nothing.
+    let (status, _) = call(&one, Method::PATCH, &path, &alice, json!({"title": "Team"})).await;
+    assert_eq!(status, 200);
+    bob_socket.expect_silence(300).await;
+
+    // An admin may; a plain member, an outsider, a bad title and a direct chat may not.
+    let role = format!("/api/v1/chats/{chat}/members/{}", bob.id);
+    let (status, _) = call(&one, Method::PATCH, &role, &alice, json!({"role": "admin"})).await;
+    assert_eq!(status, 204);
+    let (status, body) = call(&two, Method::PATCH, &path, &bob, json!({"title": "Bob's"})).await;
+    assert_eq!((status, body["title"].clone()), (200, json!("Bob's")));
+    for (who, body, expected) in [
+        (&carol, json!({"title": "Carol's"}), 403),
+        (&outsider, json!({"title": "Mine"}), 403),
+        (&alice, json!({"title": "   "}), 400),
+        (&alice, json!({"title": "x".repeat(129)}), 400),
+        (&alice, json!({"title": 5}), 400),
+        (&alice, json!({}), 400),
+    ] {
+        let (status, err) = call(&one, Method::PATCH, &path, who, body.clone()).await;
+        assert_eq!(status, expected, "{} {body}: {err}", who.username);
+        assert!(err["code"].is_string(), "{err}");
+    }
+    let (_, direct) = one
+        .post(
+            "/api/v1/chats/direct",
+            Some(&alice.access),
+            json!({"user_id": bob.id}),
+        )
+        .await;
+    let direct_path = format!("/api/v1/chats/{}", direct["id"]);
+    let (status, _) = call(
+        &one,
+        Method::PATCH,
+        &direct_path,
+        &alice,
+        json!({"title": "Us"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &one,
+        Method::PATCH,
+        "/api/v1/chats/999999",
+        &alice,
+        json!({"title": "X"}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        list_title(&one, &carol).await,
+        "Bob's",
+        "refusals changed nothing"
+    );
+}

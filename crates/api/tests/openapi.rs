@@ -7,7 +7,7 @@ mod common;
 use common::TestApp;
 use serde_json::Value;
 
-const ROUTES: [(&str, &str); 32] = [
+const ROUTES: [(&str, &str); 33] = [
     ("post", "/api/v1/auth/register/"),
     ("post", "/api/v1/auth/login/"),
     ("post", "/api/v1/auth/login/refresh/"),
@@ -20,6 +20,7 @@ const ROUTES: [(&str, &str); 32] = [
     ("post", "/api/v1/chats/direct"),
     ("get", "/api/v1/chats/groups"),
     ("post", "/api/v1/chats/groups"),
+    ("patch", "/api/v1/chats/{id}"),
     ("post", "/api/v1/chats/{id}/join"),
     ("post", "/api/v1/chats/{id}/leave"),
     ("get", "/api/v1/chats/{id}/messages"),

@@ -160,5 +160,6 @@ export const api = {
   setRole: (chatId, userId, role) => call("PATCH", `/api/v1/chats/${chatId}/members/${userId}`, { role }),
   edit: (chatId, seq, text) => call("PATCH", `/api/v1/chats/${chatId}/messages/${seq}`, { text }),
   remove_message: (chatId, seq) => call("DELETE", `/api/v1/chats/${chatId}/messages/${seq}`),
+  renameChat: (chatId, title) => call("PATCH", `/api/v1/chats/${chatId}`, { title }),
   rename: (username) => call("PATCH", "/api/v1/users/me", { username }),
 };

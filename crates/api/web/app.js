@@ -48,6 +48,7 @@ const S = {
 // ---------------------------------------------------------------- session
 
 function showLogin(reason) {
+  setRegistering(false);
   $("app").hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = reason || "";
@@ -238,6 +239,8 @@ function onMessage(chatId, message) {
     }
   }
   if (message.author) clearTyping(chatId, message.author.id);
+  // A system line (a join, a leave, a rename) may change the chat's title or members.
+  if (message.kind === "system") reloadList();
   if (chatId === S.open) markRead();
   scheduleList();
 }
@@ -258,7 +261,13 @@ function onMembership(f) {
     else dropChat(f.chat_id, f.by ? `You were removed from this chat.` : null);
     return;
   }
-  if (f.chat_id === S.open && !$("members").hidden) loadMembers();
+  if (f.chat_id !== S.open) return;
+  // Presence events come on connect and disconnect: a member who joins while connected is
+  // asked about.
+  if (f.event === "member.joined") S.gateway.send({ action: "presence", chat_id: f.chat_id });
+  else S.online.get(f.chat_id)?.delete(f.user.id);
+  renderHeader();
+  if (!$("members").hidden) loadMembers();
 }
 
 function dropChat(chatId, reason) {
@@ -509,6 +518,7 @@ function closeChat() {
   $("members").hidden = true;
   $("members-button").hidden = true;
   $("leave-button").hidden = true;
+  $("rename-chat").hidden = true;
   $("chat-title").textContent = "Pick a chat";
   $("chat-sub").textContent = "";
   $("typing").textContent = "";
@@ -569,12 +579,14 @@ function renderHeader(memberCount) {
   const chat = S.list.get(S.open);
   if (!chat) return;
   $("chat-title").textContent = chatName(chat);
+  const role = S.roles.get(chat.id);
+  $("rename-chat").hidden = !(chat.kind === "group" && (role === "owner" || role === "admin"));
   const online = S.online.get(chat.id)?.size || 0;
   if (chat.kind === "direct") {
     $("chat-sub").textContent = isOnline(chat) ? "online" : "offline";
   } else {
     const parts = [chat.is_private ? "private group" : "public group"];
-    if (memberCount) parts.push(`${memberCount} members`);
+    if (memberCount) parts.push(`${memberCount} member${memberCount === 1 ? "" : "s"}`);
     parts.push(`${online} online`);
     $("chat-sub").textContent = parts.join(" · ");
   }
@@ -816,6 +828,7 @@ async function reloadListNow() {
   S.list.load(await api.chats());
   for (const c of S.list.chats.values()) if (!S.seen.has(c.id)) S.seen.set(c.id, c.last_seq);
   renderList();
+  if (S.open) renderHeader();
 }
 
 function newDirect() {
@@ -848,7 +861,7 @@ function browseGroups() {
 }
 
 function newGroup() {
-  const title = el("input", { name: "title", required: true, maxlength: 64 });
+  const title = el("input", { name: "title", required: true, maxlength: 128 });
   const name = el("input", { name: "name", placeholder: "optional: letters, digits, _ . -" });
   const priv = el("input", { type: "checkbox", name: "private" });
   dialog("New group", [
@@ -869,6 +882,17 @@ function renameMe() {
     S.me = { ...S.me, username: user.username };
     setStoredUser(user);
     $("me").textContent = user.username;
+  }, "Save");
+}
+
+function renameChat() {
+  const chatId = S.open;
+  const chat = S.list.get(chatId);
+  if (!chat) return;
+  const input = el("input", { name: "title", value: chat.title || "", required: true, maxlength: 128 });
+  dialog("Rename group", [el("label", {}, "Title", input)], async () => {
+    await api.renameChat(chatId, input.value.trim());
+    await reloadListNow();
   }, "Save");
 }
 
@@ -922,6 +946,7 @@ function wire() {
   $("invite-search").addEventListener("input", onInviteSearch);
   $("invite-form").addEventListener("submit", (ev) => ev.preventDefault());
   $("leave-button").onclick = leaveOpen;
+  $("rename-chat").onclick = renameChat;
   $("dialog-cancel").onclick = () => $("dialog").close();
   document.addEventListener("visibilitychange", markRead);
   // Another tab logged out (or in as someone else): follow it.

@@ -12,6 +12,6 @@ pub use error::{DomainError, FieldErrors};
 pub use ids::{ChatId, MessageId, UserId};
 pub use rules::{
     ChatKind, MemberRole, MessageKind, UserRole, can_change_message, can_delete_chat, can_invite,
-    can_join, can_post, can_remove, can_set_role,
+    can_join, can_post, can_remove, can_rename, can_set_role,
 };
 pub use values::{ClientId, Email, GroupName, MessageText, Password, Title, Username};

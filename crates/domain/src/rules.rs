@@ -112,6 +112,18 @@ pub fn can_invite(kind: ChatKind, actor: Option<MemberRole>) -> Result<(), Domai
     }
 }
 
+/// May `actor` rename the chat? Owners and admins of a group, as for inviting (direct chats
+/// have no title: they show the other member's name). Errors: `Forbidden`.
+pub fn can_rename(kind: ChatKind, actor: Option<MemberRole>) -> Result<(), DomainError> {
+    match (kind, actor) {
+        (ChatKind::Group, Some(MemberRole::Owner | MemberRole::Admin)) => Ok(()),
+        (ChatKind::Group, _) => Err(DomainError::Forbidden(
+            "Only the owner or an admin may rename this group.".into(),
+        )),
+        _ => Err(DomainError::Forbidden("Only groups can be renamed.".into())),
+    }
+}
+
 /// May `actor` remove `target` from the chat? The owner removes anyone else; an admin removes
 /// plain members; nobody removes themselves this way (they leave). Errors: `Forbidden`.
 pub fn can_remove(
@@ -224,6 +236,12 @@ mod tests {
         assert!(can_invite(g, Some(Member)).is_err());
         assert!(can_invite(g, None).is_err());
         assert!(can_invite(ChatKind::Direct, Some(Owner)).is_err());
+
+        assert!(can_rename(g, Some(Owner)).is_ok());
+        assert!(can_rename(g, Some(Admin)).is_ok());
+        assert!(can_rename(g, Some(Member)).is_err());
+        assert!(can_rename(g, None).is_err());
+        assert!(can_rename(ChatKind::Direct, Some(Member)).is_err());
 
         assert!(can_remove(g, Some(Owner), Admin, false).is_ok());
         assert!(can_remove(g, Some(Admin), Member, false).is_ok());

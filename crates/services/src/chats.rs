@@ -3,16 +3,18 @@
 
 use chat_domain::{
     ChatId, ChatKind, DomainError, GroupName, MemberRole, Title, UserId, can_delete_chat,
+    can_rename,
 };
 use chat_selectors::schema::{chat_members, chats, users};
 use chat_selectors::{
-    ChatEvent, ChatView, Store, chat_by_id, invalidate_chat_lists, invalidate_members, member_ids,
-    membership, user_by_id,
+    ChatEvent, ChatView, Store, chat_by_id, invalidate_chat_lists, invalidate_chat_summaries,
+    invalidate_members, member_ids, membership, user_by_id,
 };
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::error::{foreign_key_violation, unique_violation};
+use crate::members::{role_now, system_line};
 use crate::{Error, Result, publish};
 
 /// Locks the chat's row for the rest of the transaction and returns its owner. Every membership
@@ -244,6 +246,40 @@ async fn insert_group(
     invalidate_chat_lists(store, &everyone).await;
     announce_new_chat(store, id, &everyone, None).await?;
     Ok(chat_by_id(store, id).await?)
+}
+
+/// `actor` (owner or admin) gives a group a new title; the members see a system line
+/// ("alice renamed the group to “Team”") live and in history, and their chat lists show the new
+/// title. The same title again changes nothing and writes no line.
+/// Errors: `NotFound` (no chat), `Forbidden` (not owner/admin, not a group).
+pub async fn rename_group(store: &Store, actor: UserId, chat: ChatId, title: &Title) -> Result<()> {
+    let view = chat_by_id(store, chat).await?;
+    can_rename(view.kind, membership(store, chat, actor).await?)?;
+    let actor_name = user_by_id(store, actor).await?.username;
+    let line = format!("{actor_name} renamed the group to “{}”", title.as_str());
+    let mut conn = store.conn().await?;
+    let message = conn
+        .transaction::<_, crate::Error, _>(async |conn| {
+            lock_chat(conn, chat).await?;
+            // Re-checked under the chat lock: the cached role may be a moment old.
+            can_rename(ChatKind::Group, role_now(conn, chat, actor).await?)?;
+            let changed = diesel::update(chats::table.find(chat.0))
+                .filter(chats::title.is_distinct_from(title.as_str()))
+                .set(chats::title.eq(title.as_str()))
+                .execute(conn)
+                .await?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            Ok(Some(system_line(conn, chat, &line).await?))
+        })
+        .await?;
+    drop(conn);
+    if let Some(message) = message {
+        invalidate_chat_summaries(store, &[chat]).await;
+        publish(store, &message.created_event()).await;
+    }
+    Ok(())
 }
 
 /// Deletes a group with its members and history; only its owner may.

@@ -20,7 +20,7 @@ pub use auth::{
     rotate_refresh_token,
 };
 pub use chat_selectors::ChatEvent;
-pub use chats::{create_group, create_sandbox_chat, delete_group, open_direct_chat};
+pub use chats::{create_group, create_sandbox_chat, delete_group, open_direct_chat, rename_group};
 pub use error::{Error, Result, transient_database_fault};
 pub use events::publish;
 pub use friends::{add_friend, remove_friend};

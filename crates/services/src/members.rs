@@ -127,7 +127,7 @@ async fn add_member(
 }
 
 /// A member's role as stored now (inside the caller's transaction), bypassing the cache.
-async fn role_now(
+pub(crate) async fn role_now(
     conn: &mut AsyncPgConnection,
     chat: ChatId,
     user: UserId,
@@ -141,7 +141,11 @@ async fn role_now(
     Ok(role.and_then(|r| MemberRole::parse(&r).ok()))
 }
 
-async fn system_line(conn: &mut AsyncPgConnection, chat: ChatId, text: &str) -> Result<Inserted> {
+pub(crate) async fn system_line(
+    conn: &mut AsyncPgConnection,
+    chat: ChatId,
+    text: &str,
+) -> Result<Inserted> {
     insert_message(conn, chat, None, MessageKind::System, text, None, false)
         .await?
         .ok_or_else(|| DomainError::NotFound("Chat not found.".into()).into())

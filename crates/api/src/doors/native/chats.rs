@@ -121,6 +121,28 @@ pub async fn create_group(
     Ok(HttpResponse::Created().json(chat))
 }
 
+/// Body of `PATCH /api/v1/chats/{id}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RenameRequest {
+    title: Option<String>,
+}
+
+/// `PATCH /api/v1/chats/{id} {"title"}` → 200 the chat with its new title (1-128 characters).
+/// Owners and admins of a group; the members get a system line live. 400 for a bad title, 403
+/// for a plain member, a non-member or a direct chat, 404 for no chat.
+#[utoipa::path(patch, path = "/api/v1/chats/{id}", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), request_body = RenameRequest, responses((status = 200, body = chat_selectors::ChatView), (status = 400, body = crate::error::ErrorBody, description = "bad title"), (status = 403, body = crate::error::ErrorBody, description = "not owner or admin, or not a group"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
+pub async fn rename(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<i64>,
+    body: web::Json<RenameRequest>,
+) -> ApiResult<web::Json<ChatView>> {
+    let chat = ChatId(path.into_inner());
+    let title = required("title", body.title.as_deref()).and_then(Title::parse)?;
+    chat_services::rename_group(&state.store, user.id, chat, &title).await?;
+    Ok(web::Json(chat_by_id(&state.store, chat).await?))
+}
+
 /// `POST /api/v1/chats/{id}/join` → 200 the chat. 403 for a private group, 409 when already in.
 #[utoipa::path(post, path = "/api/v1/chats/{id}/join", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = chat_selectors::ChatView), (status = 403, body = crate::error::ErrorBody, description = "private group"), (status = 404, body = crate::error::ErrorBody, description = "no chat"), (status = 409, body = crate::error::ErrorBody, description = "already a member")))]
 pub async fn join(

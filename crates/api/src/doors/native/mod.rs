@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(chats::browse_groups))
                 .route(web::post().to(chats::create_group)),
         )
+        .service(resource("/api/v1/chats/{id}").route(web::patch().to(chats::rename)))
         .service(resource("/api/v1/chats/{id}/join").route(web::post().to(chats::join)))
         .service(resource("/api/v1/chats/{id}/leave").route(web::post().to(chats::leave)))
         .service(
