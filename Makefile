@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379
 # Where the tests create their databases (server URL, no database name).
 export TEST_DATABASE_URL ?= $(DATABASE_URL:%/chat=%)
 
-.PHONY: run test services migrate build lint fmt clean-test-dbs postman security chaos chaos-short compose-test e2e load load-stop
+.PHONY: run test services migrate build lint fmt clean-test-dbs postman security chaos chaos-short compose-test e2e e2e-bench load load-stop
 
 ## Start PostgreSQL and Redis if needed, create and migrate the database, serve on CHAT_LISTEN.
 run: services
@@ -54,6 +54,12 @@ chaos-short:
 e2e: services
 	$(CARGO) build --locked -p chat-api --bin chat-server
 	bash scripts/e2e.sh
+
+## The web client's performance figures (BENCHMARKS.md "Web client"): a user with 500 chats and
+## a chat of 100,000 messages against the release build; target/e2e-bench.json.
+e2e-bench: services
+	$(CARGO) build --release --locked -p chat-api --bin chat-server
+	bash scripts/e2e.sh bench
 
 ## Both compose stacks for real (scripts/compose-test.sh): Docker installed and started if
 ## needed, images pulled or made locally (scripts/compose-images.sh), the prod stack built, run

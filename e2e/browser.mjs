@@ -14,10 +14,11 @@
 // Env (not CHAT_*: the server refuses CHAT_ variables it does not know): E2E_SERVER_BIN (the binary), E2E_PORT (instance A; B is +1), CHROMIUM (browser path),
 // plus the server's own DATABASE_URL, REDIS_URL, CHAT_* as scripts/e2e.sh sets them.
 
-import { spawn } from "node:child_process";
-import { mkdirSync, createWriteStream } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import puppeteer from "puppeteer-core";
+import { killServer, servers, startServer as start, stopAll } from "./servers.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const out = `${root}target/e2e`;
@@ -27,44 +28,7 @@ const PORT = Number(process.env.E2E_PORT || 18280);
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const WAIT = 15000;
 
-// ------------------------------------------------------------------ servers
-
-const servers = {};
-function startServer(name, port) {
-  const log = createWriteStream(`${out}/server-${name}.log`, { flags: "a" });
-  const child = spawn(BIN, ["serve"], {
-    env: { ...process.env, CHAT_LISTEN: `127.0.0.1:${port}` },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  servers[name] = { child, port, url: `http://127.0.0.1:${port}` };
-  return waitReady(servers[name].url, child);
-}
-
-async function waitReady(url, child) {
-  for (let i = 0; i < 240; i++) {
-    if (child.exitCode !== null) throw new Error(`server at ${url} exited with ${child.exitCode}`);
-    try {
-      const res = await fetch(`${url}/readyz`);
-      if (res.ok) return;
-    } catch {
-      /* not listening yet */
-    }
-    await sleep(250);
-  }
-  throw new Error(`server at ${url} not ready in 60 s`);
-}
-
-function killServer(name) {
-  const s = servers[name];
-  s.child.kill("SIGKILL");
-  return new Promise((resolve) => s.child.once("exit", resolve));
-}
-
-function stopAll() {
-  for (const s of Object.values(servers)) if (s.child.exitCode === null) s.child.kill("SIGTERM");
-}
+const startServer = (name, port) => start(BIN, out, name, port);
 
 // ------------------------------------------------------------------ steps
 
@@ -117,6 +81,7 @@ async function until(page, what, fn, ...args) {
   }
 }
 
+const psql = (query) => execFileSync("psql", [process.env.DATABASE_URL, "-qAtc", query], { encoding: "utf8" }).trim();
 const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
 
 /** Texts of the stored messages on screen, with their seqs, in screen order. */
@@ -439,15 +404,54 @@ async function main() {
       await until(bob, "bob sees the system line", () =>
         [...document.querySelectorAll("#messages li.system")].some((li) => li.textContent === "alice renamed the group to “Core team”"));
       assert(!(await bob.$eval("#rename-chat", (b) => b.hidden)), "bob, an admin now, is offered Rename too");
-    });
-
-    await step("log out everywhere ends alice's sessions", async () => {
       if (process.env.E2E_DOCS_SCREENSHOT) {
-        await alice.setViewport({ width: 1000, height: 620 });
-        await openChatNamed(alice, "Core team");
+        await alice.bringToFront();
+        await typeAndSend(bob, "Renamed, nice. Shipping the web client today?");
+        await typeAndSend(alice, "Yes, make e2e is green.");
+        await waitMessage(bob, "bob", "Yes, make e2e is green.");
         await sleep(300);
         await alice.screenshot({ path: `${root}docs/web-client.png` });
       }
+    });
+
+    await step("a long chat scrolls back to its first line and down again, a window of lines at a time", async () => {
+      await bob.bringToFront();
+      const chatId = await bob.$eval('#chat-list li button[aria-label^="Core team"]', (b) => Number(b.parentElement.dataset.chatId));
+      const last = Number(psql(`SELECT last_seq FROM chats WHERE id = ${chatId}`));
+      psql(`INSERT INTO messages (chat_id, seq, author_id, kind, text)
+            SELECT ${chatId}, ${last} + s, (SELECT owner_id FROM chats WHERE id = ${chatId}), 'text', 'filler ' || s
+            FROM generate_series(1, 700) s;
+            UPDATE chats SET last_seq = ${last} + 700, last_message_at = now() WHERE id = ${chatId}`);
+      await bob.reload();
+      await openChatNamed(bob, "Core team");
+      await waitMessage(bob, "bob", "filler 700");
+      const check = async (what) => {
+        const seqs = (await screenMessages(bob)).map((m) => m.seq);
+        assert(seqs.length <= 300, `${what}: ${seqs.length} lines in the page, more than the window of 300`);
+        assert(seqs.every((q, i) => i === 0 || q === seqs[i - 1] + 1), `${what}: drawn lines are not one run of seqs`);
+        return seqs;
+      };
+      for (let i = 0; i < 40; i++) {
+        const seqs = await check("scrolling up");
+        if (seqs[0] === 1) break;
+        await bob.evaluate(() => { document.getElementById("scroller").scrollTop = 0; });
+        await until(bob, "older lines are drawn", (q) => Number(document.querySelector("#messages li[data-seq]").dataset.seq) < q, seqs[0]);
+      }
+      await until(bob, "the first line and the beginning of the chat", () =>
+        document.querySelector("#messages li[data-seq]").dataset.seq === "1"
+        && document.getElementById("history-state").textContent === "Beginning of the chat");
+      for (let i = 0; i < 40; i++) {
+        const seqs = await check("scrolling down");
+        if (seqs[seqs.length - 1] === last + 700) break;
+        await bob.evaluate(() => { const s = document.getElementById("scroller"); s.scrollTop = s.scrollHeight; });
+        await until(bob, "newer lines are drawn", (q) => Number(document.querySelector("#messages li[data-seq]:last-child").dataset.seq) > q, seqs[seqs.length - 1]);
+      }
+      await typeAndSend(alice, "after the long scroll");
+      await waitMessage(bob, "bob", "after the long scroll");
+      await check("at the newest line");
+    });
+
+    await step("log out everywhere ends alice's sessions", async () => {
       const token = await alice.evaluate(() => JSON.parse(localStorage.getItem("chat.session")).access);
       await alice.click("#me");
       await alice.click("#logout-all");

@@ -6,7 +6,7 @@
 
 import { api, ApiError, login, logout, onSessionEnd, register, setStoredUser, storedSession } from "./api.js";
 import { Gateway } from "./socket.js";
-import { ChatList, Timeline, refusalText } from "./state.js";
+import { ChatList, Timeline, lowerBound, refusalText } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
@@ -40,6 +40,8 @@ const S = {
   editing: null,
   lastTyping: new Map(),
   nodes: new Map(),
+  rows: new Map(),
+  memberCounts: new Map(),
   loadingOlder: false,
   gateway: null,
   firstRender: true,
@@ -95,6 +97,7 @@ function endSession(reason) {
   S.me = null;
   S.open = null;
   S.timelines.clear();
+  S.rows.clear();
   S.seen.clear();
   S.online.clear();
   S.requests.clear();
@@ -437,7 +440,7 @@ function markRead() {
   readTimer = setTimeout(() => {
     if (!S.open || document.visibilityState !== "visible") return;
     const chat = S.list.get(S.open);
-    if (!chat || chat.last_seq <= chat.last_read_seq || !nearBottom()) return;
+    if (!chat || chat.last_seq <= chat.last_read_seq || !nearBottom() || !showingNewest()) return;
     S.gateway.send({ action: "read", chat_id: chat.id, seq: chat.last_seq });
     S.list.onRead(chat.id, chat.last_seq);
     scheduleList();
@@ -468,27 +471,54 @@ function preview(chat) {
   return { text: `${who}: ${m.text}`, system: false };
 }
 
+/** One chat-list row; `key` sums up what it shows, so an unchanged row is kept as it is. */
+function chatRow(chat) {
+  const p = preview(chat);
+  const unread = chat.unread_count > 0;
+  const name = chatName(chat);
+  const online = chat.kind === "direct" ? isOnline(chat) : null;
+  const current = chat.id === S.open;
+  const key = JSON.stringify([name, p.text, p.system, chat.unread_count, online, current, chat.is_private]);
+  const cached = S.rows.get(chat.id);
+  if (cached && cached.key === key) return cached.node;
+  const label = `${name}${unread ? `, ${chat.unread_count} unread` : ""}`;
+  const node = el("li", { dataset: { chatId: chat.id } },
+    el("button", {
+      type: "button", "aria-label": label, "aria-current": current ? "true" : "false",
+      onclick: () => openChat(chat.id),
+    },
+    el("span", { class: "name" },
+      online === null ? null : el("span", { class: `dot${online ? " online" : ""}`, "aria-hidden": "true" }),
+      name, chat.is_private ? " 🔒" : null),
+    el("span", { class: `preview${p.system ? " system" : ""}`, text: p.text }),
+    unread ? el("span", { class: "badge", text: String(chat.unread_count) }) : null));
+  S.rows.set(chat.id, { key, node });
+  return node;
+}
+
+/**
+ * Draws the chat list in activity order. Rows whose content did not change are kept and moved
+ * only when their place changed: a live message in a list of 500 chats touches one or two rows,
+ * not 500 (BENCHMARKS.md, "Web client").
+ */
 function renderList() {
   const ul = $("chat-list");
-  const frag = document.createDocumentFragment();
   const chats = S.list.ordered();
+  let at = ul.firstChild;
   for (const chat of chats) {
-    const p = preview(chat);
-    const unread = chat.unread_count > 0;
-    const label = `${chatName(chat)}${unread ? `, ${chat.unread_count} unread` : ""}`;
-    frag.append(
-      el("li", { dataset: { chatId: chat.id } },
-        el("button", {
-          type: "button", "aria-label": label, "aria-current": chat.id === S.open ? "true" : "false",
-          onclick: () => openChat(chat.id),
-        },
-        el("span", { class: "name" },
-          chat.kind === "direct" ? el("span", { class: `dot${isOnline(chat) ? " online" : ""}`, "aria-hidden": "true" }) : null,
-          chatName(chat), chat.is_private ? " 🔒" : null),
-        el("span", { class: `preview${p.system ? " system" : ""}`, text: p.text }),
-        unread ? el("span", { class: "badge", text: String(chat.unread_count) }) : null)));
+    const node = chatRow(chat);
+    if (node === at) {
+      at = at.nextSibling;
+    } else {
+      ul.insertBefore(node, at);
+    }
   }
-  ul.replaceChildren(frag);
+  while (at) {
+    const next = at.nextSibling;
+    at.remove();
+    at = next;
+  }
+  for (const id of S.rows.keys()) if (!S.list.get(id)) S.rows.delete(id);
   $("no-chats").hidden = chats.length > 0;
   if (S.firstRender) {
     S.firstRender = false;
@@ -504,6 +534,7 @@ function nearBottom() {
 }
 
 function scrollToBottom() {
+  if (S.open && !showingNewest()) renderMessages();
   const s = $("scroller");
   s.scrollTop = s.scrollHeight;
 }
@@ -575,9 +606,11 @@ async function loadRole(chatId) {
   }
 }
 
-function renderHeader(memberCount) {
+function renderHeader(count) {
   const chat = S.list.get(S.open);
   if (!chat) return;
+  if (count) S.memberCounts.set(chat.id, count);
+  const memberCount = S.memberCounts.get(chat.id);
   $("chat-title").textContent = chatName(chat);
   const role = S.roles.get(chat.id);
   $("rename-chat").hidden = !(chat.kind === "group" && (role === "owner" || role === "admin"));
@@ -619,34 +652,73 @@ function messageNode(m) {
     meta);
 }
 
+/** The most message lines in the page at once: a chat scrolled far back keeps a window of them,
+ * drawn again from memory when scrolled to (BENCHMARKS.md, "Web client"). */
+const WINDOW = 300;
+
+function draw(m) {
+  const node = messageNode(m);
+  S.nodes.set(m.seq, node);
+  return node;
+}
+
+/** Draws the newest messages of the open chat (two pages of them). */
 function renderMessages() {
   const t = timeline(S.open);
   S.nodes.clear();
+  const list = t.messages;
   const frag = document.createDocumentFragment();
-  for (const m of t.messages) {
-    const node = messageNode(m);
-    S.nodes.set(m.seq, node);
-    frag.append(node);
-  }
+  for (let i = Math.max(0, list.length - 2 * PAGE); i < list.length; i++) frag.append(draw(list[i]));
   $("messages").replaceChildren(frag);
   renderPending();
   historyState(t);
 }
 
+/** The seqs of the first and last drawn lines, or null when none is. */
+function drawn() {
+  const ol = $("messages");
+  if (!ol.firstElementChild) return null;
+  return { lo: Number(ol.firstElementChild.dataset.seq), hi: Number(ol.lastElementChild.dataset.seq) };
+}
+
+/** Whether the newest loaded message of the open chat is drawn (new lines are drawn as they come). */
+function showingNewest() {
+  const t = timeline(S.open);
+  return !t.messages.length || S.nodes.has(t.newestSeq());
+}
+
+/** Removes drawn lines beyond the window from the top (`fromTop`, keeping the view still) or the bottom. */
+function trimWindow(fromTop) {
+  const ol = $("messages");
+  if (S.nodes.size <= WINDOW) return;
+  const s = $("scroller");
+  const height = s.scrollHeight;
+  while (S.nodes.size > WINDOW) {
+    const node = fromTop ? ol.firstElementChild : ol.lastElementChild;
+    S.nodes.delete(Number(node.dataset.seq));
+    node.remove();
+  }
+  if (fromTop) s.scrollTop -= height - s.scrollHeight;
+}
+
 /** Shows one message change in the open chat without redrawing the others. */
 function placeMessage(m, result) {
   if (result.change === "duplicate") return;
-  const stick = nearBottom();
-  const node = messageNode(m);
   const old = S.nodes.get(m.seq);
-  if (result.change === "replaced" && old) {
-    old.replaceWith(node);
-  } else {
-    const next = timeline(S.open).messages[result.index + 1];
-    const before = next && S.nodes.get(next.seq);
-    $("messages").insertBefore(node, before || null);
+  if (result.change === "replaced") {
+    if (old) old.replaceWith(draw(m));
+    return;
   }
-  S.nodes.set(m.seq, node);
+  // A new line is drawn only next to drawn ones: the drawn lines stay one run of seqs.
+  const list = timeline(S.open).messages;
+  const prev = list[result.index - 1];
+  const next = list[result.index + 1];
+  const prevDrawn = prev && S.nodes.has(prev.seq);
+  const nextDrawn = next && S.nodes.has(next.seq);
+  if (!prevDrawn && !nextDrawn && S.nodes.size) return;
+  const stick = nearBottom();
+  $("messages").insertBefore(draw(m), nextDrawn ? S.nodes.get(next.seq) : null);
+  if (!nextDrawn) trimWindow(true);
   if (stick) scrollToBottom();
 }
 
@@ -669,26 +741,34 @@ function renderPending() {
     } }) : null))));
 }
 
+/** Draws `messages` (older than every drawn line, oldest first) above the drawn ones. */
+function drawOlder(messages) {
+  const s = $("scroller");
+  const height = s.scrollHeight;
+  const frag = document.createDocumentFragment();
+  for (const m of messages) frag.append(draw(m));
+  $("messages").prepend(frag);
+  s.scrollTop += s.scrollHeight - height;
+  trimWindow(false);
+}
+
+/** Scrolled near the top: older lines, from memory when loaded before, else the next page. */
 async function loadOlder() {
   const chatId = S.open;
   const t = timeline(chatId);
-  if (S.loadingOlder || !t.loaded || !t.hasMoreBefore) return;
+  if (S.loadingOlder || !t.loaded) return;
+  const d = drawn();
+  const at = d ? lowerBound(t.messages, d.lo) : t.messages.length;
+  if (at > 0) return drawOlder(t.messages.slice(Math.max(0, at - PAGE), at));
+  if (!t.hasMoreBefore) return;
   S.loadingOlder = true;
   $("history-state").textContent = "Loading older messages…";
   try {
     const page = await api.history(chatId, t.oldestSeq(), PAGE);
     if (S.open !== chatId) return;
-    const s = $("scroller");
-    const height = s.scrollHeight;
-    const added = t.addPage(page.messages, page.has_more, true);
-    const frag = document.createDocumentFragment();
-    for (const m of added) {
-      const node = messageNode(m);
-      S.nodes.set(m.seq, node);
-      frag.append(node);
-    }
-    $("messages").prepend(frag);
-    s.scrollTop += s.scrollHeight - height;
+    t.addPage(page.messages, page.has_more, true);
+    const first = drawn();
+    drawOlder(t.messages.slice(0, first ? lowerBound(t.messages, first.lo) : t.messages.length));
     historyState(t);
   } catch (err) {
     $("history-state").textContent = `Older messages could not be loaded: ${err.message}`;
@@ -697,9 +777,23 @@ async function loadOlder() {
   }
 }
 
+/** Scrolled near the bottom of the drawn lines while newer ones are loaded: draws them. */
+function loadNewer() {
+  const t = timeline(S.open);
+  const d = drawn();
+  if (!d) return;
+  const from = lowerBound(t.messages, d.hi + 1);
+  const frag = document.createDocumentFragment();
+  for (const m of t.messages.slice(from, from + PAGE)) frag.append(draw(m));
+  $("messages").append(frag);
+  trimWindow(true);
+}
+
 function onScroll() {
   if ($("scroller").scrollTop < 400) loadOlder();
-  if (nearBottom()) markRead();
+  if (!nearBottom()) return;
+  if (showingNewest()) markRead();
+  else loadNewer();
 }
 
 // ---------------------------------------------------------------- members

@@ -129,7 +129,7 @@ export class Gateway {
   }
 
   pump() {
-    if (this.timer || !this.ready || !this.queue.length) return;
+    if (this.timer || !this.ready || !this.queue.length || this.ws.readyState !== WebSocket.OPEN) return;
     const frame = this.queue.shift();
     this.ws.send(JSON.stringify(frame));
     this.timer = setTimeout(() => {
