@@ -388,6 +388,24 @@ async function main() {
       delete pages.carol;
     });
 
+    await step("a send over the rate limit shows the server's reason with the wait", async () => {
+      // The servers run with CHAT_RATE_SEND_PER_MIN=30 (scripts/e2e.sh), a fixed window per
+      // minute: at most 61 sends cross it even when a minute turns over during the burst.
+      const dave = (pages.dave = await (await browser.createBrowserContext()).newPage());
+      await dave.setViewport({ width: 1100, height: 720 });
+      await register(dave, A, "dave");
+      await dave.click("#new-group");
+      await dave.type('#dialog-body input[name="title"]', "Flood");
+      await dave.click("#dialog-ok");
+      await until(dave, "the group opens", () => document.getElementById("chat-title").textContent === "Flood");
+      for (let i = 1; i <= 61 && !(await dave.$("#pending li.failed")); i++) await typeAndSend(dave, `f${i}`);
+      await until(dave, "a send is refused", () => document.querySelector("#pending li.failed .reason"));
+      const reason = await text(dave, "#pending li.failed .reason");
+      assert(/wait \d+ s/.test(reason), `the reason gives the wait: "${reason}"`);
+      await dave.close();
+      delete pages.dave;
+    });
+
     await step("the owner renames the group; bob sees the new title and the system line", async () => {
       await alice.bringToFront();
       await openChatNamed(alice, "Team e2e");
