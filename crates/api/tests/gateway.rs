@@ -216,14 +216,28 @@ async fn sync_replays_after_the_given_seq_and_answers_synced() {
     app.send(&alice, chat, "m6").await;
     let live = a.recv_event("message.created").await;
     assert_eq!(live["seq"], 6);
-    // A later sync never sends twice what this socket already sent live: only 3..=5 again.
-    a.send_json(json!({"action": "sync", "chats": {chat.to_string(): 2}, "request_id": "again"}))
+    // A later sync never sends twice what this socket already sent, live or replayed, whatever
+    // seq it names: nothing is sent, and synced says the client has 6.
+    a.send_json(json!({"action": "sync", "chats": {chat.to_string(): 0}, "request_id": "again"}))
         .await;
-    let replayed = created(&mut a, chat, 3).await;
-    assert_eq!(seqs(&replayed), vec![3, 4, 5]);
-    let synced = a.recv_event("synced").await;
-    assert_eq!(synced["chats"][chat.to_string()], 6);
-    assert_eq!(synced["complete"], true);
+    let synced = a.recv_json().await;
+    assert_eq!(
+        synced,
+        json!({"event": "synced", "request_id": "again", "chats": {chat.to_string(): 6}, "complete": true})
+    );
+    // On a new socket: a sync replays after the seq it names, and never goes back below what
+    // the socket sent (older history is `retrieve_message`).
+    let (mut b, _) = app.gateway(&alice).await;
+    b.send_json(json!({"action": "sync", "chats": {chat.to_string(): 4}, "request_id": "b1"}))
+        .await;
+    assert_eq!(seqs(&created(&mut b, chat, 2).await), vec![5, 6]);
+    assert_eq!(b.recv_event("synced").await["chats"][chat.to_string()], 6);
+    b.send_json(json!({"action": "sync", "chats": {chat.to_string(): 0}, "request_id": "b2"}))
+        .await;
+    assert_eq!(
+        b.recv_json().await,
+        json!({"event": "synced", "request_id": "b2", "chats": {chat.to_string(): 6}, "complete": true})
+    );
     // A seq beyond last_seq or a chat one is not in is an error; the socket stays open.
     a.send_json(json!({"action": "sync", "chats": {chat.to_string(): 99}, "request_id": 2}))
         .await;

@@ -11,7 +11,8 @@
 //! Resume: the messages up to `live_from` that the client lacks are replayed by `sync`. Asked for
 //! in the handshake (`?sync=<chat>:<seq>,...` or the auth frame's `"sync"`), the replay comes
 //! before any live event, so the client sees one ordered stream. Asked later, it replays only what
-//! this socket has not sent live (never anything twice). A replay sends at most
+//! this socket has not sent yet, live or in an earlier replay (never anything twice on one
+//! socket, whatever seq the client names; history again is `retrieve_message`). A replay sends at most
 //! [`SYNC_MAX`] messages; `synced` says `"complete": false` when the client should continue.
 
 use std::collections::HashMap;
@@ -235,6 +236,9 @@ struct Followed {
     live_from: i64,
     /// What has been delivered live (from `live_from` on); never moves back.
     order: Ordered,
+    /// The highest seq (≤ `live_from`) a replay of this socket has sent: a later `sync` starts
+    /// after it, so nothing is sent twice on one socket, whatever seq the client names.
+    replayed: i64,
 }
 
 impl Followed {
@@ -243,6 +247,7 @@ impl Followed {
             _subscription: subscription,
             live_from: from,
             order: Ordered::new(chat, from),
+            replayed: 0,
         }
     }
 }
@@ -546,8 +551,9 @@ impl Gateway {
         })
     }
 
-    /// Replays, per requested chat, the messages after the client's seq up to the chat's
-    /// `live_from` (what this socket did not send live), at most [`SYNC_MAX`] in all, then answers
+    /// Replays, per requested chat, the messages after the client's seq (or after what an earlier
+    /// replay of this socket sent, if later) up to the chat's `live_from` (what this socket did
+    /// not send live), at most [`SYNC_MAX`] in all, then answers
     /// `{"event":"synced","chats":{"<chat_id>": <seq the client now has>},"complete"}`. Moves no
     /// delivery mark: nothing is ever sent twice. Errors (before anything is sent): a chat the
     /// user is not in (`forbidden`), a seq beyond the chat's `last_seq` (`invalid`).
@@ -573,10 +579,11 @@ impl Gateway {
         let mut complete = true;
         let mut synced = serde_json::Map::new();
         for (chat, seq) in wanted {
-            let Some(upto) = self.chats.get(&chat).map(|f| f.live_from) else {
+            let Some((upto, replayed)) = self.chats.get(&chat).map(|f| (f.live_from, f.replayed))
+            else {
                 continue;
             };
-            let mut at = seq;
+            let mut at = seq.max(replayed);
             while at < upto && budget > 0 {
                 let limit = REPLAY_PAGE.min(upto - at).min(budget);
                 let page =
@@ -596,6 +603,9 @@ impl Gateway {
                     }
                     at = message.seq;
                     budget -= 1;
+                }
+                if let Some(followed) = self.chats.get_mut(&chat) {
+                    followed.replayed = followed.replayed.max(at);
                 }
             }
             // Caught up to live_from: the client now has all this socket delivered, too.
