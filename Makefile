@@ -3,8 +3,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chat
 export REDIS_URL ?= redis://127.0.0.1:6379
-# Where the tests create their databases (server URL, no database name).
-export TEST_DATABASE_URL ?= $(DATABASE_URL:%/chat=%)
+# Where the tests create their databases: the server of DATABASE_URL, whatever its database name.
+export TEST_DATABASE_URL ?= $(patsubst %/,%,$(dir $(DATABASE_URL)))
 
 .PHONY: run test services migrate build lint fmt clean-test-dbs postman security chaos chaos-short compose-test e2e e2e-bench load load-stop
 

@@ -7,12 +7,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-export LOAD_PROFILE=debug LOAD_PORT=${LOAD_SMOKE_PORT:-18091} LOAD_DB=chat_load_smoke
+# A database of its own, named for this run (never one another run or person made).
+export LOAD_PROFILE=debug LOAD_PORT=${LOAD_SMOKE_PORT:-18091} LOAD_DB=chat_load_smoke_$(date +%s)_$$
 base=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
 log=${CARGO_TARGET_DIR:-target}/load-smoke.log
 
 bash scripts/load.sh stop
-psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $LOAD_DB WITH (FORCE)" >/dev/null || exit 1
 # A fresh server (fresh JWT secret): cached tokens of an earlier smoke run are dropped.
 rm -f "${TMPDIR:-/tmp}/chat-load/tokens-http___127_0_0_1_$LOAD_PORT.json"
 
@@ -34,6 +34,7 @@ run reconnect --sockets 60 --group-size 20 --timeout-secs 30
 
 bash scripts/load.sh stop
 psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $LOAD_DB WITH (FORCE)" >/dev/null
+redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379}" --scan --pattern "load:$LOAD_DB:*" | xargs -r redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379}" del >/dev/null
 status=ok; [ "$failed" = 0 ] || status=FAILED
 echo "test result: $status. $passed passed; $failed failed; 0 ignored; 0 measured; 0 filtered out (load smoke, log: $log)"
 [ "$failed" = 0 ]

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 base=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
-db=chat_postman
+db=chat_postman_$(date +%s)_$$ # this run's own database, dropped at the end
 port=${POSTMAN_PORT:-18080}
 
 if [ ! -x .tools/node_modules/.bin/newman ]; then
@@ -14,8 +14,8 @@ if [ ! -x .tools/node_modules/.bin/newman ]; then
   npm install --silent --no-audit --no-fund --prefix .tools newman@6 >/dev/null
 fi
 
-psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -qc "CREATE DATABASE $db"
-DATABASE_URL="$base/$db" CHAT_LISTEN="127.0.0.1:$port" CHAT_REDIS_PREFIX="postman:$$:" \
+psql "$base/postgres" -qc "CREATE DATABASE $db"
+DATABASE_URL="$base/$db" CHAT_LISTEN="127.0.0.1:$port" CHAT_REDIS_PREFIX="postman:$db:" \
   CHAT_BCRYPT_COST=4 CHAT_JWT_SECRET=postman-run RUST_LOG=warn \
   "${CARGO_TARGET_DIR:-target}/debug/chat-server" serve > /tmp/chat-postman-server.log 2>&1 &
 server=$!
@@ -23,6 +23,7 @@ cleanup() {
   kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
   psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+  redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379}" --scan --pattern "postman:$db:*" | xargs -r redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379}" del >/dev/null || true
 }
 trap cleanup EXIT
 
