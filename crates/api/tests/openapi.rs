@@ -70,6 +70,21 @@ async fn the_document_covers_every_route_and_matches_its_snapshot() {
         ROUTES.len(),
         "a documented route the test does not know"
     );
+    // Code generators name a function after each operationId: they must be unique.
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let repeated: Vec<_> = ids
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    assert!(repeated.is_empty(), "operationIds used twice: {repeated:?}");
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

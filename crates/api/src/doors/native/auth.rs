@@ -181,7 +181,7 @@ pub struct RenameRequest {
 }
 
 /// `PATCH /api/v1/users/me {"username"}` → 200 the renamed user. 400 bad name, 409 taken.
-#[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), request_body = RenameRequest, responses((status = 200, body = UserResponse), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
+#[utoipa::path(patch, path = "/api/v1/users/me", operation_id = "rename_me", tag = "users", security(("bearer" = [])), request_body = RenameRequest, responses((status = 200, body = UserResponse), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
 pub async fn rename(
     state: web::Data<AppState>,
     user: CurrentUser,

@@ -21,7 +21,7 @@ pub struct ListQuery {
 
 /// `GET /api/v1/chats?limit=` → 200 the caller's chats, newest activity first, each with
 /// `last_message` and `unread_count` (`limit` 1..=500, default 100).
-#[utoipa::path(get, path = "/api/v1/chats", tag = "chats", security(("bearer" = [])), params(("limit" = Option<i64>, Query, description = "1..=500, default 100")), responses((status = 200, body = Vec<chat_selectors::ChatListItem>, description = "newest activity first")))]
+#[utoipa::path(get, path = "/api/v1/chats", operation_id = "list_chats", tag = "chats", security(("bearer" = [])), params(("limit" = Option<i64>, Query, description = "1..=500, default 100")), responses((status = 200, body = Vec<chat_selectors::ChatListItem>, description = "newest activity first")))]
 pub async fn list(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -130,7 +130,7 @@ pub struct RenameRequest {
 /// `PATCH /api/v1/chats/{id} {"title"}` → 200 the chat with its new title (1-128 characters).
 /// Owners and admins of a group; the members get a system line live. 400 for a bad title, 403
 /// for a plain member, a non-member or a direct chat, 404 for no chat.
-#[utoipa::path(patch, path = "/api/v1/chats/{id}", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), request_body = RenameRequest, responses((status = 200, body = chat_selectors::ChatView), (status = 400, body = crate::error::ErrorBody, description = "bad title"), (status = 403, body = crate::error::ErrorBody, description = "not owner or admin, or not a group"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
+#[utoipa::path(patch, path = "/api/v1/chats/{id}", operation_id = "rename_chat", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), request_body = RenameRequest, responses((status = 200, body = chat_selectors::ChatView), (status = 400, body = crate::error::ErrorBody, description = "bad title"), (status = 403, body = crate::error::ErrorBody, description = "not owner or admin, or not a group"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
 pub async fn rename(
     state: web::Data<AppState>,
     user: CurrentUser,

@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 /// `GET /api/v1/chats/{id}/members` → 200 `[{"user":{"id","username"},"role","joined_at","last_read_seq"}]`,
 /// owner first. 403 for non-members.
-#[utoipa::path(get, path = "/api/v1/chats/{id}/members", tag = "members", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Vec<chat_selectors::MemberView>, description = "owner first"), (status = 403, body = crate::error::ErrorBody, description = "not a member")))]
+#[utoipa::path(get, path = "/api/v1/chats/{id}/members", operation_id = "list_members", tag = "members", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Vec<chat_selectors::MemberView>, description = "owner first"), (status = 403, body = crate::error::ErrorBody, description = "not a member")))]
 pub async fn list(
     state: web::Data<AppState>,
     user: CurrentUser,

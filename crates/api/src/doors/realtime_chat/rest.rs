@@ -71,7 +71,7 @@ pub struct CreateGroupRequest {
 /// `POST /api/v1/chat/create-group {"name"}` → 201
 /// `{"name","users":[{"username"}],"chat":{"name","chat_type":"group","thread_id"}}`; the creator
 /// is the owner and first member. 400 bad name, 409 taken.
-#[utoipa::path(post, path = "/api/v1/chat/create-group", tag = "door 002", security(("bearer" = [])), request_body = CreateGroupRequest, responses((status = 201, description = "name, users and chat"), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
+#[utoipa::path(post, path = "/api/v1/chat/create-group", operation_id = "door002_create_group", tag = "door 002", security(("bearer" = [])), request_body = CreateGroupRequest, responses((status = 201, description = "name, users and chat"), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
 pub async fn create_group(
     state: web::Data<AppState>,
     user: CurrentUser,
