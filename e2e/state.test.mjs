@@ -142,3 +142,20 @@ test("a refusal shows the server's reason, with the wait for rate limits", () =>
   assert.equal(refusalText({ code: "forbidden" }), "forbidden");
   assert.equal(refusalText({}), "refused");
 });
+
+test("a list reloaded while live messages arrive never moves a chat back", () => {
+  const list = new ChatList(1);
+  list.load([chat(1, 4, 0, "2026-12-02T10:00:00Z"), chat(2, 2, 1, "2026-12-02T09:00:00Z")]);
+  list.onMessage(1, msg(5, { author: { id: 2 } })); // live, after the reload was asked for
+  list.onRead(2, 2);
+  list.load([chat(1, 4, 0, "2026-12-02T10:00:00Z"), chat(2, 2, 1, "2026-12-02T09:00:00Z"), chat(3, 1, 1, null)]);
+  assert.equal(list.get(1).last_seq, 5);
+  assert.equal(list.get(1).last_message.seq, 5);
+  assert.equal(list.get(1).unread_count, 1);
+  assert.equal(list.get(2).unread_count, 0, "the read marker stays");
+  assert.equal(list.get(3).unread_count, 1, "a new chat comes in as the server says");
+  list.load([chat(1, 9, 3, "2026-12-02T11:00:00Z")]);
+  assert.equal(list.get(1).last_seq, 9, "newer server state wins");
+  assert.equal(list.get(1).unread_count, 3);
+  assert.equal(list.get(2), undefined, "a chat the server no longer lists is gone");
+});

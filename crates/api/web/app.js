@@ -98,6 +98,7 @@ function endSession(reason) {
   S.open = null;
   S.timelines.clear();
   S.rows.clear();
+  S.memberCounts.clear();
   S.seen.clear();
   S.online.clear();
   S.requests.clear();
@@ -765,13 +766,16 @@ async function loadOlder() {
   $("history-state").textContent = "Loading older messages…";
   try {
     const page = await api.history(chatId, t.oldestSeq(), PAGE);
-    if (S.open !== chatId) return;
     t.addPage(page.messages, page.has_more, true);
+    // The chat may have been closed, reopened or redrawn meanwhile: draw at most a page, next
+    // to whatever is the top line now.
+    if (S.open !== chatId || S.timelines.get(chatId) !== t) return;
     const first = drawn();
-    drawOlder(t.messages.slice(0, first ? lowerBound(t.messages, first.lo) : t.messages.length));
+    const top = first ? lowerBound(t.messages, first.lo) : t.messages.length;
+    drawOlder(t.messages.slice(Math.max(0, top - PAGE), top));
     historyState(t);
   } catch (err) {
-    $("history-state").textContent = `Older messages could not be loaded: ${err.message}`;
+    if (S.open === chatId) $("history-state").textContent = `Older messages could not be loaded: ${err.message}`;
   } finally {
     S.loadingOlder = false;
   }

@@ -121,11 +121,24 @@ export class ChatList {
     this.chats = new Map();
   }
 
-  /** Replaces the list with a fresh `GET /api/v1/chats` answer. */
+  /**
+   * Replaces the list with a fresh `GET /api/v1/chats` answer. A chat's newest message and read
+   * marker never move back: a live message or read that arrived while the answer was on its
+   * way is kept.
+   */
   load(items) {
-    this.chats.clear();
+    const before = this.chats;
+    this.chats = new Map();
     for (const item of items) {
       const chat = { ...item, last_read_seq: item.last_seq - item.unread_count };
+      const old = before.get(chat.id);
+      if (old && old.last_seq > chat.last_seq) {
+        chat.last_seq = old.last_seq;
+        chat.last_message = old.last_message;
+        chat.last_message_at = old.last_message_at;
+      }
+      if (old) chat.last_read_seq = Math.max(chat.last_read_seq, old.last_read_seq);
+      chat.unread_count = Math.max(0, chat.last_seq - chat.last_read_seq);
       this.chats.set(chat.id, chat);
     }
   }
