@@ -11,7 +11,8 @@
 // log out everywhere. Screenshots of every step go to target/e2e/ (E2E_DOCS_SCREENSHOT=1 also
 // writes docs/web-client.png). Ends with "e2e: N passed, N failed"; exit code 1 on a failure.
 //
-// Env (not CHAT_*: the server refuses CHAT_ variables it does not know): E2E_SERVER_BIN (the binary), E2E_PORT (instance A; B is +1), CHROMIUM (browser path),
+// Env (not CHAT_*: the server refuses CHAT_ variables it does not know): E2E_SERVER_BIN (the binary),
+// E2E_PORT (instance A; B is +1), CHROMIUM (browser path), E2E_TRACE=1 (print each wait),
 // plus the server's own DATABASE_URL, REDIS_URL, CHAT_* as scripts/e2e.sh sets them.
 
 import { execFileSync } from "node:child_process";
@@ -319,11 +320,7 @@ async function main() {
     await step("read in one tab clears the badge in the user's other tab", async () => {
       const bob2 = (pages.bob2 = await ctxB.newPage());
       await bob2.setViewport({ width: 1100, height: 720 });
-      if (process.env.E2E_TRACE) {
-        bob2.on("framenavigated", (f) => console.log(`     bob2 navigated: ${f.url()}`));
-        bob2.on("console", (m) => console.log(`     bob2 console: ${m.text()}`));
-        bob2.on("pageerror", (e) => console.log(`     bob2 error: ${e.message}`));
-      }
+      bob2.on("pageerror", (err) => console.log(`page error: ${err.message}`));
       await bob2.goto(B);
       await until(bob2, "the second tab is logged in from the shared session", () => !document.getElementById("app").hidden);
       // A background tab runs no animation frames (puppeteer's clicks wait for them, and the
