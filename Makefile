@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379
 # Where the tests create their databases: the server of DATABASE_URL, whatever its database name.
 export TEST_DATABASE_URL ?= $(patsubst %/,%,$(dir $(DATABASE_URL)))
 
-.PHONY: run test services migrate build lint fmt clean-test-dbs postman security chaos chaos-short compose-test e2e e2e-bench load load-stop
+.PHONY: run test services migrate build lint fmt clean-test-dbs postman security docs-examples schemathesis chaos chaos-short compose-test e2e e2e-bench load load-stop
 
 ## Start PostgreSQL and Redis if needed, create and migrate the database, serve on CHAT_LISTEN.
 run: services
@@ -22,6 +22,17 @@ test: services clean-test-dbs
 	  bash scripts/load-smoke.sh 2>&1 | tee -a target/test-output.log || rc=1; \
 	  awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test-output.log; \
 	  exit $$rc
+
+## Run every shell example of README.md and docs/ in order against a live server and compare
+## each block's output with the one printed under it (scripts/docs-examples.sh).
+docs-examples: services
+	$(CARGO) build --locked -p chat-api --bin chat-server
+	bash scripts/docs-examples.sh
+
+## schemathesis --checks all against the OpenAPI document and a live server (scripts/schemathesis.sh).
+schemathesis: services
+	$(CARGO) build --locked -p chat-api --bin chat-server
+	bash scripts/schemathesis.sh
 
 ## Run the Postman collection (docs/postman/) with newman against a live server.
 postman: services

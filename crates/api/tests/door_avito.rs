@@ -1,5 +1,5 @@
 //! Door 001 ("SIMPLE HTTP CHAT", the Avito task) driven as its clients did: the seed document's
-//! own requests and every error PROTOCOLS.md lists for it — on its own listener, since it has no
+//! own requests and every error docs/doors.md lists for it — on its own listener, since it has no
 //! authentication: off by default, never on the main listener, and a sandbox of its own users and
 //! chats that reaches nothing of the other doors (issue "Secure by default", item 1).
 

@@ -86,7 +86,7 @@ pub fn can_join(
     }
 }
 
-/// May this member delete the whole chat? Only a group's owner (PROTOCOLS.md, door 002 decision).
+/// May this member delete the whole chat? Only a group's owner (docs/doors.md, door 002 decision).
 /// Errors: `Forbidden`.
 pub fn can_delete_chat(kind: ChatKind, membership: Option<MemberRole>) -> Result<(), DomainError> {
     match (kind, membership) {
@@ -98,7 +98,7 @@ pub fn can_delete_chat(kind: ChatKind, membership: Option<MemberRole>) -> Result
     }
 }
 
-/// May `actor` add members to the chat? Owners and admins of a group (PROTOCOLS.md: "invite/kick:
+/// May `actor` add members to the chat? Owners and admins of a group (docs/doors.md: "invite/kick:
 /// owner or admin"). Errors: `Forbidden`.
 pub fn can_invite(kind: ChatKind, actor: Option<MemberRole>) -> Result<(), DomainError> {
     match (kind, actor) {

@@ -6,8 +6,8 @@ fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '_' | '.' | '-')
 }
 
-/// A username: 3..=32 characters of letters, digits, `_`, `.`, `-` (PROTOCOLS.md, "Common to
-/// every door"), kept for display as given (after RFC 8265's width mapping and NFC), and compared
+/// A username: 3..=32 characters of letters, digits, `_`, `.`, `-` (docs/native-api.md, "Limits";
+/// on every door), kept for display as given (after RFC 8265's width mapping and NFC), and compared
 /// by its canonical form ([`Username::key`]), computed here and only here:
 ///
 /// 1. the UsernameCaseMapped profile of PRECIS (RFC 8265 §3.3: width mapping, case mapping,
@@ -207,7 +207,7 @@ impl Password {
 }
 
 /// The text of a message: not blank, at most `max_chars` characters (4096 by default, configurable;
-/// PROTOCOLS.md "Limits"). Kept exactly as sent.
+/// docs/native-api.md "Limits"). Kept exactly as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageText(String);
 
@@ -248,7 +248,7 @@ impl MessageText {
 }
 
 /// A sender's idempotency key for a message: 1..=64 characters, unique per author forever
-/// (PROTOCOLS.md: "same `client_id` again → the original message").
+/// (docs/native-api.md: "same `client_id` again → the original message").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientId(String);
 

@@ -1,5 +1,5 @@
 //! The REST calls that set a run up (users, tokens, groups) and the history reads, over the
-//! native API and door 002's REST routes (PROTOCOLS.md). Setup is idempotent: a rerun finds its
+//! native API and door 002's REST routes (docs/native-api.md). Setup is idempotent: a rerun finds its
 //! users and groups and only logs in (or reuses cached tokens).
 
 use std::collections::HashMap;

@@ -1,5 +1,5 @@
 //! The two WebSocket protocols the generator speaks: the native gateway (`/api/v1/ws`) and door
-//! 002's group socket (`/ws/group/<name>/`), as PROTOCOLS.md defines them.
+//! 002's group socket (`/ws/group/<name>/`), as docs/doors.md defines them.
 //!
 //! Every message the generator sends carries its own probe in the text, `L<sender>:<n>:<t>`:
 //! the sender's global index, its per-sender counter (1, 2, 3, …) and the send time in µs since

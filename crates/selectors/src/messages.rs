@@ -18,7 +18,7 @@ pub struct AuthorView {
     pub username: String,
 }
 
-/// A stored message, in the native door's wire shape (PROTOCOLS.md, "A message on the wire").
+/// A stored message, in the native door's wire shape (docs/native-api.md, "REST": a message).
 /// A deleted message is a tombstone: `deleted: true` and an empty `text`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageView {

@@ -42,7 +42,7 @@ pub async fn add_friend(store: &Store, user: UserId, friend: &str) -> Result<()>
 }
 
 /// Takes the user named `friend` out of `user`'s contact list.
-/// Errors: `NotFound` (no such user), `Forbidden` (not in the list; PROTOCOLS.md door 002: 403
+/// Errors: `NotFound` (no such user), `Forbidden` (not in the list; docs/doors.md door 002: 403
 /// "not a friend").
 pub async fn remove_friend(store: &Store, user: UserId, friend: &str) -> Result<()> {
     let friend = user_by_username(store, friend).await?;

@@ -1,5 +1,5 @@
 //! The gateway WebSocket `GET /api/v1/ws`: one socket per client carrying every chat the user is
-//! in (PROTOCOLS.md, "Gateway WebSocket").
+//! in (docs/native-api.md, "The gateway WebSocket").
 //!
 //! Delivery guarantee: per chat, the socket sends `message.created` events in `seq` order, each
 //! exactly once. `ready` reports, per chat, the `last_seq` at which live delivery started

@@ -1,4 +1,4 @@
-//! The native door, `/api/v1` (PROTOCOLS.md, "Native API"): JSON over HTTP with bearer JWTs;
+//! The native door, `/api/v1` (docs/native-api.md, "REST"): JSON over HTTP with bearer JWTs;
 //! errors `{"detail","code"[,"fields"]}`. Its auth routes are seed 002's, so 002 clients log in
 //! unchanged.
 

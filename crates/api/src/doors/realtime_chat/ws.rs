@@ -1,6 +1,6 @@
 //! Door 002's WebSockets. A refused socket gets `{"action":"disconect","message":"<reason>"}`
 //! (sic) and a 1008 close; bad frames get `{"action":"error","message":"<reason>"}` and the socket
-//! stays open (PROTOCOLS.md decision: the original crashed on invalid JSON).
+//! stays open (docs/doors.md decision: the original crashed on invalid JSON).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::CloseCode;

@@ -1,7 +1,7 @@
 //! Door 004, "chat-server" (Go, chi; seed 004): REST at the root path and the WebSocket `/ws`.
 //! The auth header is the raw token (`Authorization: <jwt>`, no `Bearer`); tokens carry
 //! `{"user_id","exp"}` and live `CHAT_DOOR_TOKEN_TTL_SECS` (24 h, as the original); errors are
-//! plain text `<message>\n` with the original texts and status codes (PROTOCOLS.md, "Door 004"),
+//! plain text `<message>\n` with the original texts and status codes (docs/doors.md, "Door 004"),
 //! 413 `request body too large` over `CHAT_MAX_BODY_BYTES`. Rooms are groups in the shared core.
 
 mod ws;

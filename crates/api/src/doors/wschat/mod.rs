@@ -2,7 +2,7 @@
 //! chat opened by the peer's email or username, and a group chat — that replay the history
 //! oldest first and then go live. The original half-worked (live messages never reached the
 //! other user; any error killed the process); we keep its surface and make it work
-//! (PROTOCOLS.md, "Door 000"). Errors are plain text, as the original's.
+//! (docs/doors.md, "Door 000"). Errors are plain text, as the original's.
 //!
 //! Decisions where the seed is silent: tokens are `{"user_id","exp"}` JWTs valid
 //! `CHAT_DOOR_TOKEN_TTL_SECS` (24 h; accepted by every door); connecting to a public group's
