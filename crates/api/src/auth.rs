@@ -105,10 +105,15 @@ impl JwtKeys {
 
     /// The user and issue time of a well-signed, unexpired access token (not yet checked against
     /// the user's cut-off: see [`authorize`]).
-    /// Errors: 401 "Given token not valid for any token type" (simplejwt's wording).
+    /// Errors: 401 "Given token not valid for any token type" (simplejwt's wording), with the
+    /// expiry hint of [`ApiError::token_expired`] when only `exp` is past.
     pub fn verify(&self, token: &str) -> Result<Verified, ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| ApiError::unauthorized("Given token not valid for any token type"))?;
+            .map_err(|e| match e.kind() {
+                // Checked after the signature: only a token this server issued is "expired".
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::token_expired(),
+                _ => ApiError::unauthorized("Given token not valid for any token type"),
+            })?;
         if data
             .claims
             .token_type

@@ -15,6 +15,7 @@ pub struct ApiError {
     detail: String,
     fields: Option<FieldErrors>,
     retry_after: Option<u64>,
+    expired: bool,
 }
 
 /// The error body every native (and door 002) route answers with, for the API document.
@@ -28,7 +29,28 @@ pub struct ErrorBody {
     pub code: String,
     /// For validation errors: field → problems.
     pub fields: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// For a 401 with an expired access token only: `[{"token_class":"AccessToken",
+    /// "token_type":"access","message":"Token is expired"}]` (simplejwt's shape).
+    pub messages: Option<Vec<TokenMessage>>,
 }
+
+/// Why a token was refused, in djangorestframework-simplejwt's shape (door 002's original).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenMessage {
+    /// Always `AccessToken`.
+    pub token_class: &'static str,
+    /// Always `access`.
+    pub token_type: &'static str,
+    /// `Token is expired`.
+    pub message: &'static str,
+}
+
+/// The hint an expired access token gets: the body's `messages` and RFC 6750 §3's header.
+const EXPIRED: TokenMessage = TokenMessage {
+    token_class: "AccessToken",
+    token_type: "access",
+    message: "Token is expired",
+};
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -36,6 +58,8 @@ struct Body<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a FieldErrors>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<[TokenMessage; 1]>,
 }
 
 impl ApiError {
@@ -47,12 +71,29 @@ impl ApiError {
             detail: detail.into(),
             fields: None,
             retry_after: None,
+            expired: false,
         }
     }
 
     /// 401 `not_authenticated`.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "not_authenticated", detail)
+    }
+
+    /// 401 `not_authenticated` for a well-signed access token past its `exp`: simplejwt's detail
+    /// "Given token not valid for any token type", plus `"messages":[{..."Token is expired"}]`
+    /// in the body and `WWW-Authenticate: Bearer error="invalid_token", error_description="The
+    /// access token expired"` (RFC 6750 §3), so a client knows to refresh rather than log in.
+    pub fn token_expired() -> Self {
+        Self {
+            expired: true,
+            ..Self::unauthorized("Given token not valid for any token type")
+        }
+    }
+
+    /// Whether this is [`ApiError::token_expired`].
+    pub fn is_token_expired(&self) -> bool {
+        self.expired
     }
 
     /// 400 `invalid`.
@@ -129,10 +170,21 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((
+                actix_web::http::header::WWW_AUTHENTICATE,
+                if self.expired {
+                    r#"Bearer error="invalid_token", error_description="The access token expired""#
+                } else {
+                    "Bearer"
+                },
+            ));
+        }
         response.json(Body {
             detail: &self.detail,
             code: self.code,
             fields: self.fields.as_ref(),
+            messages: self.expired.then_some([EXPIRED]),
         })
     }
 }

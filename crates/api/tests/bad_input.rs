@@ -180,6 +180,57 @@ async fn missing_bad_and_expired_tokens_are_401() {
     assert_eq!(status, 200);
 }
 
+/// An expired access token says so (simplejwt's `messages`, RFC 6750's header, the gateway's
+/// frame), so a client refreshes instead of asking for the password; other bad tokens do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_is_401_with_a_hint_to_refresh() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let expired = forged(JWT_SECRET, alice.id, -3600);
+    let answer = |token: String| {
+        let request = app
+            .http
+            .get(app.url("/api/v1/chats"))
+            .bearer_auth(token)
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            let header = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, header, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, header, body) = answer(expired.clone()).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["detail"], "Given token not valid for any token type");
+    assert_eq!(body["code"], "not_authenticated");
+    assert_eq!(body["messages"][0]["message"], "Token is expired");
+    assert_eq!(
+        header.as_deref(),
+        Some(r#"Bearer error="invalid_token", error_description="The access token expired""#)
+    );
+    for token in ["garbage".to_owned(), forged("another-secret", alice.id, -3600)] {
+        let (status, header, body) = answer(token).await;
+        assert_eq!(status, 401);
+        assert_eq!(header.as_deref(), Some("Bearer"));
+        assert!(body.get("messages").is_none(), "{body}");
+    }
+    let (status, body) = app.get("/api/v1/chat/list-friends", Some(&expired)).await;
+    assert_eq!((status, &body["messages"][0]["message"]), (401, &json!("Token is expired")));
+
+    let mut socket = app.ws(&format!("/api/v1/ws?token={expired}")).await;
+    let (frames, close) = socket.recv_close().await;
+    assert_eq!(frames[0]["code"], "not_authenticated", "{frames:?}");
+    assert!(
+        frames[0]["detail"].as_str().unwrap().starts_with("Token is expired"),
+        "{frames:?}"
+    );
+    assert_eq!(u16::from(close.unwrap().code), 1008);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acting_outside_ones_chats_is_403_or_404_and_writes_nothing() {
     let app = TestApp::spawn().await;

@@ -107,6 +107,13 @@ pub async fn socket(
 
 /// Refuses a session before it starts: the error frame, then 1008 (or 1011 for a fault).
 async fn refuse(session: Session, error: ApiError, limits: SocketLimits) {
+    let error = if error.is_token_expired() {
+        ApiError::unauthorized(
+            "Token is expired: get a new one (POST /api/v1/auth/login/refresh/) and reconnect.",
+        )
+    } else {
+        error
+    };
     let code = refusal_code(error.status());
     let reason = error.detail().to_owned();
     reject(session, error_frame(None, &error), code, reason, limits).await;
