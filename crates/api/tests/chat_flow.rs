@@ -309,6 +309,31 @@ async fn messages_get_gapless_seqs_history_pages_and_the_chat_list_orders_by_act
         .map(|m| m["text"].as_str().unwrap())
         .collect();
     assert_eq!(texts, vec!["m4", "m5"]);
+    // Both cursors: the window strictly between them, oldest first (filling a gap).
+    let window = |query: &'static str| {
+        let app = &app;
+        let bob = &bob;
+        async move {
+            let (status, page) = app
+                .get(
+                    &format!("/api/v1/chats/{group}/messages?{query}"),
+                    Some(&bob.access),
+                )
+                .await;
+            assert_eq!(status, 200, "{page}");
+            let seqs: Vec<i64> = page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["seq"].as_i64().unwrap())
+                .collect();
+            (seqs, page["has_more"].as_bool().unwrap())
+        }
+    };
+    assert_eq!(window("after=1&before=5").await, (vec![2, 3, 4], false));
+    assert_eq!(window("after=1&before=6&limit=2").await, (vec![2, 3], true));
+    assert_eq!(window("after=4&before=5").await, (vec![], false));
+    assert_eq!(window("after=5&before=2").await, (vec![], false));
 
     // The direct chat becomes the most recently active.
     send(&app, &bob, direct, "hi alice").await;

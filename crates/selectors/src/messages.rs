@@ -143,6 +143,14 @@ pub enum HistoryCursor {
     Before(i64),
     /// Messages with `seq` above this one (catching up).
     After(i64),
+    /// Messages with `seq` strictly between `after` and `before`, from the oldest (filling a
+    /// gap); none when `before <= after + 1`.
+    Between {
+        /// Exclusive lower bound.
+        after: i64,
+        /// Exclusive upper bound.
+        before: i64,
+    },
 }
 
 /// One page of history, oldest first.
@@ -177,11 +185,18 @@ pub async fn message_history(
         HistoryCursor::After(seq) => query
             .filter(messages::seq.gt(seq))
             .order(messages::seq.asc()),
+        HistoryCursor::Between { after, before } => query
+            .filter(messages::seq.gt(after))
+            .filter(messages::seq.lt(before))
+            .order(messages::seq.asc()),
     };
     let mut rows: Vec<MessageRow> = query.load(&mut conn).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    if !matches!(cursor, HistoryCursor::After(_)) {
+    if !matches!(
+        cursor,
+        HistoryCursor::After(_) | HistoryCursor::Between { .. }
+    ) {
         rows.reverse();
     }
     let messages = rows

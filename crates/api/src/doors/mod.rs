@@ -29,9 +29,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
     .app_data(web::QueryConfig::default().error_handler(|err, _| {
         ApiError::bad_request(format!("Invalid query string: {err}")).into()
     }));
-    cfg.service(resource("/healthz").route(web::get().to(healthz)))
-        .service(resource("/readyz").route(web::get().to(readyz)))
-        .service(resource("/metrics").route(web::get().to(crate::metrics::render)));
+    cfg.service(resource("/healthz").get(healthz))
+        .service(resource("/readyz").get(readyz))
+        .service(resource("/metrics").get(crate::metrics::render));
     crate::openapi::configure(cfg);
     native::configure(cfg);
     if settings.door_realtime_chat {
@@ -75,16 +75,66 @@ fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     }
 }
 
-/// A resource whose unsupported methods answer 405 in the native error format.
-pub fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Method not allowed.",
-        )
-        .error_response()
-    }))
+/// A resource whose unsupported methods answer 405 in the native error format, with `Allow`
+/// listing the methods it serves (RFC 9110 §15.5.6): `resource("/x").get(a).patch(b)`.
+pub fn resource(path: &str) -> Routes {
+    Routes {
+        resource: web::resource(path),
+        allow: Vec::new(),
+    }
+}
+
+/// The routes of one path, built by [`resource`]; mounted with `cfg.service(...)`.
+pub struct Routes {
+    resource: actix_web::Resource,
+    allow: Vec<&'static str>,
+}
+
+macro_rules! method {
+    ($name:ident, $label:literal) => {
+        #[doc = concat!("Serves `", $label, "` with `handler`.")]
+        pub fn $name<F, Args>(mut self, handler: F) -> Self
+        where
+            F: actix_web::Handler<Args>,
+            Args: actix_web::FromRequest + 'static,
+            F::Output: actix_web::Responder + 'static,
+        {
+            self.resource = self.resource.route(web::$name().to(handler));
+            self.allow.push($label);
+            self
+        }
+    };
+}
+
+impl Routes {
+    method!(get, "GET");
+    method!(post, "POST");
+    method!(patch, "PATCH");
+    method!(delete, "DELETE");
+}
+
+impl actix_web::dev::HttpServiceFactory for Routes {
+    fn register(self, config: &mut actix_web::dev::AppService) {
+        let allow = actix_web::http::header::HeaderValue::from_str(&self.allow.join(", "))
+            .expect("method names are valid header text");
+        self.resource
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move {
+                    let mut response = ApiError::new(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "method_not_allowed",
+                        "Method not allowed.",
+                    )
+                    .error_response();
+                    response
+                        .headers_mut()
+                        .insert(actix_web::http::header::ALLOW, allow);
+                    response
+                }
+            }))
+            .register(config)
+    }
 }
 
 /// `GET /healthz` → 200 `{"status":"ok"}` while the process serves (container health checks).

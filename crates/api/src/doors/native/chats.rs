@@ -197,11 +197,7 @@ pub async fn history(
         (None, None) => HistoryCursor::Latest,
         (Some(before), None) => HistoryCursor::Before(before),
         (None, Some(after)) => HistoryCursor::After(after),
-        (Some(_), Some(_)) => {
-            return Err(
-                DomainError::invalid("before", "Give either before or after, not both.").into(),
-            );
-        }
+        (Some(before), Some(after)) => HistoryCursor::Between { after, before },
     };
     require_member(&state.store, chat, user.id).await?;
     Ok(web::Json(

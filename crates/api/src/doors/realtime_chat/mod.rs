@@ -14,28 +14,28 @@ use super::resource;
 
 /// Mounts door 002's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/v1/chat/list-friends").route(web::get().to(rest::list_friends)))
+    cfg.service(resource("/api/v1/chat/list-friends").get(rest::list_friends))
         .service(
-            resource("/api/v1/chat/add-friend/{username}").route(web::post().to(rest::add_friend)),
+            resource("/api/v1/chat/add-friend/{username}").post(rest::add_friend),
         )
         .service(
             resource("/api/v1/chat/remove-friend/{username}")
-                .route(web::post().to(rest::remove_friend)),
+                .post(rest::remove_friend),
         )
-        .service(resource("/api/v1/chat/create-group").route(web::post().to(rest::create_group)))
-        .service(resource("/api/v1/chat/join-group/{name}").route(web::post().to(rest::join_group)))
+        .service(resource("/api/v1/chat/create-group").post(rest::create_group))
+        .service(resource("/api/v1/chat/join-group/{name}").post(rest::join_group))
         .service(
-            resource("/api/v1/chat/leave-group/{name}").route(web::post().to(rest::leave_group)),
-        )
-        .service(
-            resource("/api/v1/chat/delete-group/{name}").route(web::post().to(rest::delete_group)),
+            resource("/api/v1/chat/leave-group/{name}").post(rest::leave_group),
         )
         .service(
-            resource("/api/v1/chat/chat-friend/{username}").route(web::get().to(rest::chat_friend)),
+            resource("/api/v1/chat/delete-group/{name}").post(rest::delete_group),
         )
-        .service(resource("/api/v1/chat/chat-group/{name}").route(web::get().to(rest::chat_group)))
-        .service(resource("/ws/group/{name}/").route(web::get().to(ws::group_socket)))
-        .service(resource("/ws/user/{username}/").route(web::get().to(ws::user_socket)));
+        .service(
+            resource("/api/v1/chat/chat-friend/{username}").get(rest::chat_friend),
+        )
+        .service(resource("/api/v1/chat/chat-group/{name}").get(rest::chat_group))
+        .service(resource("/ws/group/{name}/").get(ws::group_socket))
+        .service(resource("/ws/user/{username}/").get(ws::user_socket));
 }
 
 /// The username door 002 shows for system lines (joins, leaves), which have no author.
