@@ -32,9 +32,121 @@ use crate::doors::{native, realtime_chat};
         realtime_chat::rest::delete_group, realtime_chat::rest::chat_friend,
         realtime_chat::rest::chat_group,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &CommonResponses)
 )]
 pub struct ApiDoc;
+
+/// Adds the answers every route of a kind can give, so that each operation lists every status
+/// the server may answer with (each with its `ErrorBody`), not only its own: 400 (malformed
+/// JSON, a missing or invalid field or query parameter) with a body or a query, 404 with a path
+/// parameter (no such chat, message or user; a non-numeric id), 401 with a bearer token, 413 and
+/// 415 with a body, 503 (PostgreSQL unavailable) everywhere. A route's own description of a
+/// status is kept.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{RefOr, Type};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let location = |place: ParameterIn| {
+                    operation.parameters.iter().flatten().any(|p| match p {
+                        RefOr::T(p) => p.parameter_in == place,
+                        RefOr::Ref(_) => false,
+                    })
+                };
+                let (path, query) = (location(ParameterIn::Path), location(ParameterIn::Query));
+                let body = operation.request_body.is_some();
+                let bearer = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let mut add = |status: &str, description: &str, header: Option<(&str, &str)>| {
+                    if operation.responses.responses.contains_key(status) {
+                        return;
+                    }
+                    let mut response = utoipa::openapi::ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/json",
+                            utoipa::openapi::ContentBuilder::new()
+                                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                                .build(),
+                        );
+                    if let Some((name, text)) = header {
+                        let schema = utoipa::openapi::Object::with_type(match name {
+                            "Retry-After" => Type::Integer,
+                            _ => Type::String,
+                        });
+                        response = response.header(
+                            name,
+                            utoipa::openapi::HeaderBuilder::new()
+                                .schema(Some(schema))
+                                .description(Some(text))
+                                .build(),
+                        );
+                    }
+                    operation
+                        .responses
+                        .responses
+                        .insert(status.to_owned(), RefOr::T(response.build()));
+                };
+                if body || query {
+                    add(
+                        "400",
+                        "Bad input: malformed JSON or a wrong type (`invalid_json`), a missing or \
+                         invalid field or query parameter (`invalid`, with `fields`).",
+                        None,
+                    );
+                }
+                if bearer {
+                    add(
+                        "401",
+                        "No, a bad, an expired or a revoked access token (`not_authenticated`); an \
+                         expired one adds `messages: [{\"message\": \"Token is expired\"}]`.",
+                        Some((
+                            "WWW-Authenticate",
+                            "`Bearer`, or for an expired token `Bearer error=\"invalid_token\", \
+                             error_description=\"The access token expired\"` (RFC 6750 §3).",
+                        )),
+                    );
+                }
+                if path {
+                    add(
+                        "404",
+                        "No such chat, message, user or group, or a non-numeric id (`not_found`).",
+                        None,
+                    );
+                }
+                if body {
+                    add(
+                        "413",
+                        "A body over `CHAT_MAX_BODY_BYTES` (`too_large`).",
+                        None,
+                    );
+                    add(
+                        "415",
+                        "A body that is not `Content-Type: application/json` \
+                         (`unsupported_media_type`).",
+                        None,
+                    );
+                }
+                add(
+                    "503",
+                    "PostgreSQL is unavailable, or the outcome of a write is unknown \
+                     (`unavailable`): retry after `Retry-After` seconds (a send with the same \
+                     `client_id` is never stored twice).",
+                    Some(("Retry-After", "Seconds to wait before retrying: 1.")),
+                );
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

@@ -212,20 +212,29 @@ async fn an_expired_access_token_is_401_with_a_hint_to_refresh() {
         header.as_deref(),
         Some(r#"Bearer error="invalid_token", error_description="The access token expired""#)
     );
-    for token in ["garbage".to_owned(), forged("another-secret", alice.id, -3600)] {
+    for token in [
+        "garbage".to_owned(),
+        forged("another-secret", alice.id, -3600),
+    ] {
         let (status, header, body) = answer(token).await;
         assert_eq!(status, 401);
         assert_eq!(header.as_deref(), Some("Bearer"));
         assert!(body.get("messages").is_none(), "{body}");
     }
     let (status, body) = app.get("/api/v1/chat/list-friends", Some(&expired)).await;
-    assert_eq!((status, &body["messages"][0]["message"]), (401, &json!("Token is expired")));
+    assert_eq!(
+        (status, &body["messages"][0]["message"]),
+        (401, &json!("Token is expired"))
+    );
 
     let mut socket = app.ws(&format!("/api/v1/ws?token={expired}")).await;
     let (frames, close) = socket.recv_close().await;
     assert_eq!(frames[0]["code"], "not_authenticated", "{frames:?}");
     assert!(
-        frames[0]["detail"].as_str().unwrap().starts_with("Token is expired"),
+        frames[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Token is expired"),
         "{frames:?}"
     );
     assert_eq!(u16::from(close.unwrap().code), 1008);

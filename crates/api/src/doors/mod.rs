@@ -48,6 +48,37 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
     }
 }
 
+/// Deserializes an optional JSON integer the way JSON Schema counts integers (RFC 8259 numbers
+/// with no fractional part): `7`, `7.0` and `7e0` are all 7; `7.5`, or a number beyond `i64`, is
+/// a type error (400 `invalid_json`). Use with `#[serde(default, deserialize_with = "...")]`.
+pub fn integral<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let Some(number) =
+        <Option<serde_json::Number> as serde::Deserialize>::deserialize(deserializer)?
+    else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        // Both bounds are exact in f64: -2^63 is i64::MIN, 2^63 is one past i64::MAX.
+        Some(f)
+            if f.fract() == 0.0
+                && f >= -9_223_372_036_854_775_808.0
+                && f < 9_223_372_036_854_775_808.0 =>
+        {
+            Ok(Some(f as i64))
+        }
+        _ => Err(D::Error::custom(format!(
+            "invalid type: {number}, expected an integer"
+        ))),
+    }
+}
+
 fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     use actix_web::error::JsonPayloadError as E;
     match err {

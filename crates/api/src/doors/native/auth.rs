@@ -35,9 +35,20 @@ impl From<UserView> for UserResponse {
 /// Body of `POST /api/v1/auth/register/`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct RegisterRequest {
+    /// 3-32 characters of letters (any script), digits, `_ . -`; unique by its canonical form
+    /// (RFC 8265), lookalikes of taken or reserved names refused (409). The pattern shows the
+    /// ASCII part of the rule.
+    #[schema(required = true, value_type = String, min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]+$")]
     username: Option<String>,
+    /// An address with a local part, `@` and a dotted domain (not starting or ending with a
+    /// dot), at most 254 characters, no whitespace or control characters.
+    #[schema(required = true, value_type = String, max_length = 254, pattern = r"^[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s.\u0000-\u001f\u007f-\u009f][^@\s\u0000-\u001f\u007f-\u009f]*\.[^@\s\u0000-\u001f\u007f-\u009f]*[^@\s.\u0000-\u001f\u007f-\u009f]$")]
     email: Option<String>,
+    /// 8-128 bytes (UTF-8), no NUL; the pattern shows the printable-ASCII part of the rule.
+    #[schema(required = true, value_type = String, min_length = 8, max_length = 128, pattern = "^[ -~]+$")]
     password: Option<String>,
+    /// The same password again.
+    #[schema(required = true, value_type = String, min_length = 8, max_length = 128, pattern = "^[ -~]+$")]
     password2: Option<String>,
 }
 
@@ -75,7 +86,11 @@ pub async fn register(
 /// Body of `POST /api/v1/auth/login/`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
+    /// The username or the email address.
+    #[schema(required = true, value_type = String)]
     username: Option<String>,
+    /// The password.
+    #[schema(required = true, value_type = String)]
     password: Option<String>,
 }
 
@@ -115,6 +130,8 @@ pub async fn login(
 /// Body of the refresh and logout routes.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
+    /// A refresh token from the login or the last refresh.
+    #[schema(required = true, value_type = String)]
     refresh: Option<String>,
 }
 
@@ -176,16 +193,18 @@ pub async fn me(
 
 /// Body of `PATCH /api/v1/users/me`.
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct RenameRequest {
+pub struct UsernameRequest {
+    /// The new username, as at registration.
+    #[schema(required = true, value_type = String, min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]+$")]
     username: Option<String>,
 }
 
 /// `PATCH /api/v1/users/me {"username"}` → 200 the renamed user. 400 bad name, 409 taken.
-#[utoipa::path(patch, path = "/api/v1/users/me", operation_id = "rename_me", tag = "users", security(("bearer" = [])), request_body = RenameRequest, responses((status = 200, body = UserResponse), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
+#[utoipa::path(patch, path = "/api/v1/users/me", operation_id = "rename_me", tag = "users", security(("bearer" = [])), request_body = UsernameRequest, responses((status = 200, body = UserResponse), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
 pub async fn rename(
     state: web::Data<AppState>,
     user: CurrentUser,
-    body: web::Json<RenameRequest>,
+    body: web::Json<UsernameRequest>,
 ) -> ApiResult<web::Json<UserResponse>> {
     let username =
         required("username", body.into_inner().username.as_deref()).and_then(Username::parse)?;
@@ -205,7 +224,7 @@ pub struct SearchQuery {
 
 /// `GET /api/v1/users?search=<prefix>&limit=` → 200 `[{"id","username"}]`: usernames starting
 /// with the prefix (case-insensitive), shortest first; `limit` 1..=100, default 20.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])), params(("search" = String, Query, description = "username prefix"), ("limit" = Option<i64>, Query, description = "1..=100, default 20")), responses((status = 200, body = Vec<chat_selectors::UserBrief>), (status = 400, body = crate::error::ErrorBody, description = "missing search or bad limit")))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])), params(("search" = String, Query, description = "username prefix, any case (empty: the shortest names)"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "results, default 20")), responses((status = 200, body = Vec<chat_selectors::UserBrief>), (status = 400, body = crate::error::ErrorBody, description = "missing search or bad limit")))]
 pub async fn search(
     state: web::Data<AppState>,
     _user: CurrentUser,

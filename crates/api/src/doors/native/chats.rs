@@ -21,7 +21,7 @@ pub struct ListQuery {
 
 /// `GET /api/v1/chats?limit=` → 200 the caller's chats, newest activity first, each with
 /// `last_message` and `unread_count` (`limit` 1..=500, default 100).
-#[utoipa::path(get, path = "/api/v1/chats", operation_id = "list_chats", tag = "chats", security(("bearer" = [])), params(("limit" = Option<i64>, Query, description = "1..=500, default 100")), responses((status = 200, body = Vec<chat_selectors::ChatListItem>, description = "newest activity first")))]
+#[utoipa::path(get, path = "/api/v1/chats", operation_id = "list_chats", tag = "chats", security(("bearer" = [])), params(("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "chats, default 100")), responses((status = 200, body = Vec<chat_selectors::ChatListItem>, description = "newest activity first")))]
 pub async fn list(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -45,6 +45,9 @@ fn bounded(field: &str, value: Option<i64>, default: i64, max: i64) -> Result<i6
 /// Body of `POST /api/v1/chats/direct`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct DirectRequest {
+    /// The other user's id (not your own: 400).
+    #[schema(required = true, value_type = i64)]
+    #[serde(default, deserialize_with = "crate::doors::integral")]
     user_id: Option<i64>,
 }
 
@@ -77,7 +80,7 @@ pub struct GroupsQuery {
 ///
 /// `GET /api/v1/chats/groups?search=&limit=` → 200 `[chat]` whose title or name contains
 /// `search` (any case; absent: all); `limit` 1..=100, default 50.
-#[utoipa::path(get, path = "/api/v1/chats/groups", tag = "chats", security(("bearer" = [])), params(("search" = Option<String>, Query, description = "part of the title or name, any case"), ("limit" = Option<i64>, Query, description = "1..=100, default 50")), responses((status = 200, body = Vec<chat_selectors::ChatView>, description = "public groups, newest first"), (status = 400, body = crate::error::ErrorBody, description = "bad limit")))]
+#[utoipa::path(get, path = "/api/v1/chats/groups", tag = "chats", security(("bearer" = [])), params(("search" = Option<String>, Query, description = "part of the title or name, any case"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "groups, default 50")), responses((status = 200, body = Vec<chat_selectors::ChatView>, description = "public groups, newest first"), (status = 400, body = crate::error::ErrorBody, description = "bad limit")))]
 pub async fn browse_groups(
     state: web::Data<AppState>,
     _user: CurrentUser,
@@ -91,8 +94,15 @@ pub async fn browse_groups(
 /// Body of `POST /api/v1/chats/groups`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct GroupRequest {
+    /// 1-128 characters, not blank, no NUL.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128, pattern = r"\S")]
     title: Option<String>,
+    /// A unique name, 1-64 characters of letters (any script), digits, `_ . -` (door 002 and 004
+    /// use it in URLs and room lists); a generated one when absent. The pattern shows the ASCII
+    /// part of the rule.
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]+$")]
     name: Option<String>,
+    /// Private groups are joined by invitation only. Default false.
     #[serde(default)]
     is_private: bool,
 }
@@ -124,6 +134,8 @@ pub async fn create_group(
 /// Body of `PATCH /api/v1/chats/{id}`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct RenameRequest {
+    /// 1-128 characters, not blank, no NUL.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 128, pattern = r"\S")]
     title: Option<String>,
 }
 
@@ -184,7 +196,7 @@ pub struct HistoryQuery {
 /// `GET /api/v1/chats/{id}/messages?before=&after=&limit=` → 200 `{"messages":[...],"has_more"}`,
 /// oldest first: the newest `limit` (default 50, max 200), or those below `before` / above
 /// `after`. 400 for both cursors at once, 403 for non-members, 404 for no chat.
-#[utoipa::path(get, path = "/api/v1/chats/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("before" = Option<i64>, Query), ("after" = Option<i64>, Query), ("limit" = Option<i64>, Query, description = "1..=200, default 50")), responses((status = 200, body = chat_selectors::MessagePage, description = "oldest first"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
+#[utoipa::path(get, path = "/api/v1/chats/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("before" = Option<i64>, Query, description = "only messages with a lower seq (scrolling back)"), ("after" = Option<i64>, Query, description = "only messages with a higher seq, from the oldest (catching up); with `before`: the window between them"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "messages, default 50")), responses((status = 200, body = chat_selectors::MessagePage, description = "oldest first"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
 pub async fn history(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -208,13 +220,18 @@ pub async fn history(
 /// Body of `POST /api/v1/chats/{id}/messages`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct SendRequest {
+    /// 1-4096 characters (`CHAT_MAX_MESSAGE_CHARS`), not blank, no NUL.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 4096, pattern = r"\S")]
     text: Option<String>,
+    /// Your key for this send, 1-64 characters without control characters: sending it again
+    /// returns the original message (200) instead of storing a second one.
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     client_id: Option<String>,
 }
 
 /// `POST /api/v1/chats/{id}/messages {"text","client_id"?}` → 201 the stored message, or 200 the
 /// original when `client_id` was sent before. 400 for blank/too long text, 403 for non-members.
-#[utoipa::path(post, path = "/api/v1/chats/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path)), request_body = SendRequest, responses((status = 201, body = chat_selectors::MessageView, description = "stored"), (status = 200, body = chat_selectors::MessageView, description = "the original (same client_id)"), (status = 400, body = crate::error::ErrorBody, description = "blank or too long"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 429, body = crate::error::ErrorBody, description = "over the send limit")))]
+#[utoipa::path(post, path = "/api/v1/chats/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path)), request_body = SendRequest, responses((status = 201, body = chat_selectors::MessageView, description = "stored"), (status = 200, body = chat_selectors::MessageView, description = "the original (same client_id)"), (status = 400, body = crate::error::ErrorBody, description = "blank or too long"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 409, body = crate::error::ErrorBody, description = "this client_id was used for a message in another chat"), (status = 429, body = crate::error::ErrorBody, description = "over the send limit")))]
 pub async fn send(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -240,6 +257,8 @@ pub async fn send(
 /// Body of `PATCH /api/v1/chats/{id}/messages/{seq}`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct EditRequest {
+    /// The new text: 1-4096 characters, not blank, no NUL.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 4096, pattern = r"\S")]
     text: Option<String>,
 }
 
@@ -277,6 +296,10 @@ pub async fn delete(
 /// Body of `POST /api/v1/chats/{id}/read`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ReadRequest {
+    /// The seq read up to: at most the chat's `last_seq` (else 400); a lower one than the
+    /// marker's changes nothing.
+    #[schema(required = true, value_type = i64, minimum = 0)]
+    #[serde(default, deserialize_with = "crate::doors::integral")]
     seq: Option<i64>,
 }
 

@@ -26,6 +26,9 @@ pub async fn list(
 /// Body of `POST /api/v1/chats/{id}/members`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct InviteRequest {
+    /// The user to add.
+    #[schema(required = true, value_type = i64)]
+    #[serde(default, deserialize_with = "crate::doors::integral")]
     user_id: Option<i64>,
 }
 
@@ -59,6 +62,8 @@ pub async fn remove(
 /// Body of `PATCH /api/v1/chats/{id}/members/{user_id}`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct RoleRequest {
+    /// `admin`, `member`, or `owner` (hands ownership over; you become an admin).
+    #[schema(required = true, value_type = String, pattern = "^(admin|member|owner)$")]
     role: Option<String>,
 }
 

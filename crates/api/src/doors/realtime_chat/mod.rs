@@ -15,24 +15,13 @@ use super::resource;
 /// Mounts door 002's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/api/v1/chat/list-friends").get(rest::list_friends))
-        .service(
-            resource("/api/v1/chat/add-friend/{username}").post(rest::add_friend),
-        )
-        .service(
-            resource("/api/v1/chat/remove-friend/{username}")
-                .post(rest::remove_friend),
-        )
+        .service(resource("/api/v1/chat/add-friend/{username}").post(rest::add_friend))
+        .service(resource("/api/v1/chat/remove-friend/{username}").post(rest::remove_friend))
         .service(resource("/api/v1/chat/create-group").post(rest::create_group))
         .service(resource("/api/v1/chat/join-group/{name}").post(rest::join_group))
-        .service(
-            resource("/api/v1/chat/leave-group/{name}").post(rest::leave_group),
-        )
-        .service(
-            resource("/api/v1/chat/delete-group/{name}").post(rest::delete_group),
-        )
-        .service(
-            resource("/api/v1/chat/chat-friend/{username}").get(rest::chat_friend),
-        )
+        .service(resource("/api/v1/chat/leave-group/{name}").post(rest::leave_group))
+        .service(resource("/api/v1/chat/delete-group/{name}").post(rest::delete_group))
+        .service(resource("/api/v1/chat/chat-friend/{username}").get(rest::chat_friend))
         .service(resource("/api/v1/chat/chat-group/{name}").get(rest::chat_group))
         .service(resource("/ws/group/{name}/").get(ws::group_socket))
         .service(resource("/ws/user/{username}/").get(ws::user_socket));

@@ -40,7 +40,7 @@ pub async fn list_friends(
 
 /// `POST /api/v1/chat/add-friend/{username}` → 200 `"Succussfly added friend"`.
 /// 404 unknown user, 409 already a friend, 400 yourself.
-#[utoipa::path(post, path = "/api/v1/chat/add-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = String, description = "the JSON string Succussfly added friend (sic)"), (status = 404, body = crate::error::ErrorBody, description = "no such user"), (status = 409, body = crate::error::ErrorBody, description = "already a friend")))]
+#[utoipa::path(post, path = "/api/v1/chat/add-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = String, content_type = "application/json", description = "the JSON string Succussfly added friend (sic)"), (status = 400, body = crate::error::ErrorBody, description = "yourself"), (status = 404, body = crate::error::ErrorBody, description = "no such user"), (status = 409, body = crate::error::ErrorBody, description = "already a friend")))]
 pub async fn add_friend(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -52,7 +52,7 @@ pub async fn add_friend(
 
 /// `POST /api/v1/chat/remove-friend/{username}` → 200 `"Succussfly removed friend"`.
 /// 404 unknown user or not a friend.
-#[utoipa::path(post, path = "/api/v1/chat/remove-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = String, description = "the JSON string Succussfly removed friend (sic)"), (status = 403, body = crate::error::ErrorBody, description = "not a friend"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
+#[utoipa::path(post, path = "/api/v1/chat/remove-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = String, content_type = "application/json", description = "the JSON string Succussfly removed friend (sic)"), (status = 403, body = crate::error::ErrorBody, description = "not a friend"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
 pub async fn remove_friend(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -65,6 +65,9 @@ pub async fn remove_friend(
 /// Body of `create-group`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateGroupRequest {
+    /// 1-64 characters of letters (any script), digits, `_ . -` (it is part of the socket URL);
+    /// the pattern shows the ASCII part of the rule.
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]+$")]
     name: Option<String>,
 }
 
@@ -91,7 +94,7 @@ pub async fn create_group(
 }
 
 /// `POST /api/v1/chat/join-group/{name}` → 200 `"Succussfully joined."`. 404, 409 already in.
-#[utoipa::path(post, path = "/api/v1/chat/join-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = String), (status = 404, body = crate::error::ErrorBody, description = "no such group"), (status = 409, body = crate::error::ErrorBody, description = "already a member")))]
+#[utoipa::path(post, path = "/api/v1/chat/join-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = String, content_type = "application/json"), (status = 404, body = crate::error::ErrorBody, description = "no such group"), (status = 409, body = crate::error::ErrorBody, description = "already a member")))]
 pub async fn join_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -103,7 +106,7 @@ pub async fn join_group(
 }
 
 /// `POST /api/v1/chat/leave-group/{name}` → 200 `"Succussfully removed."`. 404, 403 not in.
-#[utoipa::path(post, path = "/api/v1/chat/leave-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = String), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
+#[utoipa::path(post, path = "/api/v1/chat/leave-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = String, content_type = "application/json"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
 pub async fn leave_group(
     state: web::Data<AppState>,
     user: CurrentUser,
