@@ -672,3 +672,31 @@ async fn a_plain_get_on_a_socket_route_is_a_json_400() {
         "{body}"
     );
 }
+
+/// JSON Schema counts `2.0` as an integer (RFC 8259 has one number type), so integer fields
+/// accept it; a fraction or a number beyond i64 is still a type error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integer_fields_take_integral_numbers_in_any_notation() {
+    let app = TestApp::spawn().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let (status, chat) = app
+        .post(
+            "/api/v1/chats/direct",
+            Some(&alice.access),
+            json!({"user_id": bob.id as f64}),
+        )
+        .await;
+    assert_eq!(status, 201, "{chat}");
+    assert_eq!(chat["kind"], "direct");
+    for bad in [json!(bob.id as f64 + 0.5), json!(1e300), json!("2")] {
+        let (status, body) = app
+            .post(
+                "/api/v1/chats/direct",
+                Some(&alice.access),
+                json!({ "user_id": bad }),
+            )
+            .await;
+        assert_error(status, &body, 400, "invalid_json");
+    }
+}
