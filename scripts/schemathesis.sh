@@ -68,7 +68,9 @@ st() {
     --max-examples "${ST_MAX_EXAMPLES:-100}" --seed 1 --workers 1 --no-color --generation-allow-x00 false \
     --report junit --report-dir "$target/schemathesis" ${ST_ARGS:-} "$@" || rc=$?
 }
-st -H "Authorization: Bearer $token" --exclude-operation-id logout_all
+# The WebSocket endpoints (tag `websocket`) are left to the gateway and door tests: schemathesis
+# speaks plain HTTP, and a handshake is not a request it can judge.
+st -H "Authorization: Bearer $token" --exclude-operation-id logout_all --exclude-tag websocket
 st -H "Authorization: Bearer $(user fuzzer2)" --include-operation-id logout_all
 if grep -q 'panicked' "$log"; then
   echo "schemathesis: the server panicked:"; grep -A5 panicked "$log"; rc=1

@@ -2,7 +2,7 @@
 //! handlers' `#[utoipa::path]` annotations, served at `/api-docs/openapi.json`, with Swagger UI
 //! (bundled, works offline) at `/docs/`. "Authorize" with an access token from
 //! `POST /api/v1/auth/login/` to try every route from the page. The WebSocket protocols are
-//! described in the README.
+//! described in docs/native-api.md and docs/doors.md; their endpoints are in the document too.
 
 use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -14,7 +14,7 @@ use crate::doors::{native, realtime_chat};
 /// The API document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "chat-server", description = "Native REST API and door 002 (Real Time Chat App) REST routes. WebSockets: see the README."),
+    info(title = "chat-server", description = "The native REST API and door 002 (Real Time Chat App) REST routes, and the WebSocket endpoints (tag `websocket`; their frames are described in docs/native-api.md and docs/doors.md)."),
     paths(
         native::auth::register, native::auth::login, native::auth::refresh, native::auth::logout,
         native::auth::logout_all,
@@ -32,9 +32,118 @@ use crate::doors::{native, realtime_chat};
         realtime_chat::rest::delete_group, realtime_chat::rest::chat_friend,
         realtime_chat::rest::chat_group,
     ),
-    modifiers(&BearerAuth, &CommonResponses)
+    modifiers(&BearerAuth, &CommonResponses, &WebSockets)
 )]
 pub struct ApiDoc;
+
+/// Describes the WebSocket endpoints (added after [`CommonResponses`]: a handshake has answers of
+/// its own). OpenAPI has no words for frames: each points to its frame reference in the
+/// repository's docs (`docs/native-api.md`, `docs/doors.md`). Tagged `websocket`.
+struct WebSockets;
+
+impl Modify for WebSockets {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{Object, Required, ResponseBuilder, Type};
+        let param = |name: &str, place: ParameterIn, required: bool, text: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(place)
+                .required(if required {
+                    Required::True
+                } else {
+                    Required::False
+                })
+                .schema(Some(Object::with_type(Type::String)))
+                .description(Some(text))
+                .build()
+        };
+        let token = || {
+            param(
+                "token",
+                ParameterIn::Query,
+                false,
+                "The access token, when it is not in `Authorization: Bearer` (browsers cannot set \
+                 headers on a WebSocket).",
+            )
+        };
+        let socket = |id: &str, summary: &str, description: &str, params: Vec<_>| {
+            OperationBuilder::new()
+                .operation_id(Some(id))
+                .tag("websocket")
+                .summary(Some(summary))
+                .description(Some(description))
+                .parameters(Some(params))
+                .response(
+                    "101",
+                    ResponseBuilder::new()
+                        .description("Switching Protocols: the WebSocket is open (RFC 6455).")
+                        .build(),
+                )
+                .response(
+                    "400",
+                    ResponseBuilder::new()
+                        .description("Not a WebSocket handshake (no `Upgrade: websocket`).")
+                        .build(),
+                )
+                .build()
+        };
+        let gateway = socket(
+            "gateway",
+            "Opens the gateway WebSocket: live events and sends for every chat of the user.",
+            "Authenticate with `?token=`, `Authorization: Bearer`, or a first frame \
+             `{\"action\":\"auth\",\"token\":\"...\"}` within 10 s. The first server frame is \
+             `ready`. A bad token gets an `error` frame (`not_authenticated`), then close 1008. \
+             Frames, resume, error codes and close codes: docs/native-api.md, \"The gateway \
+             WebSocket\".",
+            vec![
+                token(),
+                param(
+                    "sync",
+                    ParameterIn::Query,
+                    false,
+                    "Resume point `<chat_id>:<last seq>,...`: what you missed is replayed after \
+                     `ready`, then `synced`.",
+                ),
+            ],
+        );
+        let group = socket(
+            "door002_group_socket",
+            "Opens door 002's WebSocket of a group.",
+            "Frames `send_message` / `retrieve_message`; a refusal is `{\"action\":\"disconect\"}` \
+             then close 1008. Reference: docs/doors.md, \"Door 002\".",
+            vec![
+                param("name", ParameterIn::Path, true, "The group's name."),
+                token(),
+            ],
+        );
+        let direct = socket(
+            "door002_direct_socket",
+            "Opens door 002's WebSocket of the direct chat with a friend.",
+            "Both users must have each other in their friend lists. Reference: docs/doors.md, \
+             \"Door 002\".",
+            vec![
+                param(
+                    "username",
+                    ParameterIn::Path,
+                    true,
+                    "The friend's username.",
+                ),
+                token(),
+            ],
+        );
+        for (path, operation) in [
+            ("/api/v1/ws", gateway),
+            ("/ws/group/{name}/", group),
+            ("/ws/user/{username}/", direct),
+        ] {
+            openapi.paths.paths.insert(
+                path.to_owned(),
+                utoipa::openapi::PathItem::new(HttpMethod::Get, operation),
+            );
+        }
+    }
+}
 
 /// Adds the answers every route of a kind can give, so that each operation lists every status
 /// the server may answer with (each with its `ErrorBody`), not only its own: 400 (malformed

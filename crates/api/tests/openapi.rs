@@ -1,13 +1,15 @@
 //! The OpenAPI document stays in step with the routes: every native and door-002 REST route is
 //! in it, bearer auth is declared, Swagger UI is served, and the document matches its committed
-//! snapshot `docs/openapi.json` (refresh it with `UPDATE_OPENAPI=1 cargo test --test openapi`).
+//! snapshots — `tests/snapshots/openapi__openapi.snap` (insta: `cargo insta review` shows the
+//! diff) and the published copy `docs/openapi.json` (refresh both with `UPDATE_OPENAPI=1
+//! INSTA_UPDATE=always cargo test --test openapi`).
 
 mod common;
 
 use common::TestApp;
 use serde_json::Value;
 
-const ROUTES: [(&str, &str); 33] = [
+const ROUTES: [(&str, &str); 36] = [
     ("post", "/api/v1/auth/register/"),
     ("post", "/api/v1/auth/login/"),
     ("post", "/api/v1/auth/login/refresh/"),
@@ -41,6 +43,9 @@ const ROUTES: [(&str, &str); 33] = [
     ("post", "/api/v1/chat/delete-group/{name}"),
     ("get", "/api/v1/chat/chat-friend/{username}"),
     ("get", "/api/v1/chat/chat-group/{name}"),
+    ("get", "/api/v1/ws"),
+    ("get", "/ws/group/{name}/"),
+    ("get", "/ws/user/{username}/"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,6 +90,38 @@ async fn the_document_covers_every_route_and_matches_its_snapshot() {
         .map(|w| w[0])
         .collect();
     assert!(repeated.is_empty(), "operationIds used twice: {repeated:?}");
+    // Each operation: a one-sentence summary in words (no method or path), and the statuses
+    // every route of its kind can answer.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let summary = op["summary"].as_str().unwrap_or_default();
+            assert!(
+                summary.ends_with('.') && !summary.contains('`') && !summary.contains('\n'),
+                "{method} {path}: summary {summary:?}"
+            );
+            let statuses = op["responses"].as_object().unwrap();
+            let has = |status: &str| statuses.contains_key(status);
+            if op["tags"][0] == "websocket" {
+                assert!(has("101") && has("400"), "{method} {path}");
+                continue;
+            }
+            assert!(has("503"), "{method} {path} lacks 503");
+            if op["security"].is_array() {
+                assert!(has("401"), "{method} {path} lacks 401");
+            }
+            if op["requestBody"].is_object() {
+                for status in ["400", "413", "415"] {
+                    assert!(has(status), "{method} {path} lacks {status}");
+                }
+            }
+        }
+    }
+    // Fields the server requires are required in the document (it once made every field
+    // optional and nullable, so generated clients sent sends without text).
+    let send = &doc["components"]["schemas"]["SendRequest"];
+    assert_eq!(send["required"], serde_json::json!(["text"]));
+    assert_eq!(send["properties"]["text"]["type"], "string");
+    assert_eq!(send["properties"]["text"]["maxLength"], 4096);
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
@@ -113,6 +150,8 @@ async fn the_document_covers_every_route_and_matches_its_snapshot() {
         );
     }
 
+    // The reviewable diff of any change (`cargo insta review`), then the published copy.
+    insta::assert_json_snapshot!("openapi", doc);
     let snapshot = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
     let pretty = serde_json::to_string_pretty(&doc).unwrap() + "\n";
     if std::env::var_os("UPDATE_OPENAPI").is_some() {

@@ -52,6 +52,8 @@ pub struct RegisterRequest {
     password2: Option<String>,
 }
 
+/// Registers a new user.
+///
 /// `POST /api/v1/auth/register/` → 201 user. 400 with `fields` for every bad field at once;
 /// 409 when the username or email is taken.
 #[utoipa::path(post, path = "/api/v1/auth/register/", tag = "auth", request_body = RegisterRequest, responses((status = 201, body = UserResponse, description = "registered"), (status = 400, body = crate::error::ErrorBody, description = "invalid fields"), (status = 409, body = crate::error::ErrorBody, description = "username or email taken"), (status = 429, body = crate::error::ErrorBody, description = "too many attempts")))]
@@ -101,6 +103,8 @@ pub struct TokenPair {
     refresh: String,
 }
 
+/// Logs in with a username or email and a password, returning an access and a refresh token.
+///
 /// `POST /api/v1/auth/login/` (`username` may be an email) → 200 `{"access","refresh"}`;
 /// 400 for missing fields, 401 for wrong credentials.
 #[utoipa::path(post, path = "/api/v1/auth/login/", tag = "auth", request_body = LoginRequest, responses((status = 200, body = TokenPair, description = "access and refresh tokens"), (status = 401, body = crate::error::ErrorBody, description = "bad credentials"), (status = 429, body = crate::error::ErrorBody, description = "too many attempts")))]
@@ -135,6 +139,8 @@ pub struct RefreshRequest {
     refresh: Option<String>,
 }
 
+/// Trades a refresh token for a new token pair (the old refresh token stops working).
+///
 /// `POST /api/v1/auth/login/refresh/` → 200 a new `{"access","refresh"}`; the presented refresh
 /// token stops working. 401 for an unknown, expired or already used token; an already rotated,
 /// unexpired one (a stolen copy, RFC 9700 §4.14.2) also ends every session of its user, as
@@ -158,6 +164,8 @@ pub async fn refresh(
     }))
 }
 
+/// Revokes one refresh token (logs out one session).
+///
 /// `POST /api/v1/auth/logout/` → 204; the refresh token is revoked. 401 when it is not live.
 #[utoipa::path(post, path = "/api/v1/auth/logout/", tag = "auth", request_body = RefreshRequest, responses((status = 204, description = "revoked"), (status = 401, body = crate::error::ErrorBody, description = "not a live token")))]
 pub async fn logout(
@@ -169,6 +177,8 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Ends every session of the caller on every door and instance.
+///
 /// `POST /api/v1/auth/logout-all/` (bearer) → 204: every session of the caller ends — each
 /// access and refresh token, and the tokens of doors 000, 003 and 004, fail on every door and
 /// instance from now on, and their open sockets close (1008 "session revoked") within seconds.
@@ -182,6 +192,8 @@ pub async fn logout_all(state: web::Data<AppState>, user: CurrentUser) -> ApiRes
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Returns the caller's profile.
+///
 /// `GET /api/v1/users/me` → 200 the caller's profile.
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = UserResponse), (status = 401, body = crate::error::ErrorBody, description = "no or bad token")))]
 pub async fn me(
@@ -199,6 +211,8 @@ pub struct UsernameRequest {
     username: Option<String>,
 }
 
+/// Changes the caller's username.
+///
 /// `PATCH /api/v1/users/me {"username"}` → 200 the renamed user. 400 bad name, 409 taken.
 #[utoipa::path(patch, path = "/api/v1/users/me", operation_id = "rename_me", tag = "users", security(("bearer" = [])), request_body = UsernameRequest, responses((status = 200, body = UserResponse), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
 pub async fn rename(
@@ -222,6 +236,8 @@ pub struct SearchQuery {
     limit: Option<i64>,
 }
 
+/// Finds users whose username starts with a prefix.
+///
 /// `GET /api/v1/users?search=<prefix>&limit=` → 200 `[{"id","username"}]`: usernames starting
 /// with the prefix (case-insensitive), shortest first; `limit` 1..=100, default 20.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])), params(("search" = String, Query, description = "username prefix, any case (empty: the shortest names)"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "results, default 20")), responses((status = 200, body = Vec<chat_selectors::UserBrief>), (status = 400, body = crate::error::ErrorBody, description = "missing search or bad limit")))]

@@ -19,6 +19,8 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
+/// Lists the caller's chats, newest activity first, with unread counts.
+///
 /// `GET /api/v1/chats?limit=` → 200 the caller's chats, newest activity first, each with
 /// `last_message` and `unread_count` (`limit` 1..=500, default 100).
 #[utoipa::path(get, path = "/api/v1/chats", operation_id = "list_chats", tag = "chats", security(("bearer" = [])), params(("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "chats, default 100")), responses((status = 200, body = Vec<chat_selectors::ChatListItem>, description = "newest activity first")))]
@@ -51,6 +53,8 @@ pub struct DirectRequest {
     user_id: Option<i64>,
 }
 
+/// Opens the direct chat with another user, creating it on first use.
+///
 /// `POST /api/v1/chats/direct {"user_id"}` → 201 the new direct chat, or 200 the existing one.
 /// 400 for yourself, 404 for an unknown user.
 #[utoipa::path(post, path = "/api/v1/chats/direct", tag = "chats", security(("bearer" = [])), request_body = DirectRequest, responses((status = 200, body = chat_selectors::ChatView, description = "existing"), (status = 201, body = chat_selectors::ChatView, description = "created"), (status = 400, body = crate::error::ErrorBody, description = "yourself"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
@@ -107,6 +111,8 @@ pub struct GroupRequest {
     is_private: bool,
 }
 
+/// Creates a group owned by the caller.
+///
 /// `POST /api/v1/chats/groups {"title","name"?,"is_private"?}` → 201 the group; the caller is its
 /// owner. 400 for a bad title/name, 409 for a taken name.
 #[utoipa::path(post, path = "/api/v1/chats/groups", tag = "chats", security(("bearer" = [])), request_body = GroupRequest, responses((status = 201, body = chat_selectors::ChatView), (status = 400, body = crate::error::ErrorBody, description = "bad title or name"), (status = 409, body = crate::error::ErrorBody, description = "name taken")))]
@@ -139,6 +145,8 @@ pub struct RenameRequest {
     title: Option<String>,
 }
 
+/// Renames a group (owners and admins).
+///
 /// `PATCH /api/v1/chats/{id} {"title"}` → 200 the chat with its new title (1-128 characters).
 /// Owners and admins of a group; the members get a system line live. 400 for a bad title, 403
 /// for a plain member, a non-member or a direct chat, 404 for no chat.
@@ -155,6 +163,8 @@ pub async fn rename(
     Ok(web::Json(chat_by_id(&state.store, chat).await?))
 }
 
+/// Joins a public group.
+///
 /// `POST /api/v1/chats/{id}/join` → 200 the chat. 403 for a private group, 409 when already in.
 #[utoipa::path(post, path = "/api/v1/chats/{id}/join", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = chat_selectors::ChatView), (status = 403, body = crate::error::ErrorBody, description = "private group"), (status = 404, body = crate::error::ErrorBody, description = "no chat"), (status = 409, body = crate::error::ErrorBody, description = "already a member")))]
 pub async fn join(
@@ -173,6 +183,8 @@ pub struct LeftResponse {
     chat_id: ChatId,
 }
 
+/// Leaves a group.
+///
 /// `POST /api/v1/chats/{id}/leave` → 200 `{"chat_id"}`. 403 when not a member.
 #[utoipa::path(post, path = "/api/v1/chats/{id}/leave", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = LeftResponse), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
 pub async fn leave(
@@ -193,9 +205,12 @@ pub struct HistoryQuery {
     limit: Option<i64>,
 }
 
+/// Returns a page of a chat's messages, oldest first.
+///
 /// `GET /api/v1/chats/{id}/messages?before=&after=&limit=` → 200 `{"messages":[...],"has_more"}`,
 /// oldest first: the newest `limit` (default 50, max 200), or those below `before` / above
-/// `after`. 400 for both cursors at once, 403 for non-members, 404 for no chat.
+/// `after`, or with both the window between them. 400 for a bad limit, 403 for non-members, 404
+/// for no chat.
 #[utoipa::path(get, path = "/api/v1/chats/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("before" = Option<i64>, Query, description = "only messages with a lower seq (scrolling back)"), ("after" = Option<i64>, Query, description = "only messages with a higher seq, from the oldest (catching up); with `before`: the window between them"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "messages, default 50")), responses((status = 200, body = chat_selectors::MessagePage, description = "oldest first"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
 pub async fn history(
     state: web::Data<AppState>,
@@ -229,6 +244,8 @@ pub struct SendRequest {
     client_id: Option<String>,
 }
 
+/// Sends a message to a chat (idempotent with a client_id).
+///
 /// `POST /api/v1/chats/{id}/messages {"text","client_id"?}` → 201 the stored message, or 200 the
 /// original when `client_id` was sent before. 400 for blank/too long text, 403 for non-members.
 #[utoipa::path(post, path = "/api/v1/chats/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path)), request_body = SendRequest, responses((status = 201, body = chat_selectors::MessageView, description = "stored"), (status = 200, body = chat_selectors::MessageView, description = "the original (same client_id)"), (status = 400, body = crate::error::ErrorBody, description = "blank or too long"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 409, body = crate::error::ErrorBody, description = "this client_id was used for a message in another chat"), (status = 429, body = crate::error::ErrorBody, description = "over the send limit")))]
@@ -262,6 +279,8 @@ pub struct EditRequest {
     text: Option<String>,
 }
 
+/// Edits one of the caller's messages.
+///
 /// `PATCH /api/v1/chats/{id}/messages/{seq} {"text"}` → 200 the edited message (`edited_at`
 /// set). Author only: 403 otherwise; 404 for no such (or a deleted) message.
 #[utoipa::path(patch, path = "/api/v1/chats/{id}/messages/{seq}", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("seq" = i64, Path)), request_body = EditRequest, responses((status = 200, body = chat_selectors::MessageView), (status = 403, body = crate::error::ErrorBody, description = "not the author"), (status = 404, body = crate::error::ErrorBody, description = "no such message")))]
@@ -280,6 +299,8 @@ pub async fn edit(
     Ok(web::Json(message))
 }
 
+/// Deletes one of the caller's messages, leaving a tombstone.
+///
 /// `DELETE /api/v1/chats/{id}/messages/{seq}` → 204; the message becomes a tombstone. Author
 /// only: 403 otherwise; 404 for no such (or an already deleted) message.
 #[utoipa::path(delete, path = "/api/v1/chats/{id}/messages/{seq}", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("seq" = i64, Path)), responses((status = 204, description = "tombstoned"), (status = 403, body = crate::error::ErrorBody, description = "not the author"), (status = 404, body = crate::error::ErrorBody, description = "no such message")))]
@@ -303,6 +324,8 @@ pub struct ReadRequest {
     seq: Option<i64>,
 }
 
+/// Moves the caller's read marker in a chat.
+///
 /// `POST /api/v1/chats/{id}/read {"seq"}` → 204; the read marker moves to `seq` (never
 /// backwards). 400 for a seq beyond the chat's `last_seq`, 403 for non-members.
 #[utoipa::path(post, path = "/api/v1/chats/{id}/read", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path)), request_body = ReadRequest, responses((status = 204, description = "marker moved (never backwards)"), (status = 400, body = crate::error::ErrorBody, description = "beyond last_seq"), (status = 403, body = crate::error::ErrorBody, description = "not a member")))]

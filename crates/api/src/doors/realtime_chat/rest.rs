@@ -21,6 +21,8 @@ pub struct Username {
     username: String,
 }
 
+/// Lists the caller's friends (door 002).
+///
 /// `GET /api/v1/chat/list-friends` → 200 `[{"username"}]`.
 #[utoipa::path(get, path = "/api/v1/chat/list-friends", tag = "door 002", security(("bearer" = [])), responses((status = 200, body = Vec<Username>)))]
 pub async fn list_friends(
@@ -38,6 +40,8 @@ pub async fn list_friends(
     ))
 }
 
+/// Adds a user to the caller's friend list (door 002).
+///
 /// `POST /api/v1/chat/add-friend/{username}` → 200 `"Succussfly added friend"`.
 /// 404 unknown user, 409 already a friend, 400 yourself.
 #[utoipa::path(post, path = "/api/v1/chat/add-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = String, content_type = "application/json", description = "the JSON string Succussfly added friend (sic)"), (status = 400, body = crate::error::ErrorBody, description = "yourself"), (status = 404, body = crate::error::ErrorBody, description = "no such user"), (status = 409, body = crate::error::ErrorBody, description = "already a friend")))]
@@ -50,6 +54,8 @@ pub async fn add_friend(
     Ok(web::Json("Succussfly added friend"))
 }
 
+/// Removes a user from the caller's friend list (door 002).
+///
 /// `POST /api/v1/chat/remove-friend/{username}` → 200 `"Succussfly removed friend"`.
 /// 404 unknown user or not a friend.
 #[utoipa::path(post, path = "/api/v1/chat/remove-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = String, content_type = "application/json", description = "the JSON string Succussfly removed friend (sic)"), (status = 403, body = crate::error::ErrorBody, description = "not a friend"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
@@ -71,6 +77,8 @@ pub struct CreateGroupRequest {
     name: Option<String>,
 }
 
+/// Creates a group by name (door 002).
+///
 /// `POST /api/v1/chat/create-group {"name"}` → 201
 /// `{"name","users":[{"username"}],"chat":{"name","chat_type":"group","thread_id"}}`; the creator
 /// is the owner and first member. 400 bad name, 409 taken.
@@ -93,6 +101,8 @@ pub async fn create_group(
     })))
 }
 
+/// Joins a group by name (door 002).
+///
 /// `POST /api/v1/chat/join-group/{name}` → 200 `"Succussfully joined."`. 404, 409 already in.
 #[utoipa::path(post, path = "/api/v1/chat/join-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = String, content_type = "application/json"), (status = 404, body = crate::error::ErrorBody, description = "no such group"), (status = 409, body = crate::error::ErrorBody, description = "already a member")))]
 pub async fn join_group(
@@ -105,6 +115,8 @@ pub async fn join_group(
     Ok(web::Json("Succussfully joined."))
 }
 
+/// Leaves a group by name (door 002).
+///
 /// `POST /api/v1/chat/leave-group/{name}` → 200 `"Succussfully removed."`. 404, 403 not in.
 #[utoipa::path(post, path = "/api/v1/chat/leave-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = String, content_type = "application/json"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
 pub async fn leave_group(
@@ -117,6 +129,8 @@ pub async fn leave_group(
     Ok(web::Json("Succussfully removed."))
 }
 
+/// Deletes a group the caller owns (door 002).
+///
 /// `POST /api/v1/chat/delete-group/{name}` → 200 with an empty body. 404, 403 not the owner.
 #[utoipa::path(post, path = "/api/v1/chat/delete-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, description = "deleted"), (status = 403, body = crate::error::ErrorBody, description = "not the owner"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
 pub async fn delete_group(
@@ -175,6 +189,8 @@ fn socket_url(
     }
 }
 
+/// Returns the WebSocket URL of the direct chat with a friend (door 002).
+///
 /// `GET /api/v1/chat/chat-friend/{username}` → 200 `{"url":"ws://<host>/ws/user/<username>/?token=<access>"}`.
 /// 404 unknown user, 403 not in your friend list.
 #[utoipa::path(get, path = "/api/v1/chat/chat-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = SocketUrl), (status = 403, body = crate::error::ErrorBody, description = "not a friend"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
@@ -194,6 +210,8 @@ pub async fn chat_friend(
     )))
 }
 
+/// Returns the WebSocket URL of a group (door 002).
+///
 /// `GET /api/v1/chat/chat-group/{name}` → 200 `{"url":"ws://<host>/ws/group/<name>/?token=<access>"}`.
 /// 404 unknown group, 403 not a member.
 #[utoipa::path(get, path = "/api/v1/chat/chat-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = SocketUrl), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
