@@ -171,13 +171,17 @@ async fn a_customer_session_with_every_error_code() {
         hello["result"]["messages"][0]["message_text"],
         "Message from Client"
     );
-    // A bad token closes the socket.
+    // A bad token is told "Not authorized." (a pasted `<token>` is not met with silence),
+    // then the socket closes.
     let mut refused = app.ws("/v1/ws/").await;
     refused
-        .send_json(json!({"method": "message.auth", "params": ["QWERTYUIOP"], "id": 1}))
+        .send_json(json!({"method": "message.auth", "params": ["<token>"], "id": 1}))
         .await;
     let (frames, close) = refused.recv_close().await;
-    assert!(frames.is_empty());
+    assert_eq!(
+        frames,
+        vec![json!({"error": {"code": 3, "message": "Not authorized."}, "result": null, "id": 1})]
+    );
     assert_eq!(u16::from(close.unwrap().code), 1008);
 }
 

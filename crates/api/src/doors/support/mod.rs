@@ -189,11 +189,17 @@ fn id_param(value: Option<&Value>) -> Option<UserId> {
     .map(UserId)
 }
 
+/// A `message.auth` with a missing, bad, expired or revoked token: the envelope's error 3 "Not
+/// authorized." (so the client sees why), then close 1008 "authentication failed".
+async fn refuse_auth(out: &mut Outbox<'_>, id: &Value) -> Flow {
+    out.send(rpc_error(id, 3)).await?;
+    Err(Stop::close(CloseCode::Policy, "authentication failed"))
+}
+
 impl SupportSocket {
     async fn authenticate(&mut self, id: &Value, params: &[Value], out: &mut Outbox<'_>) -> Flow {
-        let refuse = || Err(Stop::close(CloseCode::Policy, "authentication failed"));
         let Some(token) = params.first().and_then(Value::as_str) else {
-            return refuse();
+            return refuse_auth(out, id).await;
         };
         // A fault (not a refusal) closes with 1011: the client retries, it is not told its
         // token is bad.
@@ -206,11 +212,11 @@ impl SupportSocket {
         let verified = match crate::auth::authorize(&self.state, token).await {
             Ok(verified) => verified,
             Err(e) if e.status().is_server_error() => return fault(),
-            Err(_) => return refuse(),
+            Err(_) => return refuse_auth(out, id).await,
         };
         let user = match user_by_id(&self.state.store, verified.user).await {
             Ok(user) => user,
-            Err(chat_selectors::Error::Domain(_)) => return refuse(),
+            Err(chat_selectors::Error::Domain(_)) => return refuse_auth(out, id).await,
             Err(_) => return fault(),
         };
         let operator = chat_services::is_operator(&user);
