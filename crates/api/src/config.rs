@@ -409,12 +409,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_variable_is_documented_here_and_in_the_readme() {
-        let readme = include_str!("../../../README.md");
+    fn every_variable_is_documented_here_and_in_the_configuration_docs() {
+        let docs = include_str!("../../../docs/configuration.md");
         let module = include_str!("config.rs");
         for name in Settings::VARIABLES {
             let row = format!("| `{name}` |");
-            assert!(readme.contains(&row), "README.md has no row for {name}");
+            assert!(
+                docs.contains(&row),
+                "docs/configuration.md has no row for {name}"
+            );
             assert!(
                 module.contains(&format!("//! {row}")),
                 "the module doc has no row for {name}"
