@@ -1,6 +1,6 @@
 // The client's chat state, with no DOM and no network, so `node --test` checks it (e2e/*.test.mjs).
 //
-// Rules it keeps (README "Native gateway WebSocket"): per chat a message is identified by its
+// Rules it keeps (docs/native-api.md, "The gateway WebSocket"): per chat a message is identified by its
 // `seq` (1, 2, 3, … without gaps); a message seen twice (a live event and a history page, a
 // resume replay after a reconnect) is shown once; an own send is shown at once as pending under
 // its `client_id` and replaced by the stored message when the acknowledgement (or the same
@@ -164,7 +164,7 @@ export class ChatList {
       chat.last_message = message;
       chat.last_message_at = message.created_at;
     }
-    // Own lines are never unread: the server moves the sender's marker (README, native API).
+    // Own lines are never unread: the server moves the sender's marker (docs/native-api.md, "REST").
     if (message.author && message.author.id === this.meId) {
       chat.last_read_seq = Math.max(chat.last_read_seq, message.seq);
     }

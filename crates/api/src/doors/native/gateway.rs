@@ -783,7 +783,7 @@ fn shared_frame(event: &Event) -> bytestring::ByteString {
 }
 
 /// A message event as the gateway sends it: the bus event with the message's `seq` repeated at
-/// the top (README, "Server → client events").
+/// the top (docs/native-api.md, "Server → client events").
 #[derive(serde::Serialize)]
 struct MessageEventFrame<'a> {
     event: &'static str,
