@@ -18,33 +18,11 @@ if [ ! -x .tools/st/bin/st ] || ! .tools/st/bin/st --version 2>/dev/null | grep 
   .tools/st/bin/pip install --quiet --disable-pip-version-check "schemathesis==$version"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-base=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
-redis=${REDIS_URL:-redis://127.0.0.1:6379}
-db=chat_schemathesis_$(date +%s)_$$ # this run's own database, dropped at the end
-prefix="st:$db:"
-log=$(mktemp /tmp/chat-schemathesis-server.XXXXXX.log)
-
-psql "$base/postgres" -qc "CREATE DATABASE $db"
-DATABASE_URL="$base/$db" REDIS_URL="$redis" CHAT_REDIS_PREFIX="$prefix" CHAT_LISTEN="127.0.0.1:$port" \
-  CHAT_BCRYPT_COST=4 CHAT_RATE_AUTH_PER_MIN=0 CHAT_RATE_SEND_PER_MIN=0 CHAT_JWT_SECRET=schemathesis-run \
-  RUST_LOG=warn "$target/debug/chat-server" serve > "$log" 2>&1 &
-server=$!
-cleanup() {
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  psql "$base/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
-  redis-cli -u "$redis" --scan --pattern "$prefix*" | xargs -r redis-cli -u "$redis" del >/dev/null || true
-}
-trap cleanup EXIT
-
-url="http://127.0.0.1:$port"
-for _ in $(seq 1 60); do
-  curl -fsS "$url/readyz" >/dev/null 2>&1 && break
-  sleep 0.5
-done
-curl -fsS "$url/readyz" >/dev/null || { echo "schemathesis: server did not become ready"; cat "$log"; exit 1; }
+# shellcheck source=scripts/test-server.sh
+. scripts/test-server.sh
+start_test_server st CHAT_RATE_AUTH_PER_MIN=0 CHAT_RATE_SEND_PER_MIN=0 CHAT_JWT_SECRET=schemathesis-run
+url=$server_url
+log=$server_log
 
 # A user whose token the requests carry, with a group and a message so that some generated ids
 # exist. `logout-all` ends every session of its caller, so it runs last, with its own user.

@@ -689,6 +689,18 @@ async fn integer_fields_take_integral_numbers_in_any_notation() {
         .await;
     assert_eq!(status, 201, "{chat}");
     assert_eq!(chat["kind"], "direct");
+    // An integral number near 2^52 in exponent notation is still that integer (read correctly
+    // rounded, not one ULP off): an unknown user (404), not a type error.
+    let response = app
+        .http
+        .post(app.url("/api/v1/chats/direct"))
+        .bearer_auth(&alice.access)
+        .header("content-type", "application/json")
+        .body(r#"{"user_id": 4.079981955574103e15}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
     for bad in [json!(bob.id as f64 + 0.5), json!(1e300), json!("2")] {
         let (status, body) = app
             .post(

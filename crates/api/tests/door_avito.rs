@@ -5,25 +5,12 @@
 
 mod common;
 
-use common::{TestApp, TestEnv};
+use common::TestApp;
 use serde_json::{Value, json};
 
-/// An app with door 001 on, on its own listener (port 0).
+/// An app with door 001 on, on its own listener.
 async fn door_app() -> (TestApp, String) {
-    let env = TestEnv::new().await;
-    let settings = chat_api::Settings {
-        door_avito: true,
-        avito_listen: Some("127.0.0.1:0".into()),
-        ..env.settings()
-    };
-    let app = TestApp::spawn_with(env.clone(), settings).await;
-    let door = app
-        .server
-        .as_ref()
-        .unwrap()
-        .avito_addr
-        .expect("door 001 listener");
-    (app, format!("http://{door}"))
+    TestApp::spawn_door001().await
 }
 
 async fn post(app: &TestApp, door: &str, path: &str, body: Value) -> (u16, Value) {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{TestApp, TestEnv, WsClient};
+use common::{TestApp, WsClient};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -114,15 +114,7 @@ async fn call(
             .header("Content-Type", "application/json")
             .body(body.to_owned());
     }
-    let response = req.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, body)
+    common::read(req.send().await.unwrap()).await
 }
 
 /// The next text frame that is not a presence event (those depend on socket timing).
@@ -224,145 +216,79 @@ async fn native_rest() {
         )
         .await,
     );
-    let auth = Some(bearer.as_str());
-    t.http(
-        "me",
-        call(&app, &base, "GET", "/api/v1/users/me", auth, None).await,
-    );
-    t.http(
-        "me without a token",
-        call(&app, &base, "GET", "/api/v1/users/me", None, None).await,
-    );
     let bob = app.user("bob").await;
-    t.http(
-        "open a direct chat",
-        call(
-            &app,
-            &base,
+    let bob_bearer = format!("Bearer {}", bob.access);
+    let (auth, bob_auth) = (Some(bearer.as_str()), Some(bob_bearer.as_str()));
+    let direct = format!(r#"{{"user_id":{}}}"#, bob.id);
+    let send = r#"{"text":"hello","client_id":"c-1"}"#;
+    for (step, method, path, auth, body) in [
+        ("me", "GET", "/api/v1/users/me", auth, None),
+        ("me without a token", "GET", "/api/v1/users/me", None, None),
+        (
+            "open a direct chat",
             "POST",
             "/api/v1/chats/direct",
             auth,
-            Some(&format!(r#"{{"user_id":{}}}"#, bob.id)),
-        )
-        .await,
-    );
-    t.http(
-        "create a group",
-        call(
-            &app,
-            &base,
+            Some(direct.as_str()),
+        ),
+        (
+            "create a group",
             "POST",
             "/api/v1/chats/groups",
             auth,
             Some(r#"{"title":"Team","name":"team"}"#),
-        )
-        .await,
-    );
-    let send = r#"{"text":"hello","client_id":"c-1"}"#;
-    t.http(
-        "send",
-        call(
-            &app,
-            &base,
+        ),
+        ("send", "POST", "/api/v1/chats/2/messages", auth, Some(send)),
+        (
+            "send the same client_id again",
             "POST",
             "/api/v1/chats/2/messages",
             auth,
             Some(send),
-        )
-        .await,
-    );
-    t.http(
-        "send the same client_id again",
-        call(
-            &app,
-            &base,
-            "POST",
-            "/api/v1/chats/2/messages",
-            auth,
-            Some(send),
-        )
-        .await,
-    );
-    t.http(
-        "send blank text",
-        call(
-            &app,
-            &base,
+        ),
+        (
+            "send blank text",
             "POST",
             "/api/v1/chats/2/messages",
             auth,
             Some(r#"{"text":"   "}"#),
-        )
-        .await,
-    );
-    t.http(
-        "send malformed JSON",
-        call(
-            &app,
-            &base,
+        ),
+        (
+            "send malformed JSON",
             "POST",
             "/api/v1/chats/2/messages",
             auth,
             Some("{"),
-        )
-        .await,
-    );
-    t.http(
-        "send as a non-member",
-        call(
-            &app,
-            &base,
+        ),
+        (
+            "send as a non-member",
             "POST",
             "/api/v1/chats/2/messages",
-            Some(&format!("Bearer {}", bob.access)),
+            bob_auth,
             Some(r#"{"text":"let me in"}"#),
-        )
-        .await,
-    );
-    t.http(
-        "history",
-        call(
-            &app,
-            &base,
+        ),
+        (
+            "history",
             "GET",
             "/api/v1/chats/2/messages?limit=5",
             auth,
             None,
-        )
-        .await,
-    );
-    t.http(
-        "read beyond the newest message",
-        call(
-            &app,
-            &base,
+        ),
+        (
+            "read beyond the newest message",
             "POST",
             "/api/v1/chats/2/read",
             auth,
             Some(r#"{"seq":99}"#),
-        )
-        .await,
-    );
-    t.http(
-        "chat list",
-        call(&app, &base, "GET", "/api/v1/chats", auth, None).await,
-    );
-    t.http(
-        "members",
-        call(&app, &base, "GET", "/api/v1/chats/2/members", auth, None).await,
-    );
-    t.http(
-        "unknown route",
-        call(&app, &base, "GET", "/api/v1/nowhere", auth, None).await,
-    );
-    t.http(
-        "wrong method",
-        call(&app, &base, "PUT", "/api/v1/chats", auth, None).await,
-    );
-    t.http(
-        "no chat",
-        call(&app, &base, "GET", "/api/v1/chats/999/messages", auth, None).await,
-    );
+        ),
+        ("chat list", "GET", "/api/v1/chats", auth, None),
+        ("members", "GET", "/api/v1/chats/2/members", auth, None),
+        ("unknown route", "GET", "/api/v1/nowhere", auth, None),
+        ("wrong method", "PUT", "/api/v1/chats", auth, None),
+        ("no chat", "GET", "/api/v1/chats/999/messages", auth, None),
+    ] {
+        t.http(step, call(&app, &base, method, path, auth, body).await);
+    }
     insta::assert_json_snapshot!(t.into_value());
 }
 
@@ -551,17 +477,7 @@ async fn door_002() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn door_001() {
-    let env = TestEnv::new().await;
-    let settings = chat_api::Settings {
-        door_avito: true,
-        avito_listen: Some("127.0.0.1:0".into()),
-        ..env.settings()
-    };
-    let app = TestApp::spawn_with(env.clone(), settings).await;
-    let door = format!(
-        "http://{}",
-        app.server.as_ref().unwrap().avito_addr.unwrap()
-    );
+    let (app, door) = TestApp::spawn_door001().await;
     let mut t = Transcript::default();
     for (step, path, body) in [
         ("users/add", "/users/add", r#"{"username": "user_1"}"#),

@@ -261,6 +261,24 @@ impl TestApp {
         read(req.send().await.unwrap()).await
     }
 
+    /// An app with door 001 on, on its own listener (port 0), and that listener's base URL.
+    pub async fn spawn_door001() -> (Self, String) {
+        let env = TestEnv::new().await;
+        let settings = chat_api::Settings {
+            door_avito: true,
+            avito_listen: Some("127.0.0.1:0".into()),
+            ..env.settings()
+        };
+        let app = Self::spawn_with(env, settings).await;
+        let door = app
+            .server
+            .as_ref()
+            .unwrap()
+            .avito_addr
+            .expect("door 001 listener");
+        (app, format!("http://{door}"))
+    }
+
     /// Registers and logs in `username` (password `password123`, email `<username>@example.com`).
     pub async fn user(&self, username: &str) -> TestUser {
         let (status, body) = self
@@ -406,7 +424,8 @@ impl Drop for TestApp {
     }
 }
 
-async fn read(response: reqwest::Response) -> (u16, Value) {
+/// A response's status and body: JSON parsed, other text as a JSON string, empty as `null`.
+pub async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     let body = if text.is_empty() {
