@@ -45,10 +45,11 @@ impl Ordered {
         self.delivered = self.delivered.max(seq);
     }
 
-    /// Sends the chat's messages after the cursor up to `target` from PostgreSQL, in order, page
-    /// by page (each write waits for the client), rendered by `render`.
-    /// Errors: the session ends with 1013/1011 when PostgreSQL fails (the socket can't know what it
-    /// missed; the client reconnects and resumes).
+    /// Sends the chat's messages after the cursor up to `target` from PostgreSQL, in order.
+    ///
+    /// Page by page (each write waits for the client), rendered by `render`. Errors: the session
+    /// ends with 1013/1011 when PostgreSQL fails (the socket can't know what it missed; the
+    /// client reconnects and resumes).
     pub async fn catch_up(
         &mut self,
         store: &Store,
@@ -56,24 +57,17 @@ impl Ordered {
         render: impl Fn(&MessageView) -> String,
         out: &mut Outbox<'_>,
     ) -> Flow {
-        while self.delivered < target {
-            let limit = REPLAY_PAGE.min(target - self.delivered);
-            let page = message_history(
-                store,
-                self.chat,
-                HistoryCursor::After(self.delivered),
-                limit,
-            )
-            .await
-            .map_err(|e| lost(&e.into()))?;
-            if page.messages.is_empty() {
-                return Ok(()); // nothing stored past the cursor: nothing to repair
-            }
-            for message in page.messages.iter().filter(|m| m.seq <= target) {
-                out.send(render(message)).await?;
-                self.delivered = message.seq;
-            }
-        }
+        let replayed = replay(
+            store,
+            self.chat,
+            self.delivered,
+            target,
+            i64::MAX,
+            render,
+            out,
+        )
+        .await?;
+        self.mark(replayed.last);
         Ok(())
     }
 
@@ -97,6 +91,55 @@ impl Ordered {
         self.mark(message.seq);
         Ok(())
     }
+}
+
+/// What [`replay`] sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// The seq of the last message sent (the starting seq when none was).
+    pub last: i64,
+    /// How many messages were sent.
+    pub sent: i64,
+    /// Whether nothing more is stored after `last` (the end of the chat came before `upto`).
+    pub exhausted: bool,
+}
+
+/// Sends `chat`'s stored messages after seq `after` up to seq `upto`, at most `budget` of them.
+///
+/// In seq order, [`REPLAY_PAGE`] per query, each rendered by `render`; every write waits for the
+/// client. The one replay loop of the sockets: live gap filling ([`Ordered::catch_up`]) and the
+/// gateway's `sync` both use it. Errors: the session ends as [`lost`] says when PostgreSQL fails,
+/// or when the client is gone.
+pub async fn replay(
+    store: &Store,
+    chat: ChatId,
+    after: i64,
+    upto: i64,
+    budget: i64,
+    render: impl Fn(&MessageView) -> String,
+    out: &mut Outbox<'_>,
+) -> Result<Replayed, Stop> {
+    let mut done = Replayed {
+        last: after,
+        sent: 0,
+        exhausted: false,
+    };
+    while done.last < upto && done.sent < budget {
+        let limit = REPLAY_PAGE.min(upto - done.last).min(budget - done.sent);
+        let page = message_history(store, chat, HistoryCursor::After(done.last), limit)
+            .await
+            .map_err(|e| lost(&e.into()))?;
+        if page.messages.is_empty() {
+            done.exhausted = true; // nothing stored past the cursor
+            break;
+        }
+        for message in page.messages.iter().filter(|m| m.seq <= upto) {
+            out.send(render(message)).await?;
+            done.last = message.seq;
+            done.sent += 1;
+        }
+    }
+    Ok(done)
 }
 
 /// Ends a session whose socket cannot know what it missed (a database fault), so the client
