@@ -270,6 +270,46 @@ pub async fn authorize(state: &AppState, token: &str) -> Result<Verified, ApiErr
     }
 }
 
+/// Why a token names no user a socket or request may act as.
+#[derive(Debug)]
+pub enum TokenUserError {
+    /// A bad, expired or revoked token, or a token of a deleted user: each door refuses in its
+    /// own words (the error says which).
+    Refused(ApiError),
+    /// A store failed (503/500): never reported as a bad token, the client should retry.
+    Fault(ApiError),
+}
+
+impl From<TokenUserError> for ApiError {
+    fn from(error: TokenUserError) -> Self {
+        match error {
+            TokenUserError::Refused(e) | TokenUserError::Fault(e) => e,
+        }
+    }
+}
+
+/// The user of an access token, and the token's claims (every door's one way to authenticate).
+///
+/// Errors: [`TokenUserError::Refused`] with 401 (bad token) or 404 (user gone),
+/// [`TokenUserError::Fault`] when PostgreSQL or Redis failed.
+pub async fn token_user(
+    state: &AppState,
+    token: &str,
+) -> Result<(chat_selectors::UserView, Verified), TokenUserError> {
+    let split = |e: ApiError| {
+        if e.status().is_server_error() {
+            TokenUserError::Fault(e)
+        } else {
+            TokenUserError::Refused(e)
+        }
+    };
+    let verified = authorize(state, token).await.map_err(split)?;
+    let user = chat_selectors::user_by_id(&state.store, verified.user)
+        .await
+        .map_err(|e| split(e.into()))?;
+    Ok((user, verified))
+}
+
 /// Counts a login or registration from the request's client address against
 /// `CHAT_RATE_AUTH_PER_MIN`, across instances. The address is the peer's, or with
 /// `CHAT_TRUST_PROXY` the one the proxy reports. Errors: 429 `rate_limited` with `Retry-After`.

@@ -129,8 +129,11 @@ impl ApiError {
         self.code
     }
 
+    /// 500 `internal`; the cause and the call site (where `?` met it) go to the log.
+    #[track_caller]
     fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "request failed");
+        let at = std::panic::Location::caller();
+        tracing::error!(error = %cause, at = %at, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -140,8 +143,10 @@ impl ApiError {
 
     /// 503 `unavailable` with `Retry-After: 1` (a store did not answer, or a write's outcome
     /// is unknown: retrying — a send with the same `client_id` — is safe).
+    #[track_caller]
     fn unavailable(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "storage unavailable");
+        let at = std::panic::Location::caller();
+        tracing::error!(error = %cause, at = %at, "storage unavailable");
         Self {
             retry_after: Some(1),
             ..Self::new(
@@ -203,10 +208,16 @@ impl From<DomainError> for ApiError {
                     ..Self::new(StatusCode::BAD_REQUEST, "invalid", detail)
                 }
             }
-            DomainError::Unauthorized(detail) => Self::unauthorized(detail),
-            DomainError::Forbidden(detail) => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
-            DomainError::NotFound(detail) => Self::new(StatusCode::NOT_FOUND, "not_found", detail),
-            DomainError::Conflict(detail) => Self::new(StatusCode::CONFLICT, "conflict", detail),
+            DomainError::Unauthorized(reason) => Self::unauthorized(reason.to_string()),
+            DomainError::Forbidden(reason) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", reason.to_string())
+            }
+            DomainError::NotFound(reason) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", reason.to_string())
+            }
+            DomainError::Conflict(reason) => {
+                Self::new(StatusCode::CONFLICT, "conflict", reason.to_string())
+            }
             DomainError::RateLimited { retry_after_secs } => Self::rate_limited(
                 format!("Too many requests; retry in {retry_after_secs} s."),
                 retry_after_secs,
@@ -216,6 +227,8 @@ impl From<DomainError> for ApiError {
 }
 
 impl From<chat_services::Error> for ApiError {
+    /// Maps a service error; faults are logged with the location of the `?` that met them.
+    #[track_caller]
     fn from(error: chat_services::Error) -> Self {
         use chat_services::Error as E;
         match error {
@@ -230,8 +243,9 @@ impl From<chat_services::Error> for ApiError {
 }
 
 impl From<chat_selectors::Error> for ApiError {
+    #[track_caller]
     fn from(error: chat_selectors::Error) -> Self {
-        chat_services::Error::from(error).into()
+        <Self as From<chat_services::Error>>::from(chat_services::Error::from(error))
     }
 }
 

@@ -8,7 +8,9 @@ mod ids;
 mod rules;
 mod values;
 
-pub use error::{DomainError, FieldErrors};
+pub use error::{
+    ConflictReason, DomainError, FieldErrors, ForbiddenReason, NotFoundReason, UnauthorizedReason,
+};
 pub use ids::{ChatId, MessageId, UserId};
 pub use rules::{
     ChatKind, MemberRole, MessageKind, UserRole, can_change_message, can_delete_chat, can_invite,

@@ -1,6 +1,7 @@
 //! Who may read, post, join and delete. Pure functions over roles and chat kinds.
 
 use crate::DomainError;
+use crate::error::{ConflictReason, ForbiddenReason, NotFoundReason};
 
 macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -62,7 +63,7 @@ text_enum!(
 pub fn can_post(membership: Option<MemberRole>) -> Result<(), DomainError> {
     membership
         .map(|_| ())
-        .ok_or_else(|| DomainError::Forbidden("You are not a member of this chat.".into()))
+        .ok_or_else(|| DomainError::Forbidden(ForbiddenReason::NotMember))
 }
 
 /// May a user join this chat by themselves? Only public groups (seed 002: "join group"; private
@@ -73,16 +74,12 @@ pub fn can_join(
     membership: Option<MemberRole>,
 ) -> Result<(), DomainError> {
     if membership.is_some() {
-        return Err(DomainError::Conflict(
-            "You are already a member of this chat.".into(),
-        ));
+        return Err(DomainError::Conflict(ConflictReason::AlreadyMember));
     }
     match kind {
         ChatKind::Group if !is_private => Ok(()),
-        ChatKind::Group => Err(DomainError::Forbidden(
-            "This group is private: join by invitation.".into(),
-        )),
-        _ => Err(DomainError::Forbidden("Only groups can be joined.".into())),
+        ChatKind::Group => Err(DomainError::Forbidden(ForbiddenReason::PrivateGroup)),
+        _ => Err(DomainError::Forbidden(ForbiddenReason::JoinNotGroup)),
     }
 }
 
@@ -91,10 +88,8 @@ pub fn can_join(
 pub fn can_delete_chat(kind: ChatKind, membership: Option<MemberRole>) -> Result<(), DomainError> {
     match (kind, membership) {
         (ChatKind::Group, Some(MemberRole::Owner)) => Ok(()),
-        (ChatKind::Group, _) => Err(DomainError::Forbidden(
-            "Only the owner may delete this group.".into(),
-        )),
-        _ => Err(DomainError::Forbidden("Only groups can be deleted.".into())),
+        (ChatKind::Group, _) => Err(DomainError::Forbidden(ForbiddenReason::DeleteNotOwner)),
+        _ => Err(DomainError::Forbidden(ForbiddenReason::DeleteNotGroup)),
     }
 }
 
@@ -103,12 +98,8 @@ pub fn can_delete_chat(kind: ChatKind, membership: Option<MemberRole>) -> Result
 pub fn can_invite(kind: ChatKind, actor: Option<MemberRole>) -> Result<(), DomainError> {
     match (kind, actor) {
         (ChatKind::Group, Some(MemberRole::Owner | MemberRole::Admin)) => Ok(()),
-        (ChatKind::Group, _) => Err(DomainError::Forbidden(
-            "Only the owner or an admin may add members.".into(),
-        )),
-        _ => Err(DomainError::Forbidden(
-            "Only groups take new members.".into(),
-        )),
+        (ChatKind::Group, _) => Err(DomainError::Forbidden(ForbiddenReason::AddNotAdmin)),
+        _ => Err(DomainError::Forbidden(ForbiddenReason::AddNotGroup)),
     }
 }
 
@@ -117,10 +108,8 @@ pub fn can_invite(kind: ChatKind, actor: Option<MemberRole>) -> Result<(), Domai
 pub fn can_rename(kind: ChatKind, actor: Option<MemberRole>) -> Result<(), DomainError> {
     match (kind, actor) {
         (ChatKind::Group, Some(MemberRole::Owner | MemberRole::Admin)) => Ok(()),
-        (ChatKind::Group, _) => Err(DomainError::Forbidden(
-            "Only the owner or an admin may rename this group.".into(),
-        )),
-        _ => Err(DomainError::Forbidden("Only groups can be renamed.".into())),
+        (ChatKind::Group, _) => Err(DomainError::Forbidden(ForbiddenReason::RenameNotAdmin)),
+        _ => Err(DomainError::Forbidden(ForbiddenReason::RenameNotGroup)),
     }
 }
 
@@ -133,24 +122,18 @@ pub fn can_remove(
     is_self: bool,
 ) -> Result<(), DomainError> {
     if kind != ChatKind::Group {
-        return Err(DomainError::Forbidden(
-            "Only groups have members to remove.".into(),
-        ));
+        return Err(DomainError::Forbidden(ForbiddenReason::RemoveNotGroup));
     }
     if is_self {
-        return Err(DomainError::Forbidden(
-            "Leave the group instead of removing yourself.".into(),
-        ));
+        return Err(DomainError::Forbidden(ForbiddenReason::RemoveSelf));
     }
     match (actor, target) {
         (Some(MemberRole::Owner), _) => Ok(()),
         (Some(MemberRole::Admin), MemberRole::Member) => Ok(()),
-        (Some(MemberRole::Admin), _) => Err(DomainError::Forbidden(
-            "Admins may remove members only, not the owner or other admins.".into(),
-        )),
-        _ => Err(DomainError::Forbidden(
-            "Only the owner or an admin may remove members.".into(),
-        )),
+        (Some(MemberRole::Admin), _) => {
+            Err(DomainError::Forbidden(ForbiddenReason::RemoveAboveRole))
+        }
+        _ => Err(DomainError::Forbidden(ForbiddenReason::RemoveNotAdmin)),
     }
 }
 
@@ -163,14 +146,10 @@ pub fn can_set_role(
     is_self: bool,
 ) -> Result<(), DomainError> {
     if kind != ChatKind::Group {
-        return Err(DomainError::Forbidden(
-            "Only group members have roles.".into(),
-        ));
+        return Err(DomainError::Forbidden(ForbiddenReason::RolesNotGroup));
     }
     if actor != Some(MemberRole::Owner) {
-        return Err(DomainError::Forbidden(
-            "Only the owner may change roles.".into(),
-        ));
+        return Err(DomainError::Forbidden(ForbiddenReason::RolesNotOwner));
     }
     if is_self {
         return Err(DomainError::invalid(
@@ -191,12 +170,10 @@ pub fn can_change_message(
     deleted: bool,
 ) -> Result<(), DomainError> {
     if deleted {
-        return Err(DomainError::NotFound("Message not found.".into()));
+        return Err(DomainError::NotFound(NotFoundReason::Message));
     }
     if kind != MessageKind::Text || author != Some(actor) {
-        return Err(DomainError::Forbidden(
-            "Only the author may change this message.".into(),
-        ));
+        return Err(DomainError::Forbidden(ForbiddenReason::NotAuthor));
     }
     Ok(())
 }
@@ -218,11 +195,11 @@ mod tests {
         assert!(can_join(ChatKind::Group, false, None).is_ok());
         assert!(matches!(
             can_join(ChatKind::Group, true, None),
-            Err(DomainError::Forbidden(_))
+            Err(DomainError::Forbidden(ForbiddenReason::PrivateGroup))
         ));
         assert!(matches!(
             can_join(ChatKind::Group, false, Some(MemberRole::Member)),
-            Err(DomainError::Conflict(_))
+            Err(DomainError::Conflict(ConflictReason::AlreadyMember))
         ));
         assert!(can_join(ChatKind::Direct, false, None).is_err());
     }
@@ -263,7 +240,7 @@ mod tests {
         assert!(can_change_message(me, None, MessageKind::System, false).is_err());
         assert!(matches!(
             can_change_message(me, Some(me), MessageKind::Text, true),
-            Err(DomainError::NotFound(_))
+            Err(DomainError::NotFound(NotFoundReason::Message))
         ));
     }
 

@@ -1,6 +1,7 @@
 //! Validated values. Each `parse` returns [`DomainError::Invalid`] naming the field and the problem.
 
 use crate::DomainError;
+use crate::error::ConflictReason;
 
 fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '_' | '.' | '-')
@@ -70,7 +71,7 @@ impl Username {
         let key = Self::key_of(&display);
         let skeletons = Self::skeletons_of(&key);
         if Self::is_reserved(&skeletons) {
-            return Err(DomainError::Conflict("This name is reserved.".into()));
+            return Err(DomainError::Conflict(ConflictReason::NameReserved));
         }
         Ok(Self {
             display,
@@ -379,7 +380,7 @@ mod tests {
         ] {
             assert_eq!(
                 Username::parse(name),
-                Err(DomainError::Conflict("This name is reserved.".into())),
+                Err(DomainError::Conflict(ConflictReason::NameReserved)),
                 "{name}"
             );
         }

@@ -1,5 +1,6 @@
 //! Chat reads: a chat by id or name, the direct chat of a pair, and a user's chat list.
 
+use chat_domain::NotFoundReason;
 use chat_domain::{ChatKind, DomainError, MessageKind};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -88,7 +89,7 @@ async fn find_chat(store: &Store, id: ChatId, sandbox_only: bool) -> Result<Chat
         query = query.filter(chats::sandbox.eq(true));
     }
     let row: Option<ChatRow> = query.first(&mut conn).await.optional()?;
-    row.ok_or_else(|| DomainError::NotFound("Chat not found.".into()))?
+    row.ok_or_else(|| DomainError::NotFound(NotFoundReason::Chat))?
         .into_view()
 }
 
@@ -127,7 +128,7 @@ pub async fn public_groups(store: &Store, search: &str, limit: i64) -> Result<Ve
 /// A group by its unique name. Errors: `NotFound("Group not found.")`.
 pub async fn group_by_name(store: &Store, name: &str) -> Result<ChatView> {
     if name.contains('\0') {
-        return Err(DomainError::NotFound("Group not found.".into()).into());
+        return Err(DomainError::NotFound(NotFoundReason::Group).into());
     }
     let mut conn = store.conn().await?;
     let row: Option<ChatRow> = chats::table
@@ -137,7 +138,7 @@ pub async fn group_by_name(store: &Store, name: &str) -> Result<ChatView> {
         .first(&mut conn)
         .await
         .optional()?;
-    row.ok_or_else(|| DomainError::NotFound("Group not found.".into()))?
+    row.ok_or_else(|| DomainError::NotFound(NotFoundReason::Group))?
         .into_view()
 }
 

@@ -1,5 +1,6 @@
 //! Contact lists (seed 002's one-way friends).
 
+use chat_domain::ForbiddenReason;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -46,6 +47,6 @@ pub async fn require_friend(store: &Store, user: UserId, friend: UserId) -> Resu
     if is_friend(store, user, friend).await? {
         Ok(())
     } else {
-        Err(DomainError::Forbidden("This user is not your friend.".into()).into())
+        Err(DomainError::Forbidden(ForbiddenReason::NotFriend).into())
     }
 }

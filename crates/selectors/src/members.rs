@@ -9,6 +9,7 @@
 //! entries. Left open: between a commit and its invalidation (one Redis round trip) the old
 //! answer can still be served; sends re-check membership inside their SQL statement anyway.
 
+use chat_domain::ForbiddenReason;
 use chat_domain::MemberRole;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -77,7 +78,7 @@ pub async fn require_member(store: &Store, chat: ChatId, user: UserId) -> Result
         return Ok(role);
     }
     crate::chat_by_id(store, chat).await?;
-    Err(chat_domain::DomainError::Forbidden("You are not a member of this chat.".into()).into())
+    Err(chat_domain::DomainError::Forbidden(ForbiddenReason::NotMember).into())
 }
 
 /// `Some(answer)` when the entry belongs to `generation`.

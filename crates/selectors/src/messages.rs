@@ -1,5 +1,6 @@
 //! Message reads: history pages by `seq` cursor, and lookups for idempotent sends.
 
+use chat_domain::NotFoundReason;
 use chat_domain::{DomainError, MessageKind};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -236,7 +237,7 @@ pub async fn message_by_seq(store: &Store, chat: ChatId, seq: i64) -> Result<Mes
         .first::<MessageRow>(&mut conn)
         .await
         .optional()?
-        .ok_or_else(|| DomainError::NotFound("Message not found.".into()))?
+        .ok_or_else(|| DomainError::NotFound(NotFoundReason::Message))?
         .into_view()
 }
 

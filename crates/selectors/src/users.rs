@@ -6,6 +6,7 @@
 //! PostgreSQL's `lower()`; lookups by name see the users of the main namespace only (door 001's
 //! sandbox users have their own).
 
+use chat_domain::NotFoundReason;
 use chat_domain::{DomainError, UserRole, Username};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -120,7 +121,7 @@ pub async fn user_by_id(store: &Store, id: UserId) -> Result<UserView> {
         .await
         .optional()?;
     let user = row
-        .ok_or_else(|| DomainError::NotFound("User not found.".into()))?
+        .ok_or_else(|| DomainError::NotFound(NotFoundReason::User))?
         .into_credentials()?
         .user;
     cache::set_json(store, &key, &user, PROFILE_TTL_SECS).await;
@@ -137,7 +138,7 @@ pub async fn invalidate_user(store: &Store, id: UserId) {
 pub async fn user_by_username(store: &Store, username: &str) -> Result<UserView> {
     if username.contains('\0') {
         // PostgreSQL text cannot hold NUL: no user can have such a name.
-        return Err(DomainError::NotFound("User not found.".into()).into());
+        return Err(DomainError::NotFound(NotFoundReason::User).into());
     }
     let mut conn = store.conn().await?;
     let row: Option<UserRow> = users::table
@@ -148,7 +149,7 @@ pub async fn user_by_username(store: &Store, username: &str) -> Result<UserView>
         .await
         .optional()?;
     Ok(row
-        .ok_or_else(|| DomainError::NotFound("User not found.".into()))?
+        .ok_or_else(|| DomainError::NotFound(NotFoundReason::User))?
         .into_credentials()?
         .user)
 }
@@ -281,7 +282,7 @@ pub async fn tokens_not_before_of(store: &Store, ids: &[UserId]) -> Result<Vec<(
 pub async fn sandbox_user(store: &Store, id: UserId) -> Result<UserView> {
     match user_by_id(store, id).await {
         Ok(user) if user.sandbox => Ok(user),
-        Ok(_) => Err(DomainError::NotFound("User not found.".into()).into()),
+        Ok(_) => Err(DomainError::NotFound(NotFoundReason::User).into()),
         Err(e) => Err(e),
     }
 }

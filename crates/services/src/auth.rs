@@ -13,6 +13,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chat_domain::{ConflictReason, NotFoundReason, UnauthorizedReason};
 use chat_domain::{DomainError, Email, Password, UserId, Username};
 use chat_selectors::schema::{refresh_tokens, users};
 use chat_selectors::{
@@ -96,14 +97,11 @@ async fn insert_user(
 /// A unique violation on `users` as the conflict it is (email, the name, a lookalike name).
 fn username_conflict(error: Error) -> Error {
     match unique_violation(&error) {
-        Some(c) if c.contains("email") => {
-            DomainError::Conflict("A user with that email already exists.".into()).into()
-        }
+        Some(c) if c.contains("email") => DomainError::Conflict(ConflictReason::EmailTaken).into(),
         Some(c) if c.contains("skeleton") => {
-            DomainError::Conflict("That username looks too much like an existing one.".into())
-                .into()
+            DomainError::Conflict(ConflictReason::UsernameLookalike).into()
         }
-        Some(_) => DomainError::Conflict("A user with that username already exists.".into()).into(),
+        Some(_) => DomainError::Conflict(ConflictReason::UsernameTaken).into(),
         None => error,
     }
 }
@@ -148,10 +146,7 @@ pub async fn authenticate(
             user,
             tokens_not_before,
         }),
-        _ => Err(DomainError::Unauthorized(
-            "No active account found with the given credentials".into(),
-        )
-        .into()),
+        _ => Err(DomainError::Unauthorized(UnauthorizedReason::BadCredentials).into()),
     }
 }
 
@@ -181,7 +176,7 @@ fn token_hash(token: &str) -> Vec<u8> {
 }
 
 fn invalid_refresh() -> Error {
-    DomainError::Unauthorized("Token is invalid or expired".into()).into()
+    DomainError::Unauthorized(UnauthorizedReason::BadToken).into()
 }
 
 /// Stores a new refresh token for `user`, valid `ttl_secs` seconds, and returns it.
@@ -336,7 +331,7 @@ async fn end_sessions(store: &Store, user: UserId, disable: Option<bool>) -> Res
         .await
         .optional()?;
         let Some(ended) = ended else {
-            return Err(DomainError::NotFound("User not found.".into()).into());
+            return Err(DomainError::NotFound(NotFoundReason::User).into());
         };
         diesel::update(
             refresh_tokens::table
@@ -434,7 +429,7 @@ pub async fn rename_user(store: &Store, user: UserId, username: &Username) -> Re
         .map_err(Error::from);
     drop(conn);
     match updated {
-        Ok(0) => return Err(DomainError::NotFound("User not found.".into()).into()),
+        Ok(0) => return Err(DomainError::NotFound(NotFoundReason::User).into()),
         Ok(_) => {}
         Err(e) => return Err(username_conflict(e)),
     }

@@ -5,6 +5,7 @@ use chat_domain::{
     ChatId, ChatKind, DomainError, GroupName, MemberRole, Title, UserId, can_delete_chat,
     can_rename,
 };
+use chat_domain::{ConflictReason, ForbiddenReason, NotFoundReason};
 use chat_selectors::schema::{chat_members, chats, users};
 use chat_selectors::{
     ChatEvent, ChatView, Store, chat_by_id, invalidate_chat_lists, invalidate_chat_summaries,
@@ -32,7 +33,7 @@ pub(crate) async fn lock_chat(
         .first(conn)
         .await
         .optional()?;
-    owner.ok_or_else(|| DomainError::NotFound("Chat not found.".into()).into())
+    owner.ok_or_else(|| DomainError::NotFound(NotFoundReason::Chat).into())
 }
 
 /// Publishes `member.joined` for each member of a chat just created, so their open sockets
@@ -165,7 +166,7 @@ pub async fn create_sandbox_chat(
 }
 
 fn user_not_found() -> Error {
-    DomainError::NotFound("User not found.".into()).into()
+    DomainError::NotFound(NotFoundReason::User).into()
 }
 
 async fn insert_group(
@@ -233,10 +234,12 @@ async fn insert_group(
         Ok(id) => ChatId(id),
         Err(e) if foreign_key_violation(&e) => return Err(user_not_found()),
         Err(e) if unique_violation(&e).is_some() => {
-            let what = if sandbox { "chat" } else { "group" };
-            return Err(
-                DomainError::Conflict(format!("A {what} with this name already exists.")).into(),
-            );
+            let reason = if sandbox {
+                ConflictReason::ChatNameTaken
+            } else {
+                ConflictReason::GroupNameTaken
+            };
+            return Err(DomainError::Conflict(reason).into());
         }
         Err(e) => return Err(e),
     };
@@ -302,7 +305,7 @@ pub async fn delete_group(store: &Store, user: UserId, chat: ChatId) -> Result<(
     .await?;
     drop(conn);
     if deleted == 0 {
-        return Err(DomainError::Forbidden("Only the owner may delete this group.".into()).into());
+        return Err(DomainError::Forbidden(ForbiddenReason::DeleteNotOwner).into());
     }
     invalidate_members(store, chat).await;
     invalidate_chat_lists(store, &members).await;

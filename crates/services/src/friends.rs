@@ -1,5 +1,6 @@
 //! Contact list writes (seed 002: "add friend", "remove friend").
 
+use chat_domain::{ConflictReason, ForbiddenReason, NotFoundReason};
 use chat_domain::{DomainError, UserId};
 use chat_selectors::{Store, schema::friendships, user_by_username};
 use diesel::prelude::*;
@@ -30,13 +31,13 @@ pub async fn add_friend(store: &Store, user: UserId, friend: &str) -> Result<()>
         .map_err(|e| {
             // Deleted between the lookup and the insert.
             if crate::error::foreign_key_violation(&e) {
-                DomainError::NotFound("User not found.".into()).into()
+                DomainError::NotFound(NotFoundReason::User).into()
             } else {
                 e
             }
         })?;
     if inserted == 0 {
-        return Err(DomainError::Conflict("This user is already your friend.".into()).into());
+        return Err(DomainError::Conflict(ConflictReason::AlreadyFriend).into());
     }
     Ok(())
 }
@@ -55,7 +56,7 @@ pub async fn remove_friend(store: &Store, user: UserId, friend: &str) -> Result<
     .execute(&mut conn)
     .await?;
     if deleted == 0 {
-        return Err(DomainError::Forbidden("This user is not your friend.".into()).into());
+        return Err(DomainError::Forbidden(ForbiddenReason::NotFriend).into());
     }
     Ok(())
 }

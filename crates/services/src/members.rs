@@ -7,6 +7,7 @@ use chat_domain::{
     ChatId, ChatKind, DomainError, MemberRole, MessageKind, UserId, can_invite, can_join, can_post,
     can_remove, can_set_role,
 };
+use chat_domain::{ConflictReason, ForbiddenReason, NotFoundReason};
 use chat_selectors::schema::{chat_members, chats};
 use chat_selectors::{
     ChatEvent, Store, UserBrief, chat_by_id, invalidate_chat_summaries, invalidate_members,
@@ -49,7 +50,7 @@ pub async fn invite_member(
     let actor_name = user_by_id(store, actor).await?.username;
     let target = user_by_id(store, target).await?;
     if target.sandbox {
-        return Err(DomainError::NotFound("User not found.".into()).into());
+        return Err(DomainError::NotFound(NotFoundReason::User).into());
     }
     let line = format!("{actor_name} added {}", target.username);
     add_member(store, chat, target.into(), Some(actor), line).await
@@ -91,7 +92,7 @@ async fn add_member(
                 .execute(conn)
                 .await?;
             if inserted == 0 {
-                return Err(DomainError::Conflict("Already a member of this chat.".into()).into());
+                return Err(DomainError::Conflict(ConflictReason::UserAlreadyMember).into());
             }
             let message = system_line(conn, chat, &line).await?;
             // Nothing before (and including) the join line is unread for the new member.
@@ -105,7 +106,7 @@ async fn add_member(
         .map_err(|e| {
             // The user was deleted while their profile was still cached.
             if foreign_key_violation(&e) {
-                DomainError::NotFound("User not found.".into()).into()
+                DomainError::NotFound(NotFoundReason::User).into()
             } else {
                 e
             }
@@ -148,7 +149,7 @@ pub(crate) async fn system_line(
 ) -> Result<Inserted> {
     insert_message(conn, chat, None, MessageKind::System, text, None, false)
         .await?
-        .ok_or_else(|| DomainError::NotFound("Chat not found.".into()).into())
+        .ok_or_else(|| DomainError::NotFound(NotFoundReason::Chat).into())
 }
 
 /// `user` leaves a group. When the owner leaves, the longest-standing admin (else member)
@@ -157,7 +158,7 @@ pub(crate) async fn system_line(
 pub async fn leave_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
     let view = chat_by_id(store, chat).await?;
     if view.kind != ChatKind::Group {
-        return Err(DomainError::Forbidden("Only groups can be left.".into()).into());
+        return Err(DomainError::Forbidden(ForbiddenReason::LeaveNotGroup).into());
     }
     let user: UserBrief = user_by_id(store, user).await?.into();
     let line = format!("{} left the group", user.username);
@@ -179,7 +180,7 @@ pub async fn remove_member(
     can_post(actor_role)?;
     let target_role = membership(store, chat, target)
         .await?
-        .ok_or_else(|| DomainError::NotFound("That user is not a member of this chat.".into()))?;
+        .ok_or_else(|| DomainError::NotFound(NotFoundReason::Member))?;
     can_remove(view.kind, actor_role, target_role, actor == target)?;
     let actor_name = user_by_id(store, actor).await?.username;
     let target = user_by_id(store, target).await?;
@@ -209,9 +210,9 @@ async fn drop_member(
             lock_chat(conn, chat).await?;
             if let Some(actor) = by {
                 // Re-checked under the chat lock: roles may have changed since the cached check.
-                let target = role_now(conn, chat, user.id).await?.ok_or_else(|| {
-                    DomainError::NotFound("That user is not a member of this chat.".into())
-                })?;
+                let target = role_now(conn, chat, user.id)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(NotFoundReason::Member))?;
                 let actor_role = role_now(conn, chat, actor).await?;
                 can_remove(ChatKind::Group, actor_role, target, actor == user.id)?;
             }
@@ -222,7 +223,7 @@ async fn drop_member(
                     .await
                     .optional()?;
             let Some(role) = role else {
-                return Err(DomainError::Forbidden("Not a member of this chat.".into()).into());
+                return Err(DomainError::Forbidden(ForbiddenReason::NotMember).into());
             };
             if role == MemberRole::Owner.as_str() {
                 #[derive(QueryableByName)]
@@ -280,16 +281,14 @@ pub async fn set_member_role(
     conn.transaction::<_, crate::Error, _>(async |conn| {
         // Re-check under the chat lock: the cached "owner" may be a moment old.
         if lock_chat(conn, chat).await? != Some(actor.0) {
-            return Err(DomainError::Forbidden("Only the owner may change roles.".into()).into());
+            return Err(DomainError::Forbidden(ForbiddenReason::RolesNotOwner).into());
         }
         let updated = diesel::update(chat_members::table.find((chat.0, target.0)))
             .set(chat_members::role.eq(role.as_str()))
             .execute(conn)
             .await?;
         if updated == 0 {
-            return Err(
-                DomainError::NotFound("That user is not a member of this chat.".into()).into(),
-            );
+            return Err(DomainError::NotFound(NotFoundReason::Member).into());
         }
         if role == MemberRole::Owner {
             diesel::update(chat_members::table.find((chat.0, actor.0)))
@@ -314,5 +313,5 @@ pub async fn set_member_role(
 async fn require_target(store: &Store, chat: ChatId, target: UserId) -> Result<MemberRole> {
     Ok(membership(store, chat, target)
         .await?
-        .ok_or_else(|| DomainError::NotFound("That user is not a member of this chat.".into()))?)
+        .ok_or_else(|| DomainError::NotFound(NotFoundReason::Member))?)
 }

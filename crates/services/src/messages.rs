@@ -3,6 +3,7 @@
 use chat_domain::{
     ChatId, ClientId, DomainError, MessageKind, MessageText, UserId, can_change_message,
 };
+use chat_domain::{ConflictReason, ForbiddenReason, NotFoundReason};
 use chat_selectors::schema::{chat_members, chats, messages};
 use chat_selectors::{
     ChatEvent, MessageRow, MessageView, Store, WrittenMessage, message_by_client_id,
@@ -231,10 +232,7 @@ async fn earlier_send(
             message,
             created: false,
         }),
-        Some(_) => Err(DomainError::Conflict(
-            "This client_id was already used for a message in another chat.".into(),
-        )
-        .into()),
+        Some(_) => Err(DomainError::Conflict(ConflictReason::ClientIdElsewhere).into()),
         None => Err(not_member_or_missing(store, chat, author).await),
     }
 }
@@ -243,7 +241,7 @@ async fn earlier_send(
 async fn not_member_or_missing(store: &Store, chat: ChatId, author: UserId) -> Error {
     match require_member(store, chat, author).await {
         Err(e) => e.into(),
-        Ok(_) => DomainError::Forbidden("You are not a member of this chat.".into()).into(),
+        Ok(_) => DomainError::Forbidden(ForbiddenReason::NotMember).into(),
     }
 }
 
@@ -313,7 +311,7 @@ async fn change_message(
     drop(conn);
     if changed == 0 {
         // Deleted (or changed hands) between the check and the update.
-        return Err(DomainError::NotFound("Message not found.".into()).into());
+        return Err(DomainError::NotFound(NotFoundReason::Message).into());
     }
     let message = message_by_seq(store, chat, seq).await?;
     let event = match text {
@@ -377,6 +375,6 @@ pub async fn mark_read(store: &Store, user: UserId, chat: ChatId, seq: i64) -> R
 pub async fn post_system_line(store: &Store, chat: ChatId, text: &str) -> Result<MessageView> {
     let message = write_message(store, chat, None, MessageKind::System, text, None, false)
         .await?
-        .ok_or_else(|| DomainError::NotFound("Chat not found.".into()))?;
+        .ok_or_else(|| DomainError::NotFound(NotFoundReason::Chat))?;
     Ok(message.message)
 }

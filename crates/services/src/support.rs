@@ -4,6 +4,7 @@
 use chat_domain::{
     ChatId, ChatKind, DomainError, MemberRole, MessageText, UserId, UserRole, Username,
 };
+use chat_domain::{ForbiddenReason, NotFoundReason};
 use chat_selectors::schema::{chat_members, chats, users};
 use chat_selectors::{
     ChatEvent, ChatView, Store, UserView, chat_by_id, invalidate_chat_lists, invalidate_members,
@@ -20,7 +21,7 @@ use crate::{Result, Sent, publish};
 /// door 001's sandbox users included (support does not reach them), and one deleted while their
 /// profile was still cached.
 pub async fn support_chat(store: &Store, customer: UserId) -> Result<ChatView> {
-    let not_found = || -> crate::Error { DomainError::NotFound("User not found.".into()).into() };
+    let not_found = || -> crate::Error { DomainError::NotFound(NotFoundReason::User).into() };
     if user_by_id(store, customer).await?.sandbox {
         return Err(not_found());
     }
@@ -117,13 +118,13 @@ pub async fn operator_send(
     text: &MessageText,
 ) -> Result<Sent> {
     if !is_operator(&user_by_id(store, operator).await?) {
-        return Err(DomainError::Forbidden("Only operators answer support chats.".into()).into());
+        return Err(DomainError::Forbidden(ForbiddenReason::NotOperator).into());
     }
     if operator == customer {
         return Err(DomainError::invalid("customer", "Operators cannot answer themselves.").into());
     }
     if user_by_id(store, customer).await?.sandbox {
-        return Err(DomainError::NotFound("User not found.".into()).into());
+        return Err(DomainError::NotFound(NotFoundReason::User).into());
     }
     // Counted first: over the limit, nothing is created or joined.
     take_send_quota(store, operator).await?;

@@ -7,7 +7,7 @@ use actix_ws::CloseCode;
 use chat_domain::{ChatId, MessageText};
 use chat_selectors::{
     ChatEvent, ChatView, HistoryCursor, MessagePage, UserView, group_by_name, message_history,
-    require_friend, require_member, user_by_id, user_by_username,
+    require_friend, require_member, user_by_username,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -69,10 +69,7 @@ async fn authenticate(state: &AppState, token: Option<String>) -> Result<(UserVi
         why: "Anonymous users may not connect: pass ?token=<access>.".into(),
         code: CloseCode::Policy,
     })?;
-    let verified = crate::auth::authorize(state, &token)
-        .await
-        .map_err(refusal)?;
-    let user = user_by_id(&state.store, verified.user)
+    let (user, verified) = crate::auth::token_user(state, &token)
         .await
         .map_err(refusal)?;
     Ok((user, verified.issued_at))

@@ -6,11 +6,14 @@
 
 mod ws;
 
+use crate::auth::TokenUserError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chat_domain::{ChatId, ChatKind, Email, GroupName, Password, Title, UserId, Username};
+use chat_domain::{ConflictReason, DomainError, ForbiddenReason, NotFoundReason};
 use chat_selectors::{UserView, chat_by_id, credentials_by_login, user_by_id};
+use chat_services::Error::Domain;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -132,18 +135,11 @@ async fn current_user(req: &HttpRequest, state: &AppState) -> RoomsResult<UserVi
         .and_then(|v| v.to_str().ok())
         .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
         .ok_or_else(|| unauthorized("authorization failed"))?;
-    let verified = crate::auth::authorize(state, token)
-        .await
-        .map_err(|e| match e.status() {
-            StatusCode::UNAUTHORIZED => unauthorized("authorization failed"),
-            status => RoomsError(status, e.detail().to_owned()),
-        })?;
-    user_by_id(&state.store, verified.user)
-        .await
-        .map_err(|e| match e {
-            chat_selectors::Error::Domain(_) => unauthorized("authorization failed"),
-            other => other.into(),
-        })
+    match crate::auth::token_user(state, token).await {
+        Ok((user, _)) => Ok(user),
+        Err(TokenUserError::Refused(_)) => Err(unauthorized("authorization failed")),
+        Err(TokenUserError::Fault(e)) => Err(RoomsError(e.status(), e.detail().to_owned())),
+    }
 }
 
 /// Door 004's names: 3–20 bytes of ASCII letters, digits and `_`.
@@ -162,7 +158,9 @@ fn username(name: &str, taken: &str) -> RoomsResult<Username> {
         return Err(bad(NAME_RULE));
     }
     Username::parse(name).map_err(|e| match e {
-        chat_domain::DomainError::Conflict(_) => RoomsError::new(StatusCode::CONFLICT, taken),
+        DomainError::Conflict(ConflictReason::NameReserved) => {
+            RoomsError::new(StatusCode::CONFLICT, taken)
+        }
         _ => bad(NAME_RULE),
     })
 }
@@ -209,9 +207,12 @@ async fn register(
     )
     .await
     .map_err(|e| match e {
-        chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
-            RoomsError::new(StatusCode::CONFLICT, TAKEN_AT_SIGN_UP)
-        }
+        Domain(DomainError::Conflict(
+            ConflictReason::UsernameTaken
+            | ConflictReason::EmailTaken
+            | ConflictReason::UsernameLookalike
+            | ConflictReason::NameReserved,
+        )) => RoomsError::new(StatusCode::CONFLICT, TAKEN_AT_SIGN_UP),
         other => other.into(),
     })?;
     Ok(HttpResponse::Created().json(profile_json(&user)))
@@ -280,9 +281,11 @@ async fn change_name(
     chat_services::rename_user(&state.store, user.id, &name)
         .await
         .map_err(|e| match e {
-            chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
-                RoomsError::new(StatusCode::CONFLICT, NAME_TAKEN)
-            }
+            Domain(DomainError::Conflict(
+                ConflictReason::UsernameTaken
+                | ConflictReason::UsernameLookalike
+                | ConflictReason::NameReserved,
+            )) => RoomsError::new(StatusCode::CONFLICT, NAME_TAKEN),
             other => other.into(),
         })?;
     Ok(HttpResponse::Ok().json(json!({"message": "name change succeed"})))
@@ -324,9 +327,9 @@ async fn create_room(
     )
     .await
     .map_err(|e| match e {
-        chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
-            RoomsError::new(StatusCode::CONFLICT, "room with same name already exists")
-        }
+        Domain(DomainError::Conflict(
+            ConflictReason::GroupNameTaken | ConflictReason::NameReserved,
+        )) => RoomsError::new(StatusCode::CONFLICT, "room with same name already exists"),
         other => other.into(),
     })?;
     Ok(HttpResponse::Created().json(json!({
@@ -363,10 +366,10 @@ async fn join(
     chat_services::join_group(&state.store, user.id, room.id)
         .await
         .map_err(|e| match e {
-            chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
+            Domain(DomainError::Conflict(ConflictReason::AlreadyMember)) => {
                 RoomsError::new(StatusCode::CONFLICT, "user is already a member of room")
             }
-            chat_services::Error::Domain(chat_domain::DomainError::Forbidden(_)) => {
+            Domain(DomainError::Forbidden(ForbiddenReason::PrivateGroup)) => {
                 unauthorized("room is private")
             }
             other => other.into(),
@@ -401,15 +404,13 @@ async fn invite(
     chat_services::invite_member(&state.store, user.id, room.id, target)
         .await
         .map_err(|e| match e {
-            chat_services::Error::Domain(chat_domain::DomainError::Conflict(_)) => {
+            Domain(DomainError::Conflict(ConflictReason::UserAlreadyMember)) => {
                 RoomsError::new(StatusCode::CONFLICT, "user is already a member of room")
             }
-            chat_services::Error::Domain(chat_domain::DomainError::Forbidden(_)) => {
-                RoomsError::new(StatusCode::FORBIDDEN, "only creator can invite to room")
-            }
-            chat_services::Error::Domain(chat_domain::DomainError::NotFound(_)) => {
-                unauthorized("user not found")
-            }
+            Domain(DomainError::Forbidden(
+                ForbiddenReason::AddNotAdmin | ForbiddenReason::NotMember,
+            )) => RoomsError::new(StatusCode::FORBIDDEN, "only creator can invite to room"),
+            Domain(DomainError::NotFound(NotFoundReason::User)) => unauthorized("user not found"),
             other => other.into(),
         })?;
     Ok(HttpResponse::Ok().json(json!({"message": "invite succeed"})))

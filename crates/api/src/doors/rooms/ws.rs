@@ -9,6 +9,7 @@
 //! so they count toward the user's send limit (`CHAT_RATE_SEND_PER_MIN`): over it, a join is
 //! refused (`too many requests, retry in N s`) and a leave happens without its line.
 
+use crate::auth::TokenUserError;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -17,7 +18,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::CloseCode;
 use chat_domain::{ChatId, MessageText};
-use chat_selectors::{ChatEvent, MessageView, UserView, require_member, user_by_id};
+use chat_selectors::{ChatEvent, MessageView, UserView, require_member};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -47,23 +48,14 @@ pub async fn socket(
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_owned())
     });
-    let verified = match token {
-        Some(token) => crate::auth::authorize(&state, &token).await,
-        None => Err(ApiError::unauthorized("no token")),
+    let refused = || Ok(text_error(StatusCode::UNAUTHORIZED, "invalid token"));
+    let Some(token) = token else {
+        return refused();
     };
-    let verified = match verified {
-        Ok(verified) => verified,
-        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
-            return Ok(text_error(StatusCode::UNAUTHORIZED, "invalid token"));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let user = match user_by_id(&state.store, verified.user).await {
-        Ok(user) => user,
-        Err(chat_selectors::Error::Domain(_)) => {
-            return Ok(text_error(StatusCode::UNAUTHORIZED, "invalid token"));
-        }
-        Err(e) => return Err(ApiError::from(e).into()),
+    let (user, verified) = match crate::auth::token_user(&state, &token).await {
+        Ok(found) => found,
+        Err(TokenUserError::Refused(_)) => return refused(),
+        Err(TokenUserError::Fault(e)) => return Err(e.into()),
     };
     let Ok((response, session, stream)) = upgrade(&req, body) else {
         return Ok(text_error(

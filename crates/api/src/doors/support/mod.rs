@@ -16,6 +16,7 @@
 //! live `CHAT_DOOR_TOKEN_TTL_SECS`; an auth body over `CHAT_MAX_BODY_BYTES` is 413 (empty, like
 //! the route's other refusals); a frame over the socket's rate limit gets code 4.
 
+use crate::auth::TokenUserError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -209,15 +210,10 @@ impl SupportSocket {
                 "temporary failure: try again",
             ))
         };
-        let verified = match crate::auth::authorize(&self.state, token).await {
-            Ok(verified) => verified,
-            Err(e) if e.status().is_server_error() => return fault(),
-            Err(_) => return refuse_auth(out, id).await,
-        };
-        let user = match user_by_id(&self.state.store, verified.user).await {
-            Ok(user) => user,
-            Err(chat_selectors::Error::Domain(_)) => return refuse_auth(out, id).await,
-            Err(_) => return fault(),
+        let (user, verified) = match crate::auth::token_user(&self.state, token).await {
+            Ok(found) => found,
+            Err(TokenUserError::Refused(_)) => return refuse_auth(out, id).await,
+            Err(TokenUserError::Fault(_)) => return fault(),
         };
         let operator = chat_services::is_operator(&user);
         let customer = if operator {

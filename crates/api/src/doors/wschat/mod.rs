@@ -9,6 +9,7 @@
 //! socket joins it; the replay is the newest 100 messages; a bad client frame gets
 //! `{"error":"<reason>"}` and the socket stays open; a body over `CHAT_MAX_BODY_BYTES` is 413.
 
+use crate::auth::TokenUserError;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -19,7 +20,7 @@ use actix_ws::{CloseCode, CloseReason};
 use chat_domain::{ChatId, ChatKind, DomainError, Email, MessageText, Password, Title, Username};
 use chat_selectors::{
     ChatEvent, HistoryCursor, MessageView, UserView, chat_by_id, credentials_by_login,
-    is_member_now, membership, message_history, user_by_id,
+    is_member_now, membership, message_history,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -137,18 +138,11 @@ async fn body<T: serde::de::DeserializeOwned>(
 async fn current_user(req: &HttpRequest, state: &AppState) -> PlainResult<(UserView, i64)> {
     let unauthorized = || PlainError(StatusCode::UNAUTHORIZED, "unauthorized".into());
     let token = request_token(req).ok_or_else(unauthorized)?;
-    let verified = crate::auth::authorize(state, &token)
-        .await
-        .map_err(|e| match e.status() {
-            StatusCode::UNAUTHORIZED => unauthorized(),
-            _ => e.into(),
-        })?;
-    let user = user_by_id(&state.store, verified.user)
-        .await
-        .map_err(|e| match e {
-            chat_selectors::Error::Domain(_) => unauthorized(),
-            other => other.into(),
-        })?;
+    let (user, verified) = match crate::auth::token_user(state, &token).await {
+        Ok(found) => found,
+        Err(TokenUserError::Refused(_)) => return Err(unauthorized()),
+        Err(TokenUserError::Fault(e)) => return Err(e.into()),
+    };
     Ok((user, verified.issued_at))
 }
 
@@ -316,7 +310,9 @@ async fn group_socket(
         true => Ok(()),
         false => match chat_services::join_group(&state.store, me.id, group.id).await {
             // Joined meanwhile by another socket of the same user: fine.
-            Err(chat_services::Error::Domain(DomainError::Conflict(_))) => Ok(()),
+            Err(chat_services::Error::Domain(DomainError::Conflict(
+                chat_domain::ConflictReason::AlreadyMember,
+            ))) => Ok(()),
             other => other,
         },
     };
