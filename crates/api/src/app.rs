@@ -7,7 +7,8 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use chat_selectors::{Store, run_migrations};
+use chat_selectors::run_migrations;
+use chat_services::Store;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

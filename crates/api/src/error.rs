@@ -233,19 +233,12 @@ impl From<chat_services::Error> for ApiError {
         use chat_services::Error as E;
         match error {
             E::Domain(e) => e.into(),
-            E::Pool(_) | E::Unavailable(_) => Self::unavailable(&error),
+            E::Pool(_) | E::Cache(_) | E::Unavailable(_) => Self::unavailable(&error),
             E::Database(ref e) if chat_services::transient_database_fault(e) => {
                 Self::unavailable(&error)
             }
             E::Database(_) | E::Internal(_) => Self::internal(&error),
         }
-    }
-}
-
-impl From<chat_selectors::Error> for ApiError {
-    #[track_caller]
-    fn from(error: chat_selectors::Error) -> Self {
-        <Self as From<chat_services::Error>>::from(chat_services::Error::from(error))
     }
 }
 

@@ -106,9 +106,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// The store for an operator's command, after migrating the database.
-async fn operator_store(settings: &Settings) -> anyhow::Result<chat_selectors::Store> {
+async fn operator_store(settings: &Settings) -> anyhow::Result<chat_services::Store> {
     chat_selectors::run_migrations(&settings.database_url).await?;
-    Ok(chat_selectors::Store::connect(&settings.store_config()).await?)
+    Ok(chat_services::Store::connect(&settings.store_config()).await?)
 }
 
 /// Gives `username` the role `role`, creating the user with a random password when needed.

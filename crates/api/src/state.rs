@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chat_selectors::Store;
+use chat_services::Store;
 
 use crate::auth::{CutOffs, JwtKeys};
 use crate::config::Settings;

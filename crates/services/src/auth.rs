@@ -11,14 +11,15 @@
 //! tokens, replaces the cached cut-off and tells every instance (the control channel), which
 //! closes the user's open sockets.
 
+use crate::Store;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_domain::{ConflictReason, NotFoundReason, UnauthorizedReason};
 use chat_domain::{DomainError, Email, Password, UserId, Username};
 use chat_selectors::schema::{refresh_tokens, users};
 use chat_selectors::{
-    ControlEvent, Store, UserView, credentials_by_login, invalidate_chat_summaries,
-    invalidate_user, user_by_id, user_by_username, user_chats,
+    ControlEvent, UserView, credentials_by_login, invalidate_chat_summaries, invalidate_user,
+    user_by_id, user_by_username, user_chats,
 };
 use chrono::{Duration, Utc};
 use diesel::prelude::*;

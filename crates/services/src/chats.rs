@@ -1,6 +1,7 @@
 //! Chat writes: direct chats (one per pair, race-free), creating and deleting groups.
 //! Membership changes are in `members.rs`.
 
+use crate::Store;
 use chat_domain::{
     ChatId, ChatKind, DomainError, GroupName, MemberRole, Title, UserId, can_delete_chat,
     can_rename,
@@ -8,7 +9,7 @@ use chat_domain::{
 use chat_domain::{ConflictReason, ForbiddenReason, NotFoundReason};
 use chat_selectors::schema::{chat_members, chats, users};
 use chat_selectors::{
-    ChatEvent, ChatView, Store, chat_by_id, invalidate_chat_lists, invalidate_chat_summaries,
+    ChatEvent, ChatView, chat_by_id, invalidate_chat_lists, invalidate_chat_summaries,
     invalidate_members, member_ids, membership, user_by_id,
 };
 use diesel::prelude::*;

@@ -1,7 +1,8 @@
 use std::time::Duration;
 
+use crate::Store;
 use chat_selectors::redis_link::announce_catch_up;
-use chat_selectors::{ChatEvent, Keys, RedisLink, Store};
+use chat_selectors::{ChatEvent, Keys, RedisLink};
 
 /// How long a publish may hold its caller (a message writer, a handler). Past it the caller
 /// goes on; the publish finishes (or fails) in the background and counts as missed, so that

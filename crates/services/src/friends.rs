@@ -1,8 +1,9 @@
 //! Contact list writes (seed 002: "add friend", "remove friend").
 
+use crate::Store;
 use chat_domain::{ConflictReason, ForbiddenReason, NotFoundReason};
 use chat_domain::{DomainError, UserId};
-use chat_selectors::{Store, schema::friendships, user_by_username};
+use chat_selectors::{schema::friendships, user_by_username};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 

@@ -11,6 +11,7 @@ mod members;
 mod messages;
 pub mod presence;
 pub mod rate;
+mod store;
 mod support;
 mod writer;
 
@@ -28,5 +29,6 @@ pub use members::{invite_member, join_group, leave_group, remove_member, set_mem
 pub use messages::{
     Sent, delete_message, edit_message, mark_read, post_system_line, send_message, take_send_quota,
 };
+pub use store::Store;
 pub use support::{is_operator, operator_send, set_user_role, support_chat, support_send};
-pub use writer::{DEFAULT_WRITERS, MAX_BATCH, QUEUE_CAPACITY, start_writer};
+pub use writer::{DEFAULT_WRITERS, Inserted, MAX_BATCH, QUEUE_CAPACITY, start_writer};

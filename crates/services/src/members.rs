@@ -3,6 +3,7 @@
 //! ("alice joined the group", "bob removed carol"), and after the commit invalidates the
 //! membership cache and publishes `member.*` events plus the system line.
 
+use crate::Store;
 use chat_domain::{
     ChatId, ChatKind, DomainError, MemberRole, MessageKind, UserId, can_invite, can_join, can_post,
     can_remove, can_set_role,
@@ -10,15 +11,15 @@ use chat_domain::{
 use chat_domain::{ConflictReason, ForbiddenReason, NotFoundReason};
 use chat_selectors::schema::{chat_members, chats};
 use chat_selectors::{
-    ChatEvent, Store, UserBrief, chat_by_id, invalidate_chat_summaries, invalidate_members,
-    membership, user_by_id,
+    ChatEvent, UserBrief, chat_by_id, invalidate_chat_summaries, invalidate_members, membership,
+    user_by_id,
 };
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use crate::chats::lock_chat;
 use crate::error::foreign_key_violation;
-use crate::messages::{Inserted, insert_message};
+use crate::writer::{Inserted, insert_message};
 use crate::{Result, publish};
 
 /// `user` joins a public group. Joining a group that everyone left (it has no owner) makes

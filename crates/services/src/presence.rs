@@ -11,8 +11,9 @@
 //! every user it leaves with no socket anywhere — within `INSTANCE_TTL` + `INSTANCE_BEAT` of the
 //! death.
 
+use crate::Store;
 use chat_domain::UserId;
-use chat_selectors::{ChatEvent, Store, presence::now_ms, user_chats};
+use chat_selectors::{ChatEvent, presence::now_ms, user_chats};
 
 use crate::{Result, publish};
 

@@ -2,8 +2,8 @@
 //! Redis (`INCR` and `EXPIRE` in one atomic pipeline). A Redis fault lets the request through
 //! (logged): limits protect the service, they must not take it down.
 
+use crate::Store;
 use chat_domain::DomainError;
-use chat_selectors::Store;
 
 use crate::Result;
 

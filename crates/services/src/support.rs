@@ -1,13 +1,14 @@
 //! Support chats (door 003): one per customer, created on first use; operators (role `operator`
 //! or `admin`) answer any customer and become members of the chats they answer.
 
+use crate::Store;
 use chat_domain::{
     ChatId, ChatKind, DomainError, MemberRole, MessageText, UserId, UserRole, Username,
 };
 use chat_domain::{ForbiddenReason, NotFoundReason};
 use chat_selectors::schema::{chat_members, chats, users};
 use chat_selectors::{
-    ChatEvent, ChatView, Store, UserView, chat_by_id, invalidate_chat_lists, invalidate_members,
+    ChatEvent, ChatView, UserView, chat_by_id, invalidate_chat_lists, invalidate_members,
     invalidate_user, user_by_id, user_by_username,
 };
 use diesel::prelude::*;

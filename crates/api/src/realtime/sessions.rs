@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_domain::UserId;
-use chat_selectors::{Store, tokens_not_before_of};
+use chat_selectors::tokens_not_before_of;
+use chat_services::Store;
 
 use super::Hub;
 

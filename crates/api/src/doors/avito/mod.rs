@@ -120,7 +120,7 @@ macro_rules! via_api_error {
         }
     )+};
 }
-via_api_error!(DomainError, chat_services::Error, chat_selectors::Error);
+via_api_error!(DomainError, chat_services::Error);
 
 type AvitoResult<T> = Result<T, AvitoError>;
 

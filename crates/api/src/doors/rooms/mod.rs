@@ -84,12 +84,6 @@ impl From<chat_services::Error> for RoomsError {
     }
 }
 
-impl From<chat_selectors::Error> for RoomsError {
-    fn from(error: chat_selectors::Error) -> Self {
-        chat_services::Error::from(error).into()
-    }
-}
-
 /// The per-address login/registration limit, answered as the original would have: 429, plain text.
 async fn over_auth_limit(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
     super::auth_limited(state, req, "text/plain; charset=utf-8", |_| {

@@ -101,7 +101,7 @@ macro_rules! via_api_error {
         }
     )+};
 }
-via_api_error!(DomainError, chat_services::Error, chat_selectors::Error);
+via_api_error!(DomainError, chat_services::Error);
 
 /// The per-address login/registration limit, answered in this door's plain text.
 async fn over_auth_limit(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use chat_domain::{ChatId, MessageKind, UserId};
-use chat_selectors::{ChatEvent, Keys, MessageWrite, MessageWriter, Store, WrittenMessage};
+use chat_selectors::{ChatEvent, Keys};
 use diesel::QueryableByName;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
@@ -24,8 +24,15 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::events::publish_all;
-use crate::messages::{Inserted, InsertedRow, insert_message};
-use crate::{Error, Result};
+mod handle;
+mod insert;
+
+pub use handle::{MessageWrite, MessageWriter};
+pub use insert::Inserted;
+pub(crate) use insert::InsertedRow;
+pub(crate) use insert::insert_message;
+
+use crate::{Error, Result, Store};
 
 /// Writer tasks when the setting does not say (`CHAT_DB_WRITERS`).
 pub const DEFAULT_WRITERS: usize = 4;
@@ -197,7 +204,7 @@ pub(crate) async fn write_message(
         return direct().await;
     }
     match answer.await {
-        Ok(result) => Ok(result?.map(Inserted::from)),
+        Ok(result) => result,
         Err(_) => Err(Error::Internal(
             "the message writer ended before answering".into(),
         )),
@@ -291,10 +298,7 @@ async fn write_batch(
         .collect();
     publish_all(&publisher.redis, &publisher.keys, &events).await;
     for (request, outcome) in outcomes {
-        let reply = outcome
-            .map(|inserted| inserted.map(WrittenMessage::from))
-            .map_err(into_reply_error);
-        let _ = request.reply.send(reply);
+        let _ = request.reply.send(outcome);
     }
 }
 
@@ -383,16 +387,4 @@ fn refused_by_database(error: &Error) -> bool {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
             )
     )
-}
-
-/// The reply carries the selectors' error type (the queue is defined there); the caller turns it
-/// back into ours, variant for variant.
-fn into_reply_error(error: Error) -> chat_selectors::Error {
-    match error {
-        Error::Domain(e) => chat_selectors::Error::Domain(e),
-        Error::Database(e) => chat_selectors::Error::Database(e),
-        Error::Pool(e) => chat_selectors::Error::Pool(e),
-        Error::Unavailable(e) => chat_selectors::Error::Unavailable(e),
-        Error::Internal(e) => chat_selectors::Error::Internal(e),
-    }
 }

@@ -1,11 +1,11 @@
-//! The sending side of the message writer (group commit). The writer itself — its tasks, the
-//! batching and the SQL — lives in `chat-services` (`start_writer`); this module only holds what
-//! every [`Store`](crate::Store) clone must reach: the bounded queues and the request shape.
+//! The sending side of the message writer (group commit): what every [`Store`](crate::Store)
+//! clone must reach — the bounded queues and the request shape.
 
 use chat_domain::{ChatId, MessageKind, UserId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{MessageView, Result};
+use super::Inserted;
+use crate::Result;
 
 /// One message for the writer to store, with where to answer. The writer answers only after the
 /// statement that stored it has committed.
@@ -25,16 +25,7 @@ pub struct MessageWrite {
     /// The outcome: `Ok(Some)` the committed message; `Ok(None)` nothing was stored (the author
     /// is not a member with `require_member`, the chat does not exist, or `client_id` was used
     /// before); `Err` a database fault (nothing is known to be stored).
-    pub reply: oneshot::Sender<Result<Option<WrittenMessage>>>,
-}
-
-/// A message the writer committed, with what its `message.created` event needs.
-#[derive(Debug, Clone)]
-pub struct WrittenMessage {
-    /// The stored message.
-    pub message: MessageView,
-    /// The customer, when the chat is a support chat.
-    pub support_customer: Option<UserId>,
+    pub reply: oneshot::Sender<Result<Option<Inserted>>>,
 }
 
 /// The handle of a started writer: one bounded queue per writer task. A chat is always routed to
@@ -50,11 +41,6 @@ impl MessageWriter {
     /// empty: a writer needs at least one task.
     pub fn new(queues: Vec<mpsc::Sender<MessageWrite>>) -> Option<Self> {
         (!queues.is_empty()).then_some(Self { queues })
-    }
-
-    /// The number of writer tasks (at least 1).
-    pub fn writers(&self) -> usize {
-        self.queues.len()
     }
 
     /// The queue that owns `chat`: `queues[chat_id mod writers]`.
