@@ -1,6 +1,7 @@
-//! The chat server's security regression suite: what an attacker tries, as checks that run
-//! against any live server over real HTTP and WebSocket connections (`chat-security --url ...`,
-//! or `make security`, which starts its own server pair). The same checks run inside
+//! The chat server's security regression suite: what an attacker tries, as checks.
+//!
+//! They run against any live server over real HTTP and WebSocket connections (`chat-security
+//! --url ...`, or `make security`, which starts its own server pair). The same checks run inside
 //! `cargo test` against in-process servers (`crates/api/tests/security.rs`).
 //!
 //! Every check creates its own accounts and chats under a random prefix, so runs never collide
