@@ -4,11 +4,11 @@
 //! `chat-server` instances on them, and users that chat through both the gateway and REST (see
 //! `client`), then injects, round after round: kill -9 of the busier instance, then of the other
 //! (which took its clients), Redis killed and restarted, PostgreSQL stopped with `-m immediate`
-//! and restarted, SIGTERM of the busier instance, and a Redis outage (10 s by default). Afterwards it checks against PostgreSQL and every client's
-//! stream:
+//! and restarted, SIGTERM of the busier instance, and a Redis outage (10 s by default).
+//! Afterwards it checks against PostgreSQL and every client's stream:
 //!
 //! - every acknowledged message is stored, under the chat and seq it was acknowledged with;
-//! - no two rows share an (author, client_id); each chat's seqs run 1..=last_seq with no hole;
+//! - no two rows share an (author, `client_id`); each chat's seqs run `1..=last_seq` with no hole;
 //! - every socket got every message of its chats, in order, exactly once;
 //! - every send was acknowledged in the end, and no answer was a 5xx other than 503 (nor an
 //!   `internal` error frame, nor a socket refused with 1008/1011);
@@ -18,26 +18,30 @@
 //! figures of issue 11's targets (send→ack during the Redis outage, new sockets' `ready`, how
 //! soon every socket had every message after Redis returned, refusal latency while PostgreSQL
 //! was down). Those are reported, never asserted. Exit code 1 when a check failed.
+//!
+//! This file holds the command line, the deployment's life and the run's course; `setup` makes
+//! the users and chats, `inject` the faults, `client` the clients, `env` the processes
+//! (PostgreSQL, Redis, the instances), and `report` the measurements, checks and report.
 
 mod client;
 mod env;
+mod inject;
 mod report;
+mod setup;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
-use serde_json::{Value, json};
 
-use crate::client::{Kind, Shared, User, UserState};
+use crate::client::{Kind, Shared, lock};
 use crate::env::{Instance, Pg, Redis, free_port};
-use crate::report::{Fault, FaultKind};
-
-/// Password of every user the run registers.
-const PASSWORD: &str = "chaos-run-password";
+use crate::inject::{BUSIER, inject};
+use crate::report::FaultKind;
+use crate::setup::setup;
 
 #[derive(Parser, Clone)]
 #[command(
@@ -48,7 +52,7 @@ struct Args {
     /// The server binary.
     #[arg(long, default_value = "target/debug/chat-server")]
     server: PathBuf,
-    /// Directory of initdb, pg_ctl and psql.
+    /// Directory of `initdb`, `pg_ctl` and `psql`.
     #[arg(long, default_value = "/usr/lib/postgresql/15/bin")]
     pg_bin: PathBuf,
     /// The short form for CI: one round of faults.
@@ -210,7 +214,7 @@ async fn exercise(args: &Args, dep: &mut Deployment) -> Result<bool> {
     }
     // Every socket open and caught up before the first send.
     wait_until(Duration::from_secs(30), || {
-        sh.users.iter().all(|u| u.st.lock().unwrap().on.is_some())
+        sh.users.iter().all(|u| lock(&u.st).on.is_some())
     })
     .await
     .then_some(())
@@ -250,7 +254,7 @@ async fn exercise(args: &Args, dep: &mut Deployment) -> Result<bool> {
     // Drain: no new sends; every pending one acknowledged; every socket has every message.
     sh.stop_sending.store(true, Ordering::Relaxed);
     let drained = wait_until(Duration::from_secs(60), || {
-        sh.users.iter().all(|u| !u.st.lock().unwrap().has_pending())
+        sh.users.iter().all(|u| !lock(&u.st).has_pending())
     })
     .await;
     let lasts = last_seqs(&dep.pg).await?;
@@ -305,234 +309,9 @@ async fn last_seqs(pg: &Pg) -> Result<Vec<(i64, i64)>> {
 /// Whether every user's socket has delivered each of its chats up to `lasts`.
 fn everyone_has(sh: &Shared, lasts: &[(i64, i64)]) -> bool {
     sh.users.iter().all(|u| {
-        let st = u.st.lock().unwrap();
+        let st = lock(&u.st);
         lasts.iter().all(|(chat, seq)| {
             !u.chats.contains(chat) || st.last.get(chat).copied().unwrap_or(0) >= *seq
         })
     })
-}
-
-/// Users 0..n registered and logged in (on instance A), groups and direct chats created and
-/// joined, and each user's chats read back from the server.
-async fn setup(http: &reqwest::Client, base: &str, args: &Args) -> Result<Vec<Arc<User>>> {
-    let tag = format!("{:05x}", rand::random::<u32>() & 0xfffff);
-    let mut accounts = Vec::new();
-    for i in 0..args.users {
-        let name = format!("chaos{tag}u{i}");
-        let reg = post(
-            http,
-            base,
-            "/api/v1/auth/register/",
-            None,
-            json!({"username": name, "email": format!("{name}@example.com"),
-                   "password": PASSWORD, "password2": PASSWORD}),
-        )
-        .await?;
-        let login = post(
-            http,
-            base,
-            "/api/v1/auth/login/",
-            None,
-            json!({"username": name, "password": PASSWORD}),
-        )
-        .await?;
-        let id = reg["id"].as_i64().context("register answered no id")?;
-        let token = login["access"]
-            .as_str()
-            .context("no access token")?
-            .to_owned();
-        accounts.push((id, token));
-    }
-    let mut groups = Vec::new();
-    for g in 0..args.groups.max(1) {
-        let owner = &accounts[g % accounts.len()].1;
-        let chat = post(
-            http,
-            base,
-            "/api/v1/chats/groups",
-            Some(owner),
-            json!({"title": format!("chaos group {g}"), "is_private": false}),
-        )
-        .await?;
-        groups.push(chat["id"].as_i64().context("group without id")?);
-    }
-    for (i, (_, token)) in accounts.iter().enumerate() {
-        for g in [i % groups.len(), (i + 2) % groups.len()] {
-            if g % accounts.len() != i {
-                post(
-                    http,
-                    base,
-                    &format!("/api/v1/chats/{}/join", groups[g]),
-                    Some(token),
-                    json!({}),
-                )
-                .await?;
-            }
-        }
-    }
-    for d in 0..args.directs.min(accounts.len() / 2) {
-        let (other, _) = &accounts[2 * d + 1];
-        post(
-            http,
-            base,
-            "/api/v1/chats/direct",
-            Some(&accounts[2 * d].1),
-            json!({"user_id": other}),
-        )
-        .await?;
-    }
-    let mut users = Vec::new();
-    for (idx, (id, token)) in accounts.into_iter().enumerate() {
-        let list = http
-            .get(format!("{base}/api/v1/chats"))
-            .bearer_auth(&token)
-            .send()
-            .await?
-            .json::<Value>()
-            .await?;
-        let items = list
-            .as_array()
-            .or_else(|| list["results"].as_array())
-            .context("GET /api/v1/chats answered no list")?;
-        let chats = items.iter().filter_map(|c| c["id"].as_i64()).collect();
-        users.push(Arc::new(User {
-            idx,
-            id,
-            token,
-            kind: if idx % 3 == 2 {
-                Kind::Rest
-            } else {
-                Kind::Gateway
-            },
-            chats,
-            st: Mutex::new(UserState::default()),
-        }));
-    }
-    Ok(users)
-}
-
-async fn post(
-    http: &reqwest::Client,
-    base: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-) -> Result<Value> {
-    let mut req = http.post(format!("{base}{path}")).json(&body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let resp = req.send().await.with_context(|| format!("POST {path}"))?;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("POST {path}: {status} {body}");
-    }
-    Ok(body)
-}
-
-/// In a fault of the schedule: the instance holding more of the users' connections when the
-/// fault comes (so each kill and SIGTERM hits clients: after a kill the other instance often
-/// holds them all, and the next kill takes that one).
-const BUSIER: usize = usize::MAX;
-
-/// The instance holding more of the users' connections.
-fn busier(sh: &Shared) -> usize {
-    let on = |i: usize| {
-        sh.users
-            .iter()
-            .filter(|u| u.st.lock().unwrap().on == Some(i))
-            .count()
-    };
-    usize::from(on(1) > on(0))
-}
-
-/// Injects one fault (of the [`BUSIER`] instance, when so named), waits until it is over, and measures what clients saw.
-async fn inject(sh: &Shared, dep: &mut Deployment, kind: FaultKind, args: &Args) -> Result<Fault> {
-    let kind = match kind {
-        FaultKind::Kill(BUSIER) => FaultKind::Kill(busier(sh)),
-        FaultKind::Terminate(BUSIER) => FaultKind::Terminate(busier(sh)),
-        kind => kind,
-    };
-    let at = sh.now();
-    let affected: Vec<usize> = match kind {
-        FaultKind::Kill(i) | FaultKind::Terminate(i) => sh
-            .users
-            .iter()
-            .filter(|u| u.st.lock().unwrap().on == Some(i))
-            .map(|u| u.idx)
-            .collect(),
-        _ => sh.users.iter().map(|u| u.idx).collect(),
-    };
-    let mut fault = Fault::new(kind, at, affected);
-    match kind {
-        FaultKind::Kill(i) => {
-            dep.instances[i].kill().await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            dep.instances[i].start().await?;
-        }
-        FaultKind::Terminate(i) => {
-            let took = dep.instances[i].terminate().await;
-            fault.note(format!("exit took {} ms", took.as_millis()));
-            dep.instances[i].start().await?;
-        }
-        FaultKind::RedisRestart => {
-            dep.redis.kill().await;
-            dep.redis.start().await?;
-        }
-        FaultKind::PgRestart => {
-            dep.pg.stop(true).await?;
-            tokio::time::sleep(Duration::from_secs(args.pg_down_secs)).await;
-            dep.pg.start().await?;
-        }
-        FaultKind::RedisOutage => {
-            dep.redis.kill().await;
-            let outage = Duration::from_secs(args.outage_secs);
-            // Fresh sockets opened during the outage, on both instances, at fixed times (a
-            // probe that hangs does not stretch the outage).
-            let probes = 4u32;
-            let mut opened = Vec::new();
-            for p in 0..probes {
-                let user = sh.users[p as usize % sh.users.len()].clone();
-                let base = sh.bases[p as usize % 2].clone();
-                let wait = outage * (p + 1) / (probes + 1);
-                opened.push(tokio::spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    client::open(&base, &user).await.map(|(_ws, took)| took)
-                }));
-            }
-            tokio::time::sleep(outage).await;
-            dep.redis.start().await?;
-            fault.ended = sh.now();
-            for probe in opened {
-                match probe.await {
-                    Ok(Ok(took)) => fault.probe_opened(took),
-                    Ok(Err(e)) => fault.probe_failed(e),
-                    Err(e) => fault.probe_failed(e.to_string()),
-                }
-            }
-        }
-    }
-    if kind != FaultKind::RedisOutage {
-        fault.ended = sh.now();
-    }
-    if matches!(kind, FaultKind::RedisOutage | FaultKind::RedisRestart) {
-        // How soon every socket has every message stored before Redis came back.
-        let lasts = last_seqs(&dep.pg).await?;
-        let until = Instant::now() + Duration::from_secs(10);
-        while !everyone_has(sh, &lasts) && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if everyone_has(sh, &lasts) {
-            fault.converged = Some(sh.now() - fault.ended);
-        }
-    }
-    // Acknowledged again: wait until every affected sender has an ack after the fault's end
-    // (at most 15 s), then measure.
-    let until = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < until && !fault.all_acked_again(sh) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    fault.measure(sh);
-    Ok(fault)
 }

@@ -1,4 +1,4 @@
-//! Latency histograms (HdrHistogram, µs) that cross process boundaries as base64, and the
+//! Latency histograms (`HdrHistogram`, µs) that cross process boundaries as base64, and the
 //! server-side readings taken from `/proc` (RSS, CPU time).
 
 use anyhow::{Context, Result, anyhow};
@@ -9,6 +9,10 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::Serialize;
 
 /// A latency histogram in µs, 1 µs to 10 min, 3 significant digits.
+#[expect(
+    clippy::expect_used,
+    reason = "constant bounds that Histogram accepts: low 1, high over twice low, 3 digits"
+)]
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("static histogram bounds are valid")
 }
@@ -66,7 +70,7 @@ impl Latency {
 /// A process's resident set and CPU time, from `/proc/<pid>/status` and `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy)]
 pub struct ProcSample {
-    /// VmRSS in KiB.
+    /// `VmRSS` in KiB.
     pub rss_kib: u64,
     /// utime + stime in clock ticks (1/100 s on Linux).
     pub cpu_ticks: u64,

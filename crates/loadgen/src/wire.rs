@@ -146,13 +146,13 @@ struct Body<'a> {
 }
 
 fn body_probe(raw: Option<&RawValue>) -> Option<Probe> {
-    let body: Body = serde_json::from_str(raw?.get()).ok()?;
+    let body: Body<'_> = serde_json::from_str(raw?.get()).ok()?;
     Probe::parse(body.text.or(body.content)?.as_ref())
 }
 
 /// Decodes a server text frame of `protocol`. Frames that are not JSON give `Other`.
 pub fn decode(protocol: Protocol, frame: &str) -> Incoming {
-    let Ok(f) = serde_json::from_str::<Frame>(frame) else {
+    let Ok(f) = serde_json::from_str::<Frame<'_>>(frame) else {
         return Incoming::Other;
     };
     let request_id = f.request_id.as_ref().and_then(serde_json::Value::as_u64);

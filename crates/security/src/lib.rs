@@ -1,6 +1,7 @@
-//! The chat server's security regression suite: what an attacker tries, as checks that run
-//! against any live server over real HTTP and WebSocket connections (`chat-security --url ...`,
-//! or `make security`, which starts its own server pair). The same checks run inside
+//! The chat server's security regression suite: what an attacker tries, as checks.
+//!
+//! They run against any live server over real HTTP and WebSocket connections (`chat-security
+//! --url ...`, or `make security`, which starts its own server pair). The same checks run inside
 //! `cargo test` against in-process servers (`crates/api/tests/security.rs`).
 //!
 //! Every check creates its own accounts and chats under a random prefix, so runs never collide
@@ -50,10 +51,12 @@ pub struct AdminOutput {
 pub type AdminHook =
     Arc<dyn Fn(AdminAction) -> BoxFuture<'static, anyhow::Result<AdminOutput>> + Send + Sync>;
 
-/// The admin hook of a server's own binary (`chat-server`): `disable-user`/`enable-user`, and
-/// `migrate` with one more variable for [`AdminAction::RunWithEnv`]. It runs with this
-/// process's environment plus `env` (which must lead it to the server's database and Redis
-/// prefix). Errors: the binary cannot start, or a user command exits non-zero (its stderr).
+/// The admin hook of a server's own binary (`chat-server`).
+///
+/// It runs `disable-user`/`enable-user`, and `migrate` with one more variable for
+/// [`AdminAction::RunWithEnv`], with this process's environment plus `env` (which must lead it
+/// to the server's database and Redis prefix). Errors: the binary cannot start, or a user
+/// command exits non-zero (its stderr).
 pub fn cli_hook(binary: String, env: Vec<(String, String)>) -> AdminHook {
     Arc::new(move |action| {
         let mut command = tokio::process::Command::new(&binary);
@@ -138,7 +141,7 @@ pub enum Outcome {
 
 /// One check: a name, the issue item it keeps fixed, and the code.
 pub struct Check {
-    /// snake_case name.
+    /// `snake_case` name.
     pub name: &'static str,
     /// What it shows, in a line.
     pub what: &'static str,
