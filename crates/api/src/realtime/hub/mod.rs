@@ -1,3 +1,9 @@
+mod event;
+pub use event::*;
+
+mod guards;
+pub use guards::*;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -6,58 +12,6 @@ use bytestring::ByteString;
 use chat_domain::{ChatId, UserId};
 use chat_selectors::ChatEvent;
 use tokio::sync::{Notify, mpsc};
-
-/// The wire formats a chat event is rendered into; each is rendered at most once per event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameKind {
-    /// Door 002 group broadcast `{"message":{...}}`.
-    Door002Group = 0,
-    /// Door 002 direct broadcast `{"data":{...}}`.
-    Door002Direct = 1,
-    /// The native gateway's event frame.
-    Gateway = 2,
-    /// Door 004's `{"username","text","timestamp"}`.
-    Rooms = 3,
-    /// Door 000's `{"id","date","username","message"}`.
-    WsChat = 4,
-    /// Door 003's push `{"error":null,"result":{"message":{...}},"id"}`.
-    Support = 5,
-}
-
-const FRAME_KINDS: usize = 6;
-
-/// Over how long [`Hub::resync_all`] spreads its notifications.
-pub const RESYNC_SPREAD: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// A committed chat event as delivered to local sockets, with its rendered frames cached.
-#[derive(Debug)]
-pub struct Event {
-    /// What happened.
-    pub chat_event: ChatEvent,
-    frames: [OnceLock<Option<ByteString>>; FRAME_KINDS],
-}
-
-impl Event {
-    /// Wraps an event received from the bus.
-    pub fn new(chat_event: ChatEvent) -> Self {
-        Self {
-            chat_event,
-            frames: Default::default(),
-        }
-    }
-
-    /// The event's frame in `kind`'s format, rendered by `render` on first use and shared by every
-    /// socket after that (`None`: this event has no frame in that format).
-    pub fn frame(
-        &self,
-        kind: FrameKind,
-        render: impl FnOnce(&ChatEvent) -> Option<String>,
-    ) -> Option<ByteString> {
-        self.frames[kind as usize]
-            .get_or_init(|| render(&self.chat_event).map(ByteString::from))
-            .clone()
-    }
-}
 
 /// One socket's delivery end: its bounded queue, a signal to drop it when it falls behind, and
 /// one to close it when its user's sessions are revoked.
@@ -327,80 +281,6 @@ impl Hub {
             .values()
             .map(Vec::len)
             .sum()
-    }
-}
-
-/// A socket's subscription to one chat; dropping it unsubscribes (every exit path cleans up).
-#[derive(Debug)]
-pub struct Subscription {
-    hub: Arc<Hub>,
-    chat: ChatId,
-    conn_id: u64,
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let mut chats = self.hub.chats.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(conns) = chats.get_mut(&self.chat) {
-            conns.retain(|c| c.id != self.conn_id);
-            if conns.is_empty() {
-                chats.remove(&self.chat);
-            }
-        }
-    }
-}
-
-/// A socket's registration for events about its user; dropping it unregisters.
-#[derive(Debug)]
-pub struct UserRegistration {
-    hub: Arc<Hub>,
-    user: UserId,
-    conn_id: u64,
-}
-
-impl Drop for UserRegistration {
-    fn drop(&mut self) {
-        let mut users = self.hub.users.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(conns) = users.get_mut(&self.user) {
-            conns.retain(|c| c.id != self.conn_id);
-            if conns.is_empty() {
-                users.remove(&self.user);
-            }
-        }
-    }
-}
-
-/// A socket tracked for revocation; dropping it stops tracking.
-#[derive(Debug)]
-pub struct SessionGuard {
-    hub: Arc<Hub>,
-    user: UserId,
-    conn_id: u64,
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        let mut sessions = self.hub.sessions.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(tracked) = sessions.get_mut(&self.user) {
-            tracked.retain(|t| t.conn.id != self.conn_id);
-            if tracked.is_empty() {
-                sessions.remove(&self.user);
-            }
-        }
-    }
-}
-
-/// A socket's watch on every support chat; dropping it stops the watch.
-#[derive(Debug)]
-pub struct SupportWatch {
-    hub: Arc<Hub>,
-    conn_id: u64,
-}
-
-impl Drop for SupportWatch {
-    fn drop(&mut self) {
-        let mut watchers = self.hub.support.write().unwrap_or_else(|e| e.into_inner());
-        watchers.retain(|c| c.id != self.conn_id);
     }
 }
 

@@ -46,6 +46,8 @@
 //! A `CHAT_*` variable or a file key that is not a setting stops start-up with a message naming it
 //! and the nearest known name (a typo would otherwise leave the default in force).
 
+mod names;
+
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
@@ -191,54 +193,6 @@ impl Settings {
 
     /// The default of `CHAT_AVITO_LISTEN`: door 001 on the loopback interface only.
     pub const DEFAULT_AVITO_LISTEN: &'static str = "127.0.0.1:9000";
-
-    /// The settings key of variable `name` (`CHAT_BCRYPT_COST` → `bcrypt_cost`, `DATABASE_URL`
-    /// → `database_url`), as in the TOML file.
-    fn key_of(name: &str) -> String {
-        name.strip_prefix("CHAT_").unwrap_or(name).to_lowercase()
-    }
-
-    /// Whether `name` is one of the variables Kubernetes puts into every pod for a Service
-    /// named `chat` (`CHAT_SERVICE_HOST`, `CHAT_PORT`, `CHAT_PORT_8080_TCP_ADDR`, ...): not a
-    /// setting, and not a typo either.
-    fn is_service_link(name: &str) -> bool {
-        name.starts_with("CHAT_SERVICE_") || name == "CHAT_PORT" || name.starts_with("CHAT_PORT_")
-    }
-
-    /// Refuses names that are not settings: `names` are environment variables (`CHAT_*` only are
-    /// looked at; `RUST_LOG` and other programs' variables are not ours), or with `file` the keys
-    /// of that TOML file. Errors: `"<name> is not a setting (did you mean <nearest>?)"`.
-    pub fn check_names<'a>(
-        names: impl IntoIterator<Item = &'a str>,
-        file: Option<&str>,
-    ) -> Result<(), String> {
-        let known: Vec<String> = match file {
-            None => Self::VARIABLES.iter().map(|v| v.to_string()).collect(),
-            Some(_) => Self::VARIABLES
-                .iter()
-                .filter(|v| **v != "CHAT_CONFIG")
-                .map(|v| Self::key_of(v))
-                .collect(),
-        };
-        for name in names {
-            let ours = name.starts_with("CHAT_") && !Self::is_service_link(name);
-            if file.is_none() && !ours || known.iter().any(|k| k == name) {
-                continue;
-            }
-            let nearest = known
-                .iter()
-                .min_by_key(|k| strsim::levenshtein(k, name))
-                .cloned()
-                .unwrap_or_default();
-            return Err(match file {
-                None => format!("{name} is not a setting (did you mean {nearest}?)"),
-                Some(file) => {
-                    format!("{file}: {name:?} is not a setting (did you mean {nearest:?}?)")
-                }
-            });
-        }
-        Ok(())
-    }
 
     /// The settings that `vars` (variable name → value, as in an environment) give over the
     /// defaults, read the way the environment is read (`RUST_LOG` and other foreign names are
@@ -405,127 +359,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_variable_is_documented_here_and_in_the_configuration_docs() {
-        let docs = include_str!("../../../docs/configuration.md");
-        let module = include_str!("config.rs");
-        for name in Settings::VARIABLES {
-            let row = format!("| `{name}` |");
-            assert!(
-                docs.contains(&row),
-                "docs/configuration.md has no row for {name}"
-            );
-            assert!(
-                module.contains(&format!("//! {row}")),
-                "the module doc has no row for {name}"
-            );
-        }
-    }
-
-    #[test]
-    fn defaults_are_valid_and_safe() {
-        let defaults = Settings::default();
-        defaults.validate().unwrap();
-        assert!(!defaults.door_avito, "door 001 has no auth: off by default");
-        assert_eq!(defaults.avito_listen_addr(), "127.0.0.1:9000");
-        assert!(!defaults.trust_proxy);
-        assert_eq!(defaults.door_token_ttl_secs, 86_400);
-    }
-
-    #[test]
-    fn misspelled_names_stop_start_up_naming_the_nearest_setting() {
-        for (typo, meant) in [
-            ("CHAT_BCRYPT_COS", "CHAT_BCRYPT_COST"),
-            ("CHAT_JWT_SECRTE", "CHAT_JWT_SECRET"),
-            ("CHAT_DOOR_AVITTO", "CHAT_DOOR_AVITO"),
-        ] {
-            let error = Settings::from_vars([(typo, "4")]).unwrap_err();
-            assert_eq!(
-                error,
-                format!("{typo} is not a setting (did you mean {meant}?)")
-            );
-        }
-        let error =
-            Settings::check_names(["bcrypt_cost", "bcrypt_cos"], Some("chat.toml")).unwrap_err();
-        assert!(
-            error.contains("\"bcrypt_cos\"") && error.contains("\"bcrypt_cost\""),
-            "{error}"
-        );
-        assert!(Settings::check_names(["listen", "database_url"], Some("chat.toml")).is_ok());
-        assert!(Settings::check_names(["CHAT_CONFIG", "RUST_LOG", "PATH"], None).is_ok());
-        // Kubernetes' service links for a Service named "chat" are not typos.
-        let links = [
-            "CHAT_SERVICE_HOST",
-            "CHAT_SERVICE_PORT_HTTP",
-            "CHAT_PORT",
-            "CHAT_PORT_8080_TCP_ADDR",
-        ];
-        assert!(Settings::check_names(links, None).is_ok());
-        assert!(Settings::check_names(["config"], Some("chat.toml")).is_err());
-    }
-
-    #[test]
-    fn the_public_url_is_a_scheme_and_a_host() {
-        for good in ["https://chat.example.com", "http://127.0.0.1:8080/"] {
-            let settings = Settings::from_vars([("CHAT_PUBLIC_URL", good)]).unwrap();
-            assert_eq!(settings.public_url.as_deref(), Some(good));
-        }
-        for bad in ["chat.example.com", "https://", "https://x/path", "ftp://x"] {
-            let error = Settings::from_vars([("CHAT_PUBLIC_URL", bad)]).unwrap_err();
-            assert!(error.contains("CHAT_PUBLIC_URL"), "{bad}: {error}");
-        }
-    }
-
-    #[test]
-    fn variables_are_read_and_checked_like_the_environment() {
-        let settings = Settings::from_vars([
-            ("CHAT_BCRYPT_COST", "5"),
-            ("CHAT_TRUST_PROXY", "true"),
-            ("RUST_LOG", "x"),
-        ])
-        .unwrap();
-        assert_eq!(settings.bcrypt_cost, 5);
-        assert!(settings.trust_proxy);
-        assert!(
-            Settings::from_vars([("CHAT_NO_SUCH", "1")])
-                .unwrap_err()
-                .contains("CHAT_NO_SUCH")
-        );
-        assert!(
-            Settings::from_vars([("CHAT_BCRYPT_COST", "99")])
-                .unwrap_err()
-                .contains("CHAT_BCRYPT_COST")
-        );
-    }
-
-    #[test]
-    fn validation_names_the_variable() {
-        let settings = Settings {
-            bcrypt_cost: 3,
-            ..Settings::default()
-        };
-        assert!(
-            settings
-                .validate()
-                .unwrap_err()
-                .contains("CHAT_BCRYPT_COST")
-        );
-        let settings = Settings {
-            listen: "nowhere".into(),
-            ..Settings::default()
-        };
-        assert!(settings.validate().unwrap_err().contains("CHAT_LISTEN"));
-        for writers in [0, 17] {
-            let settings = Settings {
-                db_writers: writers,
-                ..Settings::default()
-            };
-            assert!(settings.validate().unwrap_err().contains("CHAT_DB_WRITERS"));
-        }
-        let settings = Settings::from_vars([("CHAT_DB_WRITERS", "2")]).unwrap();
-        assert_eq!(settings.db_writers, 2);
-    }
-}
+mod tests;
