@@ -3,7 +3,14 @@
 //! Run with `cargo bench -p chat-api --bench frames`; figures are in BENCHMARKS.md.
 //!
 //! (`criterion_group!` defines an undocumented public function.)
-#![allow(missing_docs)]
+#![expect(
+    missing_docs,
+    reason = "criterion_group! defines an undocumented public function"
+)]
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark whose input does not serialize must stop"
+)]
 
 use chat_domain::{ChatId, MessageId, MessageKind, UserId};
 use chat_selectors::{AuthorView, ChatEvent, MessageView};

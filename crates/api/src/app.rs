@@ -84,9 +84,13 @@ impl RunningServer {
     }
 }
 
+/// Starts a server instance and returns once it serves.
+///
 /// Connects to PostgreSQL and Redis, starts the message writer (`CHAT_DB_WRITERS` tasks on the
 /// calling runtime), applies pending migrations, subscribes to the event bus, binds
-/// `settings.listen` and starts serving. Errors name what could not be reached.
+/// `settings.listen` and starts serving.
+///
+/// Errors name what could not be reached.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     if settings.jwt_secret.is_none() {
         tracing::warn!(

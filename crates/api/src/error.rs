@@ -1,6 +1,7 @@
 //! The native door's (and door 002's) HTTP error: JSON `{"detail","code"[,"fields"]}` with a 4xx
-//! status, mapped in one place from the domain and infrastructure errors. A 5xx is logged once
-//! with its cause; the client gets no internals.
+//! status, mapped in one place from the domain and infrastructure errors.
+//!
+//! A 5xx is logged once with its cause; the client gets no internals.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -23,7 +24,7 @@ pub struct ApiError {
 pub struct ErrorBody {
     /// Human-readable text.
     pub detail: String,
-    /// snake_case code: `invalid`, `invalid_json`, `not_authenticated`, `forbidden`,
+    /// `snake_case` code: `invalid`, `invalid_json`, `not_authenticated`, `forbidden`,
     /// `not_found`, `method_not_allowed`, `conflict`, `too_large`, `unsupported_media_type`,
     /// `rate_limited`, `unavailable`, `internal`.
     pub code: String,
@@ -63,7 +64,7 @@ struct Body<'a> {
 }
 
 impl ApiError {
-    /// An error with the given status, snake_case code and human text.
+    /// An error with the given status, `snake_case` code and human text.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
@@ -124,7 +125,7 @@ impl ApiError {
         self.retry_after
     }
 
-    /// The snake_case code (`invalid`, `forbidden`, `not_found`, ...).
+    /// The `snake_case` code (`invalid`, `forbidden`, `not_found`, ...).
     pub fn code(&self) -> &'static str {
         self.code
     }

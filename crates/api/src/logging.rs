@@ -1,6 +1,7 @@
-//! Request logging: every HTTP request and every WebSocket session runs inside a span carrying
-//! its `request_id` (`tracing-actix-web`), so every log line of it can be found together. The
-//! span records the method and the route *path* only — never the query string, which may hold
+//! Request logging: every HTTP request and every WebSocket session runs inside a span carrying its
+//! `request_id` (`tracing-actix-web`), so every log line of it can be found together.
+//!
+//! The span records the method and the route *path* only — never the query string, which may hold
 //! an access token (`?token=`) — and no bodies, so no secret or message text reaches the logs.
 
 use actix_web::HttpMessage;

@@ -1,8 +1,11 @@
-//! The OpenAPI 3.1 document of the native door and door 002's REST routes, generated from the
-//! handlers' `#[utoipa::path]` annotations, served at `/api-docs/openapi.json`, with Swagger UI
-//! (bundled, works offline) at `/docs/`. "Authorize" with an access token from
-//! `POST /api/v1/auth/login/` to try every route from the page. The WebSocket protocols are
-//! described in docs/native-api.md and docs/doors.md; their endpoints are in the document too.
+//! The OpenAPI 3.1 document of the native door and door 002's REST routes.
+//!
+//! Generated from the handlers' `#[utoipa::path]` annotations, served at `/api-docs/openapi.json`,
+//! with Swagger UI (bundled, works offline) at `/docs/`.
+//!
+//! "Authorize" with an access token from `POST /api/v1/auth/login/` to try every route from the
+//! page. The WebSocket protocols are described in docs/native-api.md and docs/doors.md; their
+//! endpoints are in the document too.
 
 use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

@@ -63,7 +63,7 @@ text_enum!(
 pub fn can_post(membership: Option<MemberRole>) -> Result<(), DomainError> {
     membership
         .map(|_| ())
-        .ok_or_else(|| DomainError::Forbidden(ForbiddenReason::NotMember))
+        .ok_or(DomainError::Forbidden(ForbiddenReason::NotMember))
 }
 
 /// May a user join this chat by themselves? Only public groups (seed 002: "join group"; private
@@ -137,9 +137,10 @@ pub fn can_remove(
     }
 }
 
-/// May `actor` give a member the role `new_role`? Only the owner: promoting to admin, demoting
-/// to member, or handing over ownership (`Owner`: the actor becomes an admin). Errors:
-/// `Forbidden`, or `Invalid{"role"}` for changing one's own role.
+/// May `actor` give a member the role `new_role`?
+///
+/// Only the owner: promoting to admin, demoting to member, or handing over ownership (`Owner`: the
+/// actor becomes an admin). Errors: `Forbidden`, or `Invalid{"role"}` for changing one's own role.
 pub fn can_set_role(
     kind: ChatKind,
     actor: Option<MemberRole>,
@@ -160,9 +161,10 @@ pub fn can_set_role(
     Ok(())
 }
 
-/// May `actor` edit or delete a message by `author`? Only its author, only text messages, not
-/// once deleted (seed-independent rule of the native door: "author only").
-/// Errors: `Forbidden`, `NotFound` for a deleted message.
+/// May `actor` edit or delete a message by `author`?
+///
+/// Only its author, only text messages, not once deleted (seed-independent rule of the native door:
+/// "author only"). Errors: `Forbidden`, `NotFound` for a deleted message.
 pub fn can_change_message(
     actor: crate::UserId,
     author: Option<crate::UserId>,

@@ -117,10 +117,11 @@ impl ChatEvent {
     }
 }
 
-/// Appends to `pipe` the cache invalidations `event` calls for (generation bumps of the chat
-/// lists it changes), so a service publishes and invalidates in one round trip, invalidation
-/// first: a message, edit or delete makes its chat's summary stale; a join, leave or read makes
-/// that user's own list stale.
+/// Appends to `pipe` the cache invalidations `event` calls for (generation bumps of the chat lists
+/// it changes), so a service publishes and invalidates in one round trip, invalidation first.
+///
+/// A message, edit or delete makes its chat's summary stale; a join, leave or read makes that
+/// user's own list stale.
 pub fn add_invalidations(pipe: &mut redis::Pipeline, keys: &crate::Keys, event: &ChatEvent) {
     let key = match event {
         ChatEvent::MessageCreated { chat_id, .. }

@@ -77,9 +77,10 @@ pub(crate) fn message_columns() -> MessageColumns {
     )
 }
 
-/// A message row joined with its author's username; read by the DSL (positional) and by raw SQL
-/// (by column name: `id, chat_id, seq, author_id, author_username, kind, text, client_id,
-/// created_at, edited_at, deleted_at`).
+/// A message row joined with its author's username.
+///
+/// Read by the DSL (positional) and by raw SQL (by column name: `id, chat_id, seq, author_id,
+/// author_username, kind, text, client_id, created_at, edited_at, deleted_at`).
 #[derive(Queryable, QueryableByName)]
 pub struct MessageRow {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -237,7 +238,7 @@ pub async fn message_by_seq(store: &Store, chat: ChatId, seq: i64) -> Result<Mes
         .first::<MessageRow>(&mut conn)
         .await
         .optional()?
-        .ok_or_else(|| DomainError::NotFound(NotFoundReason::Message))?
+        .ok_or(DomainError::NotFound(NotFoundReason::Message))?
         .into_view()
 }
 

@@ -121,7 +121,7 @@ pub async fn user_by_id(store: &Store, id: UserId) -> Result<UserView> {
         .await
         .optional()?;
     let user = row
-        .ok_or_else(|| DomainError::NotFound(NotFoundReason::User))?
+        .ok_or(DomainError::NotFound(NotFoundReason::User))?
         .into_credentials()?
         .user;
     cache::set_json(store, &key, &user, PROFILE_TTL_SECS).await;
@@ -149,15 +149,16 @@ pub async fn user_by_username(store: &Store, username: &str) -> Result<UserView>
         .await
         .optional()?;
     Ok(row
-        .ok_or_else(|| DomainError::NotFound(NotFoundReason::User))?
+        .ok_or(DomainError::NotFound(NotFoundReason::User))?
         .into_credentials()?
         .user)
 }
 
-/// The user of the main namespace whose username (any spelling of it) or, when `login`
-/// contains `@`, email matches `login`, with their password hash. Emails compare
-/// case-insensitively by PostgreSQL's `lower()` on both sides (one mapping, so no two accounts
-/// answer to one login). `None` when there is no such user.
+/// The user of the main namespace whose username (any spelling of it) or, when `login` contains
+/// `@`, email matches `login`, with their password hash.
+///
+/// Emails compare case-insensitively by PostgreSQL's `lower()` on both sides (one mapping, so no
+/// two accounts answer to one login). `None` when there is no such user.
 pub async fn credentials_by_login(store: &Store, login: &str) -> Result<Option<Credentials>> {
     if login.contains('\0') {
         return Ok(None);
@@ -180,9 +181,10 @@ pub async fn credentials_by_login(store: &Store, login: &str) -> Result<Option<C
         .transpose()
 }
 
-/// Users of the main namespace whose canonical username starts with the canonical form of
-/// `prefix` (so any case finds them), shortest names first, at most `limit`. Uses the
-/// `text_pattern_ops` index; `%` and `_` in `prefix` match themselves.
+/// Users of the main namespace whose canonical username starts with the canonical form of `prefix`
+/// (so any case finds them), shortest names first, at most `limit`.
+///
+/// Uses the `text_pattern_ops` index; `%` and `_` in `prefix` match themselves.
 pub async fn search_users(store: &Store, prefix: &str, limit: i64) -> Result<Vec<UserBrief>> {
     if prefix.contains('\0') {
         return Ok(Vec::new());
@@ -212,16 +214,19 @@ pub async fn search_users(store: &Store, prefix: &str, limit: i64) -> Result<Vec
         .collect())
 }
 
-/// How long a cached token cut-off lives, in seconds. The services that move it (logout-all,
-/// refresh-token reuse, disable-user) replace the cached value at once; only a change made
-/// behind the server's back (a row deleted by hand) waits this long. Short, since a miss costs
-/// just one primary-key read per user.
+/// How long a cached token cut-off lives, in seconds.
+///
+/// The services that move it (logout-all, refresh-token reuse, disable-user) replace the cached
+/// value at once; only a change made behind the server's back (a row deleted by hand) waits this
+/// long. Short, since a miss costs just one primary-key read per user.
 pub const TOKENS_NOT_BEFORE_TTL_SECS: u64 = 5;
 
-/// Unix seconds before which `user`'s tokens are dead, or `None` when no token of theirs is
-/// valid at all (disabled, or no such user). Read through Redis (5 s), else PostgreSQL; a Redis
-/// fault falls back to PostgreSQL. A fill never overwrites a value a service has just set
-/// (`SET NX`), so a read racing a revocation cannot bring the old cut-off back.
+/// Unix seconds before which `user`'s tokens are dead, or `None` when no token of theirs is valid
+/// at all (disabled, or no such user).
+///
+/// Read through Redis (5 s), else PostgreSQL; a Redis fault falls back to PostgreSQL. A fill never
+/// overwrites a value a service has just set (`SET NX`), so a read racing a revocation cannot bring
+/// the old cut-off back.
 pub async fn tokens_not_before(store: &Store, user: UserId) -> Result<Option<i64>> {
     use redis::AsyncCommands;
     let key = store.keys.tokens_not_before(user);
@@ -262,9 +267,10 @@ pub async fn tokens_not_before(store: &Store, user: UserId) -> Result<Option<i64
     Ok(value)
 }
 
-/// The token cut-offs of many users at once, from PostgreSQL (the periodic check of open
-/// sockets): `(user, cut-off)` for each given user that exists and is not disabled; users absent
-/// from the answer have no valid token.
+/// The token cut-offs of many users at once, from PostgreSQL (the periodic check of open sockets).
+///
+/// `(user, cut-off)` for each given user that exists and is not disabled; users absent from the
+/// answer have no valid token.
 pub async fn tokens_not_before_of(store: &Store, ids: &[UserId]) -> Result<Vec<(UserId, i64)>> {
     let ids: Vec<i64> = ids.iter().map(|u| u.0).collect();
     let mut conn = store.conn().await?;

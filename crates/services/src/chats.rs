@@ -61,11 +61,13 @@ async fn announce_new_chat(
     Ok(())
 }
 
-/// Opens the direct chat between `me` and `other`, creating it (with both as members) when it
-/// does not exist yet. Returns the chat and whether it was created. Concurrent calls for the same
-/// pair get the same chat (a unique `(lo, hi)` pair).
-/// Errors: `Invalid{"user_id"}` for yourself, `NotFound` for an unknown user (door 001's
-/// sandbox users included, and one deleted while its profile was still cached).
+/// Opens the direct chat between `me` and `other`, creating it (with both as members) when it does
+/// not exist yet.
+///
+/// Returns the chat and whether it was created. Concurrent calls for the same pair get the same
+/// chat (a unique `(lo, hi)` pair). Errors: `Invalid{"user_id"}` for yourself, `NotFound` for an
+/// unknown user (door 001's sandbox users included, and one deleted while its profile was still
+/// cached).
 pub async fn open_direct_chat(
     store: &Store,
     me: UserId,
@@ -139,6 +141,7 @@ pub async fn open_direct_chat(
 
 /// Creates a group owned by `owner` (who becomes its first member, role owner), with `members`
 /// (others; duplicates and the owner ignored) as plain members from the start.
+///
 /// Errors: `Conflict` when `name` is taken, `NotFound` when a member does not exist.
 pub async fn create_group(
     store: &Store,
@@ -153,8 +156,10 @@ pub async fn create_group(
 
 /// Creates a chat of door 001's sandbox: a private group named `title` (unique among door 001's
 /// chats), owned by the first of `users`, all of whom must be sandbox users (door 001 reaches no
-/// one else). Errors: `NotFound("User not found.")` when any user is unknown or not in the
-/// sandbox (nothing created), `Conflict` when the name is taken.
+/// one else).
+///
+/// Errors: `NotFound("User not found.")` when any user is unknown or not in the sandbox (nothing
+/// created), `Conflict` when the name is taken.
 pub async fn create_sandbox_chat(
     store: &Store,
     title: &Title,
@@ -249,13 +254,14 @@ async fn insert_group(
     let everyone: Vec<UserId> = std::iter::once(owner).chain(others).collect();
     invalidate_chat_lists(store, &everyone).await;
     announce_new_chat(store, id, &everyone, None).await?;
-    Ok(chat_by_id(store, id).await?)
+    chat_by_id(store, id).await
 }
 
-/// `actor` (owner or admin) gives a group a new title; the members see a system line
-/// ("alice renamed the group to “Team”") live and in history, and their chat lists show the new
-/// title. The same title again changes nothing and writes no line.
-/// Errors: `NotFound` (no chat), `Forbidden` (not owner/admin, not a group).
+/// `actor` (owner or admin) gives a group a new title; the members see a system line ("alice
+/// renamed the group to “Team”") live and in history, and their chat lists show the new title.
+///
+/// The same title again changes nothing and writes no line. Errors: `NotFound` (no chat),
+/// `Forbidden` (not owner/admin, not a group).
 pub async fn rename_group(store: &Store, actor: UserId, chat: ChatId, title: &Title) -> Result<()> {
     let view = chat_by_id(store, chat).await?;
     can_rename(view.kind, membership(store, chat, actor).await?)?;

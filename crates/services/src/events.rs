@@ -10,9 +10,10 @@ use chat_selectors::{ChatEvent, Keys, RedisLink};
 pub const PUBLISH_WAIT: Duration = Duration::from_millis(100);
 
 /// Publishes a committed event to every instance (including this one) over Redis pub/sub,
-/// serialized once, together with the cache invalidations it calls for (one round trip). Called
-/// after the commit; a Redis fault is logged, not returned: the write stands, and the event is
-/// recovered from history (see [`publish_all`]).
+/// serialized once, together with the cache invalidations it calls for (one round trip).
+///
+/// Called after the commit; a Redis fault is logged, not returned: the write stands, and the event
+/// is recovered from history (see [`publish_all`]).
 pub async fn publish(store: &Store, event: &ChatEvent) {
     publish_all(&store.redis(), &store.keys, std::slice::from_ref(event)).await;
 }

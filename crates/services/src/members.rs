@@ -22,9 +22,10 @@ use crate::error::foreign_key_violation;
 use crate::writer::{Inserted, insert_message};
 use crate::{Result, publish};
 
-/// `user` joins a public group. Joining a group that everyone left (it has no owner) makes
-/// `user` its owner. Errors: `NotFound` (no chat), `Forbidden` (private group, not a group),
-/// `Conflict` (already a member).
+/// `user` joins a public group.
+///
+/// Joining a group that everyone left (it has no owner) makes `user` its owner. Errors: `NotFound`
+/// (no chat), `Forbidden` (private group, not a group), `Conflict` (already a member).
 pub async fn join_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
     let view = chat_by_id(store, chat).await?;
     can_join(
@@ -153,9 +154,11 @@ pub(crate) async fn system_line(
         .ok_or_else(|| DomainError::NotFound(NotFoundReason::Chat).into())
 }
 
-/// `user` leaves a group. When the owner leaves, the longest-standing admin (else member)
-/// becomes owner; a group with no members left keeps its history and has no owner.
-/// Errors: `NotFound` (no chat), `Forbidden` (not a member, or not a group).
+/// `user` leaves a group.
+///
+/// When the owner leaves, the longest-standing admin (else member) becomes owner; a group with no
+/// members left keeps its history and has no owner. Errors: `NotFound` (no chat), `Forbidden` (not
+/// a member, or not a group).
 pub async fn leave_group(store: &Store, user: UserId, chat: ChatId) -> Result<()> {
     let view = chat_by_id(store, chat).await?;
     if view.kind != ChatKind::Group {
@@ -167,9 +170,10 @@ pub async fn leave_group(store: &Store, user: UserId, chat: ChatId) -> Result<()
 }
 
 /// `actor` removes `target` from a group: the owner removes anyone, an admin plain members.
+///
 /// Errors: `NotFound` (no chat, or `target` not a member), `Forbidden` (by the role rules). A
-/// non-member actor is refused before the target is looked at, so the answer cannot tell them
-/// who is a member.
+/// non-member actor is refused before the target is looked at, so the answer cannot tell them who
+/// is a member.
 pub async fn remove_member(
     store: &Store,
     actor: UserId,
@@ -181,7 +185,7 @@ pub async fn remove_member(
     can_post(actor_role)?;
     let target_role = membership(store, chat, target)
         .await?
-        .ok_or_else(|| DomainError::NotFound(NotFoundReason::Member))?;
+        .ok_or(DomainError::NotFound(NotFoundReason::Member))?;
     can_remove(view.kind, actor_role, target_role, actor == target)?;
     let actor_name = user_by_id(store, actor).await?.username;
     let target = user_by_id(store, target).await?;
@@ -213,7 +217,7 @@ async fn drop_member(
                 // Re-checked under the chat lock: roles may have changed since the cached check.
                 let target = role_now(conn, chat, user.id)
                     .await?
-                    .ok_or_else(|| DomainError::NotFound(NotFoundReason::Member))?;
+                    .ok_or(DomainError::NotFound(NotFoundReason::Member))?;
                 let actor_role = role_now(conn, chat, actor).await?;
                 can_remove(ChatKind::Group, actor_role, target, actor == user.id)?;
             }
@@ -260,8 +264,9 @@ async fn drop_member(
     Ok(())
 }
 
-/// The owner gives `target` the role `role`: `admin` (promote), `member` (demote), or `owner`
-/// (hand over ownership; the old owner becomes an admin).
+/// The owner gives `target` the role `role`: `admin` (promote), `member` (demote), or `owner` (hand
+/// over ownership; the old owner becomes an admin).
+///
 /// Errors: `NotFound` (no chat; `target` not a member), `Forbidden` (not the owner), `Invalid`
 /// (your own role).
 pub async fn set_member_role(
@@ -314,5 +319,5 @@ pub async fn set_member_role(
 async fn require_target(store: &Store, chat: ChatId, target: UserId) -> Result<MemberRole> {
     Ok(membership(store, chat, target)
         .await?
-        .ok_or_else(|| DomainError::NotFound(NotFoundReason::Member))?)
+        .ok_or(DomainError::NotFound(NotFoundReason::Member))?)
 }

@@ -26,12 +26,13 @@ pub struct Sent {
 }
 
 /// Stores a text message from `author` in `chat` and publishes it to every instance after the
-/// commit. The same `(author, client_id)` returns the original message with `created: false`,
-/// forever and on every instance (a unique index, not a cache). With a started writer
-/// ([`crate::start_writer`]) the message is stored together with concurrent sends in one
-/// statement; either way it is answered only after its commit.
-/// Errors: `RateLimited` (over `send_per_min` this minute), `NotFound` (no such chat),
-/// `Forbidden` (not a member), `Conflict` (`client_id` already used in another chat).
+/// commit.
+///
+/// The same `(author, client_id)` returns the original message with `created: false`, forever and
+/// on every instance (a unique index, not a cache). With a started writer ([`crate::start_writer`])
+/// the message is stored together with concurrent sends in one statement; either way it is answered
+/// only after its commit. Errors: `RateLimited` (over `send_per_min` this minute), `NotFound` (no
+/// such chat), `Forbidden` (not a member), `Conflict` (`client_id` already used in another chat).
 pub async fn send_message(
     store: &Store,
     author: UserId,
@@ -127,7 +128,7 @@ async fn earlier_send(
 /// Why a member check that passed a moment ago now fails (left or deleted meanwhile).
 async fn not_member_or_missing(store: &Store, chat: ChatId, author: UserId) -> Error {
     match require_member(store, chat, author).await {
-        Err(e) => e.into(),
+        Err(e) => e,
         Ok(_) => DomainError::Forbidden(ForbiddenReason::NotMember).into(),
     }
 }
@@ -216,9 +217,10 @@ async fn change_message(
 }
 
 /// Moves `user`'s read marker in `chat` to `seq`; it never moves backwards (a lower `seq` is
-/// accepted and changes nothing). Publishes `read` when it moved.
-/// Errors: `NotFound`/`Forbidden` (not a member), `Invalid{"seq"}` beyond the chat's `last_seq`
-/// or below 0.
+/// accepted and changes nothing).
+///
+/// Publishes `read` when it moved. Errors: `NotFound`/`Forbidden` (not a member), `Invalid{"seq"}`
+/// beyond the chat's `last_seq` or below 0.
 pub async fn mark_read(store: &Store, user: UserId, chat: ChatId, seq: i64) -> Result<()> {
     require_member(store, chat, user).await?;
     let mut conn = store.conn().await?;
@@ -262,6 +264,6 @@ pub async fn mark_read(store: &Store, user: UserId, chat: ChatId, seq: i64) -> R
 pub async fn post_system_line(store: &Store, chat: ChatId, text: &str) -> Result<MessageView> {
     let message = write_message(store, chat, None, MessageKind::System, text, None, false)
         .await?
-        .ok_or_else(|| DomainError::NotFound(NotFoundReason::Chat))?;
+        .ok_or(DomainError::NotFound(NotFoundReason::Chat))?;
     Ok(message.message)
 }

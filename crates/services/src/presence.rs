@@ -1,8 +1,11 @@
-//! Presence writes. Each live gateway socket holds an entry (`<instance>.<random>`) in its
-//! user's presence set, scored with an expiry time and refreshed on every heartbeat, so a
-//! crashed instance's entries expire by themselves (no ghosts beyond `ttl_ms`). The first entry
-//! of a user publishes `presence {online: true}` to each of their chats; removing the last one
-//! publishes `online: false`.
+//! Presence writes.
+//!
+//! Each live gateway socket holds an entry (`<instance>.<random>`) in its user's presence set,
+//! scored with an expiry time and refreshed on every heartbeat, so a crashed instance's entries
+//! expire by themselves (no ghosts beyond `ttl_ms`).
+//!
+//! The first entry of a user publishes `presence {online: true}` to each of their chats; removing
+//! the last one publishes `online: false`.
 //!
 //! An instance that dies without closing its sockets (kill -9, a lost host) says nothing, so
 //! every instance also keeps a heartbeat in the instance set ([`register_instance`], every
@@ -166,9 +169,10 @@ pub async fn forget_instance(store: &Store, instance: &str) -> Result<()> {
 }
 
 /// Removes the presence entries of every instance whose heartbeat has expired, and publishes
-/// `online: false` for each user left with no entry. Several instances may sweep at once: each
-/// dead instance is claimed by exactly one (`ZREM` answers 1 once). Returns how many users went
-/// offline.
+/// `online: false` for each user left with no entry.
+///
+/// Several instances may sweep at once: each dead instance is claimed by exactly one (`ZREM`
+/// answers 1 once). Returns how many users went offline.
 pub async fn sweep_dead_instances(store: &Store) -> Result<usize> {
     let mut redis = store.redis();
     let dead: Vec<String> = redis::cmd("ZRANGEBYSCORE")
@@ -239,10 +243,12 @@ pub async fn sweep_dead_instances(store: &Store) -> Result<usize> {
 /// together (clients show an indicator for `expires_in_ms`, longer than this).
 pub const TYPING_THROTTLE_MS: u64 = 2_000;
 
-/// Publishes a typing indicator for `user` in `chat` (not stored; it lasts `expires_in_ms`),
-/// unless one was published in the last [`TYPING_THROTTLE_MS`] (a Redis `SET NX PX` decides,
-/// across instances). Returns whether it was published. The caller checks membership. A Redis
-/// fault publishes nothing (typing is best effort).
+/// Publishes a typing indicator for `user` in `chat` (not stored; it lasts `expires_in_ms`), unless
+/// one was published in the last [`TYPING_THROTTLE_MS`] (a Redis `SET NX PX` decides, across
+/// instances).
+///
+/// Returns whether it was published. The caller checks membership. A Redis fault publishes nothing
+/// (typing is best effort).
 pub async fn typing(
     store: &Store,
     chat: chat_domain::ChatId,

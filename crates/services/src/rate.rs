@@ -1,6 +1,8 @@
-//! Rate limits that hold across instances: a fixed one-minute window per subject, counted in
-//! Redis (`INCR` and `EXPIRE` in one atomic pipeline). A Redis fault lets the request through
-//! (logged): limits protect the service, they must not take it down.
+//! Rate limits that hold across instances: a fixed one-minute window per subject, counted in Redis
+//! (`INCR` and `EXPIRE` in one atomic pipeline).
+//!
+//! A Redis fault lets the request through (logged): limits protect the service, they must not take
+//! it down.
 
 use crate::Store;
 use chat_domain::DomainError;

@@ -17,10 +17,11 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use crate::messages::{send_within_quota, take_send_quota};
 use crate::{Result, Sent, publish};
 
-/// The customer's support chat, created (with the customer as its member) on first use. Race-free:
-/// `support_user_id` is unique. Errors: `NotFound("User not found.")` for no such customer —
-/// door 001's sandbox users included (support does not reach them), and one deleted while their
-/// profile was still cached.
+/// The customer's support chat, created (with the customer as its member) on first use.
+///
+/// Race-free: `support_user_id` is unique. Errors: `NotFound("User not found.")` for no such
+/// customer — door 001's sandbox users included (support does not reach them), and one deleted
+/// while their profile was still cached.
 pub async fn support_chat(store: &Store, customer: UserId) -> Result<ChatView> {
     let not_found = || -> crate::Error { DomainError::NotFound(NotFoundReason::User).into() };
     if user_by_id(store, customer).await?.sandbox {
@@ -76,7 +77,7 @@ pub async fn support_chat(store: &Store, customer: UserId) -> Result<ChatView> {
     if created.is_some() {
         joined(store, chat, customer, None).await?;
     }
-    Ok(chat_by_id(store, chat).await?)
+    chat_by_id(store, chat).await
 }
 
 async fn joined(store: &Store, chat: ChatId, user: UserId, by: Option<UserId>) -> Result<()> {
@@ -110,8 +111,10 @@ pub fn is_operator(user: &UserView) -> bool {
 }
 
 /// Operator `operator` answers `customer`, joining the customer's support chat (as admin) first if
-/// needed. Errors: `Forbidden` (not an operator), `NotFound` (no such customer, or one of door
-/// 001's sandbox), `Invalid` (answering oneself).
+/// needed.
+///
+/// Errors: `Forbidden` (not an operator), `NotFound` (no such customer, or one of door 001's
+/// sandbox), `Invalid` (answering oneself).
 pub async fn operator_send(
     store: &Store,
     operator: UserId,
@@ -158,5 +161,5 @@ pub async fn set_user_role(store: &Store, username: &Username, role: UserRole) -
         .await?;
     drop(conn);
     invalidate_user(store, user.id).await;
-    Ok(user_by_id(store, user.id).await?)
+    user_by_id(store, user.id).await
 }

@@ -49,9 +49,10 @@ pub fn unique_violation(error: &Error) -> Option<&str> {
     }
 }
 
-/// Whether a database error is a fault of the connection or of the server's state (the
-/// connection broke, the server is shutting down or starting), not a refusal of the statement:
-/// the outcome of a write is then unknown, and the request may be retried.
+/// Whether a database error is a fault of the connection or of the server's state (the connection
+/// broke, the server is shutting down or starting), not a refusal of the statement.
+///
+/// The outcome of a write is then unknown, and the request may be retried.
 pub fn transient_database_fault(error: &DieselError) -> bool {
     match error {
         DieselError::DatabaseError(

@@ -46,7 +46,7 @@ impl Keys {
         format!("{}presence:v1:{user}", self.prefix)
     }
 
-    /// The generation of a chat's summary in chat lists (last message, last_seq): replaced after
+    /// The generation of a chat's summary in chat lists (last message, `last_seq)`: replaced after
     /// every committed message, edit or delete in the chat.
     pub fn chat_summary_gen(&self, chat: ChatId) -> String {
         format!("{}chat:v1:{chat}:summary:gen", self.prefix)

@@ -15,6 +15,7 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 const USERNAME_KEYS_MIGRATION: &str = "20261202000001";
 
 /// Applies every pending migration to the database at `database_url`, on a blocking thread.
+///
 /// Returns the versions applied (empty when up to date). Errors: `Internal` with the cause; when
 /// two existing accounts have the same canonical username, `Internal` naming both, and the
 /// migrations stop before the one that would make names unique (nothing is merged or lost).

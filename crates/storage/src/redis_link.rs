@@ -29,9 +29,10 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often a down Redis is probed (`PING`).
 pub const PROBE_EVERY: Duration = Duration::from_millis(200);
 
-/// The connection manager's settings: one reconnect attempt per command, each bounded, so a
-/// command on a broken connection fails within about a second instead of the manager's default
-/// six retries (~9.5 s).
+/// The connection manager's settings.
+///
+/// One reconnect attempt per command, each bounded, so a command on a broken connection fails
+/// within about a second instead of the manager's default six retries (~9.5 s).
 pub fn manager_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_number_of_retries(1)

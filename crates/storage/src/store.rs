@@ -126,9 +126,12 @@ impl Store {
 }
 
 /// TCP settings for pooled connections, so a half-open connection (failover, a dropped idle
-/// connection) fails within about 30 s: `tcp_user_timeout=30` (unacknowledged writes, s) and
-/// keepalives after 30 s idle, every 10 s, 3 probes (tokio-postgres connection parameters, as
-/// libpq's). Added only when `url` sets none of them itself; works for URIs and key=value strings.
+/// connection) fails within about 30 s.
+///
+/// `tcp_user_timeout=30` (unacknowledged writes, s) and keepalives after 30 s idle, every 10 s, 3
+/// probes (tokio-postgres connection parameters, as libpq's).
+///
+/// Added only when `url` sets none of them itself; works for URIs and key=value strings.
 pub fn with_tcp_timeouts(url: &str) -> String {
     if url.contains("tcp_user_timeout") || url.contains("keepalives") {
         return url.to_owned();

@@ -3,12 +3,15 @@
 use super::*;
 
 /// This instance's copy of users' token cut-offs, so that the check every request makes costs no
-/// round trip: an entry lives [`CutOffs::TTL`], and every revocation, on any instance, replaces
-/// it at once (the control event over the bus; the revoking instance writes its own first). A
-/// revocation therefore takes effect on the instance that made it before it answers, on the
+/// round trip.
+///
+/// An entry lives [`CutOffs::TTL`], and every revocation, on any instance, replaces it at once (the
+/// control event over the bus; the revoking instance writes its own first).
+///
+/// A revocation therefore takes effect on the instance that made it before it answers, on the
 /// others as soon as its event reaches them (a bus round trip), and within [`CutOffs::TTL`] when
-/// the bus is down. A value read from Redis or PostgreSQL never replaces one written after the
-/// read began, so a read racing a revocation cannot bring the old cut-off back.
+/// the bus is down. A value read from Redis or PostgreSQL never replaces one written after the read
+/// began, so a read racing a revocation cannot bring the old cut-off back.
 #[derive(Debug, Default)]
 pub struct CutOffs {
     entries: Mutex<HashMap<UserId, CutOff>>,

@@ -157,10 +157,12 @@ impl JwtKeys {
 /// `chat_services::CUT_OFF_MARGIN_SECS` ahead (at a fresh cut-off), plus clock differences.
 const ISSUE_SLACK_SECS: i64 = chat_services::CUT_OFF_MARGIN_SECS + 10;
 
-/// After a socket was tracked for revocation ([`crate::realtime::Hub::track`]): checks its
-/// token's cut-off once more, so that a revocation announced between the token's check and the
-/// tracking (its event found no socket to close) still closes it, at once. A fault reading the
-/// cut-off is left to the periodic check (`crate::realtime::sessions`).
+/// After a socket was tracked for revocation ([`crate::realtime::Hub::track`]).
+///
+/// Checks its token's cut-off once more, so that a revocation announced between the token's check
+/// and the tracking (its event found no socket to close) still closes it, at once.
+///
+/// A fault reading the cut-off is left to the periodic check (`crate::realtime::sessions`).
 pub async fn confirm_session(state: &AppState, verified: Verified) {
     match state.cut_offs.get(&state.store, verified.user).await {
         Ok(Some(not_before)) if verified.issued_at >= not_before => {}
@@ -173,12 +175,15 @@ pub async fn confirm_session(state: &AppState, verified: Verified) {
     }
 }
 
-/// Checks a token as every door does, for requests and sockets alike: signature and expiry
-/// ([`JwtKeys::verify`]), then the user's token cut-off ([`CutOffs`]: this instance's copy, kept
-/// current by every revocation on any instance), so that a logout-all, a refresh-token reuse or
-/// a disable-user takes effect on every door at once. Errors: 401 "Given token not valid for
-/// any token type" for a bad token, 401 "Token revoked: log in again." for a revoked one or one
-/// of a disabled or deleted user; 503 when the cut-off cannot be read at all.
+/// Checks a token as every door does, for requests and sockets alike.
+///
+/// Signature and expiry ([`JwtKeys::verify`]), then the user's token cut-off ([`CutOffs`]: this
+/// instance's copy, kept current by every revocation on any instance), so that a logout-all, a
+/// refresh-token reuse or a disable-user takes effect on every door at once.
+///
+/// Errors: 401 "Given token not valid for any token type" for a bad token, 401 "Token revoked: log
+/// in again." for a revoked one or one of a disabled or deleted user; 503 when the cut-off cannot
+/// be read at all.
 pub async fn authorize(state: &AppState, token: &str) -> Result<Verified, ApiError> {
     let verified = state.jwt.verify(token)?;
     let not_before = state.cut_offs.get(&state.store, verified.user).await?;
@@ -229,8 +234,10 @@ pub async fn token_user(
 }
 
 /// Counts a login or registration from the request's client address against
-/// `CHAT_RATE_AUTH_PER_MIN`, across instances. The address is the peer's, or with
-/// `CHAT_TRUST_PROXY` the one the proxy reports. Errors: 429 `rate_limited` with `Retry-After`.
+/// `CHAT_RATE_AUTH_PER_MIN`, across instances.
+///
+/// The address is the peer's, or with `CHAT_TRUST_PROXY` the one the proxy reports. Errors: 429
+/// `rate_limited` with `Retry-After`.
 pub async fn limit_auth(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     let address = if state.settings.trust_proxy {
         req.connection_info()
@@ -271,8 +278,9 @@ struct TokenQuery {
 
 /// The authenticated user of a request (`Authorization: Bearer <access>`), with the token used,
 /// checked by [`authorize`].
-/// Errors: 401 `{"detail":"Authentication credentials were not provided.","code":"not_authenticated"}`
-/// without a token, 401 for a bad, expired or revoked one.
+///
+/// Errors: 401 `{"detail":"Authentication credentials were not
+/// provided.","code":"not_authenticated"}` without a token, 401 for a bad, expired or revoked one.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     /// Who.

@@ -14,8 +14,10 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use crate::error::ApiError;
 
 /// Mounts the native door and every door switched on in `settings`, plus JSON 404/405 answers and
-/// body limits. Door 001 is never mounted here: it has no authentication and gets a listener of
-/// its own (`crate::app::start`).
+/// body limits.
+///
+/// Door 001 is never mounted here: it has no authentication and gets a listener of its own
+/// (`crate::app::start`).
 pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Settings) {
     let max_body_bytes = settings.max_body_bytes;
     cfg.app_data(
@@ -48,9 +50,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &crate::config::Setting
     }
 }
 
-/// Deserializes an optional JSON integer the way JSON Schema counts integers (RFC 8259 numbers
-/// with no fractional part): `7`, `7.0` and `7e0` are all 7; `7.5`, or a number beyond `i64`, is
-/// a type error (400 `invalid_json`). Use with `#[serde(default, deserialize_with = "...")]`.
+/// Deserializes an optional JSON integer the way JSON Schema counts integers (RFC 8259 numbers with
+/// no fractional part).
+///
+/// `7`, `7.0` and `7e0` are all 7; `7.5`, or a number beyond `i64`, is a type error (400
+/// `invalid_json`).
+///
+/// Use with `#[serde(default, deserialize_with = "...")]`.
 pub fn integral<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -144,6 +150,10 @@ impl Routes {
 }
 
 impl actix_web::dev::HttpServiceFactory for Routes {
+    #[expect(
+        clippy::expect_used,
+        reason = "method names are ASCII tokens, always valid header text"
+    )]
     fn register(self, config: &mut actix_web::dev::AppService) {
         let allow = actix_web::http::header::HeaderValue::from_str(&self.allow.join(", "))
             .expect("method names are valid header text");
@@ -199,6 +209,7 @@ pub async fn not_found(_req: HttpRequest) -> HttpResponse {
 }
 
 /// Counts a login or registration against the per-address limit (`crate::auth::limit_auth`).
+///
 /// Over it: `Some` 429 with `Retry-After`, its body rendered by `body` in the door's own format
 /// with `content_type`; under it: `None`.
 pub async fn auth_limited(

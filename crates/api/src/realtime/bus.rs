@@ -1,9 +1,13 @@
-//! The process's one Redis pub/sub subscriber: receives every committed chat event published by
-//! any instance and dispatches it to the local [`Hub`], and every control event (sessions
-//! revoked: the hub closes those sockets; catch up: they fetch what was lost). Reconnects with
-//! backoff (100 ms doubling to 1 s) when Redis drops; events published while it is down are not
-//! replayed live, so on reconnecting it tells every local socket to catch up from PostgreSQL
-//! (`Hub::resync_all`); revoked sockets are closed by the periodic check, `super::sessions`.
+//! The process's one Redis pub/sub subscriber.
+//!
+//! Receives every committed chat event published by any instance and dispatches it to the local
+//! [`Hub`], and every control event (sessions revoked: the hub closes those sockets; catch up: they
+//! fetch what was lost).
+//!
+//! Reconnects with backoff (100 ms doubling to 1 s) when Redis drops; events published while it is
+//! down are not replayed live, so on reconnecting it tells every local socket to catch up from
+//! PostgreSQL (`Hub::resync_all`); revoked sockets are closed by the periodic check,
+//! `super::sessions`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +19,10 @@ use tokio::sync::oneshot;
 use super::{Event, Hub};
 use crate::auth::CutOffs;
 
-/// Runs forever: subscribe to `channel` (chat events) and `control`, dispatch, reconnect on
-/// loss. `ready` fires after the first successful SUBSCRIBE (the server starts serving only then,
-/// so no event is missed).
+/// Runs forever: subscribe to `channel` (chat events) and `control`, dispatch, reconnect on loss.
+///
+/// `ready` fires after the first successful SUBSCRIBE (the server starts serving only then, so no
+/// event is missed).
 pub async fn run_subscriber(
     client: redis::Client,
     channel: String,

@@ -143,8 +143,10 @@ pub async fn replay(
 }
 
 /// Ends a session whose socket cannot know what it missed (a database fault), so the client
-/// reconnects and resumes: 1013 (try again later) when the fault is transient (PostgreSQL
-/// unreachable or timing out: a 503), else 1011.
+/// reconnects and resumes.
+///
+/// 1013 (try again later) when the fault is transient (PostgreSQL unreachable or timing out: a
+/// 503), else 1011.
 pub fn lost(error: &ApiError) -> Stop {
     tracing::warn!(error = %error, "socket session ends: delivery state unknown");
     let code = if error.status() == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {

@@ -1,7 +1,11 @@
 //! The periodic check of open sockets against their users' token cut-offs, straight from
-//! PostgreSQL: it closes what a lost control event (Redis down at the time of a logout-all or a
-//! disable-user) or a user deleted by hand left open. Normally the bus closes such sockets within
-//! a round trip; this bounds the worst case to one period.
+//! PostgreSQL.
+//!
+//! It closes what a lost control event (Redis down at the time of a logout-all or a disable-user)
+//! or a user deleted by hand left open.
+//!
+//! Normally the bus closes such sockets within a round trip; this bounds the worst case to one
+//! period.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +23,9 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(30);
 const BATCH: usize = 5_000;
 
 /// Runs forever: every `every`, reads the cut-off of each user with a socket here and closes the
-/// sockets of older tokens (all of them for a user who is disabled or gone). A database fault
-/// skips the round (logged).
+/// sockets of older tokens (all of them for a user who is disabled or gone).
+///
+/// A database fault skips the round (logged).
 pub async fn run_checks(store: Store, hub: Arc<Hub>, every: Duration) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {

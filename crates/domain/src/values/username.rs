@@ -1,4 +1,4 @@
-//! Usernames: RFC 8265 (PRECIS UsernameCaseMapped) plus Unicode case folding, with confusable skeletons (UTS 39).
+//! Usernames: RFC 8265 (PRECIS `UsernameCaseMapped`) plus Unicode case folding, with confusable skeletons (UTS 39).
 
 use super::*;
 
@@ -6,12 +6,14 @@ pub(super) fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '_' | '.' | '-')
 }
 
-/// A username: 3..=32 characters of letters, digits, `_`, `.`, `-` (docs/native-api.md, "Limits";
-/// on every door), kept for display as given (after RFC 8265's width mapping and NFC), and compared
-/// by its canonical form ([`Username::key`]), computed here and only here:
+/// A username: 3..=32 characters of letters, digits, `_`, `.`, `-`, on every door.
 ///
-/// 1. the UsernameCaseMapped profile of PRECIS (RFC 8265 §3.3: width mapping, case mapping,
-///    NFC, the directionality rule, IdentifierClass code points), by the `precis-profiles`
+/// The rule is in docs/native-api.md, "Limits". The name is kept for display as given (after RFC
+/// 8265's width mapping and NFC), and compared by its canonical form ([`Username::key`]), computed
+/// here and only here:
+///
+/// 1. the `UsernameCaseMapped` profile of PRECIS (RFC 8265 §3.3: width mapping, case mapping,
+///    NFC, the directionality rule, `IdentifierClass` code points), by the `precis-profiles`
 ///    crate;
 /// 2. then Unicode Default Case Folding (ICU4X `icu_casemap`) and NFC again: RFC 8265 §3.3.1
 ///    specifies case *folding* where `precis-profiles` 0.2 lowercases, and only folding makes a
@@ -38,7 +40,7 @@ impl Username {
     pub const RESERVED: [&'static str; 2] = ["system", "error"];
 
     /// Parses a username. Errors: `Invalid{"username"}` when too short/long or with other
-    /// characters (RFC 8265's IdentifierClass, and our letters/digits/`_ . -`); `Conflict("This
+    /// characters (RFC 8265's `IdentifierClass`, and our letters/digits/`_ . -`); `Conflict("This
     /// name is reserved.")` for `system`, `error` and their lookalikes (other widths, cases,
     /// TR39 confusables).
     pub fn parse(raw: &str) -> Result<Self, DomainError> {

@@ -92,13 +92,15 @@ async fn find_chat(store: &Store, id: ChatId, sandbox_only: bool) -> Result<Chat
         query = query.filter(chats::sandbox.eq(true));
     }
     let row: Option<ChatRow> = query.first(&mut conn).await.optional()?;
-    row.ok_or_else(|| DomainError::NotFound(NotFoundReason::Chat))?
+    row.ok_or(DomainError::NotFound(NotFoundReason::Chat))?
         .into_view()
 }
 
 /// Public groups (anyone may join) whose title or name contains `search` (any case; empty: all),
-/// newest first, at most `limit`. Door 001's sandbox chats are not listed. Feeds the web
-/// client's "browse groups"; `%` and `_` in `search` match themselves.
+/// newest first, at most `limit`.
+///
+/// Door 001's sandbox chats are not listed. Feeds the web client's "browse groups"; `%` and `_` in
+/// `search` match themselves.
 pub async fn public_groups(store: &Store, search: &str, limit: i64) -> Result<Vec<ChatView>> {
     if search.contains('\0') {
         return Ok(Vec::new());
@@ -141,7 +143,7 @@ pub async fn group_by_name(store: &Store, name: &str) -> Result<ChatView> {
         .first(&mut conn)
         .await
         .optional()?;
-    row.ok_or_else(|| DomainError::NotFound(NotFoundReason::Group))?
+    row.ok_or(DomainError::NotFound(NotFoundReason::Group))?
         .into_view()
 }
 

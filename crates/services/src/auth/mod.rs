@@ -39,10 +39,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Error::Internal(format!("blocking task: {e}")))
 }
 
-/// Creates a user with a bcrypt hash of `password` (computed off the async workers). `email` may
-/// be `None` for doors that don't ask for one; `password` `None` creates a user who cannot log in
-/// until given one. Errors: `Conflict` when the username (its canonical form, or a lookalike:
-/// `chat_domain::Username`) or the email is taken (case-insensitively).
+/// Creates a user with a bcrypt hash of `password` (computed off the async workers).
+///
+/// `email` may be `None` for doors that don't ask for one; `password` `None` creates a user who
+/// cannot log in until given one. Errors: `Conflict` when the username (its canonical form, or a
+/// lookalike: `chat_domain::Username`) or the email is taken (case-insensitively).
 pub async fn register(
     store: &Store,
     username: &Username,
@@ -63,9 +64,10 @@ pub async fn register(
     insert_user(store, username, email, hash, false).await
 }
 
-/// Creates a user of door 001's sandbox: no password, no email, a namespace of its own (a
-/// sandbox user named like a user of the other doors is another person). Errors: `Conflict`
-/// when the name (or a lookalike) is taken in the sandbox.
+/// Creates a user of door 001's sandbox: no password, no email, a namespace of its own (a sandbox
+/// user named like a user of the other doors is another person).
+///
+/// Errors: `Conflict` when the name (or a lookalike) is taken in the sandbox.
 pub async fn register_sandbox_user(store: &Store, username: &Username) -> Result<UserView> {
     insert_user(store, username, None, None, true).await
 }
@@ -95,7 +97,7 @@ async fn insert_user(
         .map_err(Error::from);
     drop(conn);
     let id = id.map_err(username_conflict)?;
-    Ok(user_by_id(store, UserId(id)).await?)
+    user_by_id(store, UserId(id)).await
 }
 
 /// A unique violation on `users` as the conflict it is (email, the name, a lookalike name).
@@ -121,6 +123,7 @@ pub struct LoggedIn {
 }
 
 /// Checks a login (username in any spelling, or email when it contains `@`) and password.
+///
 /// Errors: `Unauthorized("No active account found with the given credentials")` for an unknown
 /// login, a wrong password, a user without a password or a disabled user — the same answer and
 /// about the same time for each (an unknown login costs one bcrypt hash at `bcrypt_cost`).
@@ -183,5 +186,5 @@ pub async fn rename_user(store: &Store, user: UserId, username: &Username) -> Re
         .map(|(chat, _)| chat)
         .collect();
     invalidate_chat_summaries(store, &chats).await;
-    Ok(user_by_id(store, user).await?)
+    user_by_id(store, user).await
 }

@@ -46,21 +46,25 @@ pub async fn issue_refresh_token(store: &Store, user: UserId, ttl_secs: u64) -> 
     Ok(token)
 }
 
-/// How far ahead of the database's clock a new token cut-off is set, s: it must exceed the
-/// clock difference between any instance and the database, so that a token an instance issued
-/// just before the revocation is older than the cut-off. Tokens issued after it are dated at the
-/// cut-off (a few seconds ahead), so they are valid at once.
+/// How far ahead of the database's clock a new token cut-off is set, s.
+///
+/// It must exceed the clock difference between any instance and the database, so that a token an
+/// instance issued just before the revocation is older than the cut-off.
+///
+/// Tokens issued after it are dated at the cut-off (a few seconds ahead), so they are valid at
+/// once.
 pub const CUT_OFF_MARGIN_SECS: i64 = 3;
 
-/// Exchanges a live refresh token for a new one (the old one is revoked in the same
-/// transaction). Returns the user, the new token and the user's token cut-off.
-/// Errors: `Unauthorized("Token is invalid or expired")` for an unknown, expired or revoked
-/// token, or a disabled user. A token replaced by rotation and presented again while unexpired
-/// (a stolen copy, used by the thief or by its owner after the thief: RFC 9700 §4.14.2) also
-/// ends every session of its user ([`revoke_sessions`]: access tokens and open sockets
-/// included) — once per token, so an old token cannot be replayed to log its user out again and
-/// again; a token revoked by a logout proves nothing and ends nothing. There is no grace period
-/// (it would let a thief who rotates first keep the session): clients refresh one at a time.
+/// Exchanges a live refresh token for a new one (the old one is revoked in the same transaction).
+///
+/// Returns the user, the new token and the user's token cut-off. Errors: `Unauthorized("Token is
+/// invalid or expired")` for an unknown, expired or revoked token, or a disabled user. A token
+/// replaced by rotation and presented again while unexpired (a stolen copy, used by the thief or by
+/// its owner after the thief: RFC 9700 §4.14.2) also ends every session of its user
+/// ([`revoke_sessions`]: access tokens and open sockets included) — once per token, so an old token
+/// cannot be replayed to log its user out again and again; a token revoked by a logout proves
+/// nothing and ends nothing. There is no grace period (it would let a thief who rotates first keep
+/// the session): clients refresh one at a time.
 pub async fn rotate_refresh_token(
     store: &Store,
     token: &str,
@@ -135,11 +139,14 @@ pub async fn rotate_refresh_token(
     }
 }
 
-/// Ends every session of `user` (`POST /api/v1/auth/logout-all/`, refresh-token reuse): every
-/// token issued until now fails on every door from the moment this returns, refresh tokens are
-/// revoked, and every instance closes the user's open sockets (within a bus round trip; the
-/// periodic socket check covers a lost event). Returns the new cut-off, unix s (tokens issued
-/// from now on are dated at it, so they are valid at once). Errors: `NotFound` for no such user.
+/// Ends every session of `user` (`POST /api/v1/auth/logout-all/`, refresh-token reuse).
+///
+/// Every token issued until now fails on every door from the moment this returns, refresh tokens
+/// are revoked, and every instance closes the user's open sockets (within a bus round trip; the
+/// periodic socket check covers a lost event).
+///
+/// Returns the new cut-off, unix s (tokens issued from now on are dated at it, so they are valid at
+/// once). Errors: `NotFound` for no such user.
 pub async fn revoke_sessions(store: &Store, user: UserId) -> Result<i64> {
     let ended = end_sessions(store, user, None).await?;
     announce_cut_off(store, user, (!ended.disabled).then_some(ended.not_before)).await;

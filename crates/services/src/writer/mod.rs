@@ -54,7 +54,7 @@ pub const MAX_BATCH: usize = 512;
 /// matching a row twice is undefined). Returns one row per stored message: its request's `ord`
 /// (1-based), the message joined with its author's name, and the chat's support customer.
 /// Parameters, one array element per request: `$1` chat ids, `$2` author ids (NULL: system line),
-/// `$3` kinds, `$4` texts, `$5` client ids (nullable), `$6` require_member.
+/// `$3` kinds, `$4` texts, `$5` client ids (nullable), `$6` `require_member`.
 /// Two requests with the same `(author, client_id)` — in the batch or racing elsewhere — fail the
 /// whole statement on the unique index, and nothing of it is stored.
 const INSERT_BATCH_SQL: &str = "
@@ -111,14 +111,15 @@ struct BatchRow {
     row: InsertedRow,
 }
 
-/// Starts `writers` writer tasks on the current tokio runtime and puts their handle into
-/// `store.writer` (shared by every clone of `store`), so that from now on `send_message`,
-/// `support_send`, `operator_send` and `post_system_line` go through them. Call it on the runtime
-/// that should run the writers (the server's main multi-thread runtime, not an HTTP worker's),
-/// before cloning the store out. The tasks hold only the pool, not the store: they end when the
-/// last clone of `store` is dropped (their queues close).
-/// Errors: `Internal` when `writers` is 0, when called outside a tokio runtime, or when this
-/// store already has a writer.
+/// Starts `writers` writer tasks on the current tokio runtime and gives `store` their handle.
+///
+/// The handle is shared by every clone of `store`: from now on `send_message`, `support_send`,
+/// `operator_send` and `post_system_line` go through the writer.
+///
+/// Call it on the runtime that should run the writers (the server's main multi-thread runtime, not
+/// an HTTP worker's), before cloning the store out. The tasks hold only the pool, not the store:
+/// they end when the last clone of `store` is dropped (their queues close). Errors: `Internal` when
+/// `writers` is 0, when called outside a tokio runtime, or when this store already has a writer.
 pub fn start_writer(store: &Store, writers: usize) -> Result<()> {
     if writers == 0 {
         return Err(Error::Internal(

@@ -1,7 +1,9 @@
 //! Door 001, "SIMPLE HTTP CHAT" (the Avito trainee task, seed 001): five `POST` routes with JSON
-//! bodies and no auth. Errors are `{"error": "<description>"}` with 400 (bad body or field), 403
-//! (author not in the chat), 404 (unknown user/chat/author), 409 (duplicate username or chat
-//! name), 413 (body over `CHAT_MAX_BODY_BYTES`) — docs/doors.md, "Door 001".
+//! bodies and no auth.
+//!
+//! Errors are `{"error": "<description>"}` with 400 (bad body or field), 403 (author not in the
+//! chat), 404 (unknown user/chat/author), 409 (duplicate username or chat name), 413 (body over
+//! `CHAT_MAX_BODY_BYTES`) — docs/doors.md, "Door 001".
 //!
 //! Anyone who reaches it acts as any of its users, so it is off by default
 //! (`CHAT_DOOR_AVITO=true` turns it on), is served only on its own listener

@@ -244,7 +244,7 @@ pub struct SendRequest {
     client_id: Option<String>,
 }
 
-/// Sends a message to a chat (idempotent with a client_id).
+/// Sends a message to a chat (idempotent with a `client_id`).
 ///
 /// `POST /api/v1/chats/{id}/messages {"text","client_id"?}` → 201 the stored message, or 200 the
 /// original when `client_id` was sent before. 400 for blank/too long text, 403 for non-members.

@@ -1,6 +1,8 @@
-//! Door 002, "Real Time Chat App" (seed 002, Django Channels): REST under `/api/v1/chat/` (no
-//! trailing slash), errors `{"detail"}`, and the WebSockets `/ws/group/<name>/` and
-//! `/ws/user/<username>/` with `send_message` / `retrieve_message` (docs/doors.md, "Door 002").
+//! Door 002, "Real Time Chat App" (seed 002, Django Channels).
+//!
+//! REST under `/api/v1/chat/` (no trailing slash), errors `{"detail"}`, and the WebSockets
+//! `/ws/group/<name>/` and `/ws/user/<username>/` with `send_message` / `retrieve_message`
+//! (docs/doors.md, "Door 002").
 
 pub mod rest;
 mod ws;

@@ -1,6 +1,7 @@
-//! Door 002's REST routes. Success bodies keep the original's texts, typos included
-//! ("Succussfly"); errors are `{"detail"}` with 400/403/404/409 (docs/doors.md decision: the
-//! original answered 500 for every domain error).
+//! Door 002's REST routes.
+//!
+//! Success bodies keep the original's texts, typos included ("Succussfly"); errors are `{"detail"}`
+//! with 400/403/404/409 (docs/doors.md decision: the original answered 500 for every domain error).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chat_domain::{GroupName, Title};

@@ -1,4 +1,5 @@
 //! Door 004, "chat-server" (Go, chi; seed 004): REST at the root path and the WebSocket `/ws`.
+//!
 //! The auth header is the raw token (`Authorization: <jwt>`, no `Bearer`); tokens carry
 //! `{"user_id","exp"}` and live `CHAT_DOOR_TOKEN_TTL_SECS` (24 h, as the original); errors are
 //! plain text `<message>\n` with the original texts and status codes (docs/doors.md, "Door 004"),

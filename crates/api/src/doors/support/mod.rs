@@ -1,7 +1,8 @@
 //! Door 003, the support chat microservice (seed 003): `POST /v1/auth/` and the JSON-RPC style
-//! WebSocket `/v1/ws/` (docs/doors.md, "Door 003"). A customer talks to "support"; operators
-//! (role `operator` or `admin`, made with `chat-server create-operator <username>`) answer.
-//! Every customer has one support chat in the shared core.
+//! WebSocket `/v1/ws/` (docs/doors.md, "Door 003").
+//!
+//! A customer talks to "support"; operators (role `operator` or `admin`, made with `chat-server
+//! create-operator <username>`) answer. Every customer has one support chat in the shared core.
 //!
 //! Frames: `{"method","params":[...],"id"}` in, `{"error","result","id"}` out. Error codes:
 //! 1 "Incorrect argument." (wrong params, also invalid JSON), 2 "Unknown method.", 3 "Not

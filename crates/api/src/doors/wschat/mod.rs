@@ -1,8 +1,11 @@
-//! Door 000, "websocket chat" (seed 000): sign-up/sign-in, groups, and two WebSockets — a direct
-//! chat opened by the peer's email or username, and a group chat — that replay the history
-//! oldest first and then go live. The original half-worked (live messages never reached the
-//! other user; any error killed the process); we keep its surface and make it work
-//! (docs/doors.md, "Door 000"). Errors are plain text, as the original's.
+//! Door 000, "websocket chat" (seed 000).
+//!
+//! Sign-up/sign-in, groups, and two WebSockets — a direct chat opened by the peer's email or
+//! username, and a group chat — that replay the history oldest first and then go live.
+//!
+//! The original half-worked (live messages never reached the other user; any error killed the
+//! process); we keep its surface and make it work (docs/doors.md, "Door 000"). Errors are plain
+//! text, as the original's.
 //!
 //! Decisions where the seed is silent: tokens are `{"user_id","exp"}` JWTs valid
 //! `CHAT_DOOR_TOKEN_TTL_SECS` (24 h; accepted by every door); connecting to a public group's

@@ -1,6 +1,7 @@
-//! The one loop every WebSocket session runs: a single task `select!`ing over the client's
-//! frames, the socket's bounded event queue, the hub's overflow signal and a heartbeat. A door
-//! plugs in through [`SocketDoor`] and writes through an [`Outbox`]; the loop owns limits,
+//! The one loop every WebSocket session runs: a single task `select!`ing over the client's frames,
+//! the socket's bounded event queue, the hub's overflow signal and a heartbeat.
+//!
+//! A door plugs in through [`SocketDoor`] and writes through an [`Outbox`]; the loop owns limits,
 //! heartbeats and closing.
 //!
 //! Close codes (RFC 6455 §7.4.1): 1009 for a frame over the limit, 1008 for a reader too slow
@@ -178,10 +179,11 @@ pub async fn reject(
     }
 }
 
-/// The close code of a session refused with an error of `status`: 1008 (policy) when the
-/// client is refused (do not retry as is), 1013 "try again later" when a store did not answer
-/// (503), 1011 for another fault (retry with backoff), so that a client never takes an outage
-/// for bad credentials (RFC 6455 §7.4.1; 1013 from the IANA registry).
+/// The close code of a session refused with an error of `status`.
+///
+/// 1008 (policy) when the client is refused (do not retry as is), 1013 "try again later" when a
+/// store did not answer (503), 1011 for another fault (retry with backoff), so that a client never
+/// takes an outage for bad credentials (RFC 6455 §7.4.1; 1013 from the IANA registry).
 pub fn refusal_code(status: actix_web::http::StatusCode) -> CloseCode {
     match status {
         actix_web::http::StatusCode::SERVICE_UNAVAILABLE => CloseCode::Again,

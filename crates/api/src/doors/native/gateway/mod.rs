@@ -39,10 +39,11 @@ use crate::realtime::socket::{Outbox, SocketLimits, drive, refusal_code, reject,
 use crate::realtime::{Connection, Event};
 use crate::state::AppState;
 
-/// `GET /api/v1/ws[?token=<access>][&sync=<chat_id>:<seq>,...]`. With a token (query or
-/// `Authorization: Bearer`) the socket is live when the handshake completes; without one the
-/// first frame must be `{"action":"auth","token":...,"sync"?:{...}}` within 10 s. Either way the
-/// first server frame is `ready`, followed by the requested replay and `synced`.
+/// `GET /api/v1/ws[?token=<access>][&sync=<chat_id>:<seq>,...]`.
+///
+/// With a token (query or `Authorization: Bearer`) the socket is live when the handshake completes;
+/// without one the first frame must be `{"action":"auth","token":...,"sync"?:{...}}` within 10 s.
+/// Either way the first server frame is `ready`, followed by the requested replay and `synced`.
 pub async fn socket(
     req: HttpRequest,
     body: web::Payload,
