@@ -56,7 +56,18 @@ pub struct RegisterRequest {
 ///
 /// `POST /api/v1/auth/register/` → 201 user. 400 with `fields` for every bad field at once;
 /// 409 when the username or email is taken.
-#[utoipa::path(post, path = "/api/v1/auth/register/", tag = "auth", request_body = RegisterRequest, responses((status = 201, body = UserResponse, description = "registered"), (status = 400, body = crate::error::ErrorBody, description = "invalid fields"), (status = 409, body = crate::error::ErrorBody, description = "username or email taken"), (status = 429, body = crate::error::ErrorBody, description = "too many attempts")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register/",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, body = UserResponse, description = "registered"),
+        (status = 400, body = crate::error::ErrorBody, description = "invalid fields"),
+        (status = 409, body = crate::error::ErrorBody, description = "username or email taken"),
+        (status = 429, body = crate::error::ErrorBody, description = "too many attempts"),
+    ),
+)]
 pub async fn register(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -107,7 +118,17 @@ pub struct TokenPair {
 ///
 /// `POST /api/v1/auth/login/` (`username` may be an email) → 200 `{"access","refresh"}`;
 /// 400 for missing fields, 401 for wrong credentials.
-#[utoipa::path(post, path = "/api/v1/auth/login/", tag = "auth", request_body = LoginRequest, responses((status = 200, body = TokenPair, description = "access and refresh tokens"), (status = 401, body = crate::error::ErrorBody, description = "bad credentials"), (status = 429, body = crate::error::ErrorBody, description = "too many attempts")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login/",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = TokenPair, description = "access and refresh tokens"),
+        (status = 401, body = crate::error::ErrorBody, description = "bad credentials"),
+        (status = 429, body = crate::error::ErrorBody, description = "too many attempts"),
+    ),
+)]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -146,7 +167,17 @@ pub struct RefreshRequest {
 /// unexpired one (a stolen copy, RFC 9700 §4.14.2) also ends every session of its user, as
 /// logout-all does, once per token. 429 over the per-address limit of logins
 /// (`CHAT_RATE_AUTH_PER_MIN`).
-#[utoipa::path(post, path = "/api/v1/auth/login/refresh/", tag = "auth", request_body = RefreshRequest, responses((status = 200, body = TokenPair, description = "a new pair; the old refresh token is dead"), (status = 401, body = crate::error::ErrorBody, description = "unknown, expired or used token"), (status = 429, body = crate::error::ErrorBody, description = "too many attempts")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login/refresh/",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenPair, description = "a new pair; the old refresh token is dead"),
+        (status = 401, body = crate::error::ErrorBody, description = "unknown, expired or used token"),
+        (status = 429, body = crate::error::ErrorBody, description = "too many attempts"),
+    ),
+)]
 pub async fn refresh(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -167,7 +198,16 @@ pub async fn refresh(
 /// Revokes one refresh token (logs out one session).
 ///
 /// `POST /api/v1/auth/logout/` → 204; the refresh token is revoked. 401 when it is not live.
-#[utoipa::path(post, path = "/api/v1/auth/logout/", tag = "auth", request_body = RefreshRequest, responses((status = 204, description = "revoked"), (status = 401, body = crate::error::ErrorBody, description = "not a live token")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout/",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 401, body = crate::error::ErrorBody, description = "not a live token"),
+    ),
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
@@ -183,7 +223,16 @@ pub async fn logout(
 /// access and refresh token, and the tokens of doors 000, 003 and 004, fail on every door and
 /// instance from now on, and their open sockets close (1008 "session revoked") within seconds.
 /// Logging in again works at once. 401 without a valid token.
-#[utoipa::path(post, path = "/api/v1/auth/logout-all/", tag = "auth", security(("bearer" = [])), responses((status = 204, description = "every session ended"), (status = 401, body = crate::error::ErrorBody, description = "no or bad token")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout-all/",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "every session ended"),
+        (status = 401, body = crate::error::ErrorBody, description = "no or bad token"),
+    ),
+)]
 pub async fn logout_all(state: web::Data<AppState>, user: CurrentUser) -> ApiResult<HttpResponse> {
     let not_before = chat_services::revoke_sessions(&state.store, user.id).await?;
     // This instance at once, before it answers (the others hear it over the bus).
@@ -195,7 +244,16 @@ pub async fn logout_all(state: web::Data<AppState>, user: CurrentUser) -> ApiRes
 /// Returns the caller's profile.
 ///
 /// `GET /api/v1/users/me` → 200 the caller's profile.
-#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, body = UserResponse), (status = 401, body = crate::error::ErrorBody, description = "no or bad token")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    tag = "users",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 401, body = crate::error::ErrorBody, description = "no or bad token"),
+    ),
+)]
 pub async fn me(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -214,7 +272,19 @@ pub struct UsernameRequest {
 /// Changes the caller's username.
 ///
 /// `PATCH /api/v1/users/me {"username"}` → 200 the renamed user. 400 bad name, 409 taken.
-#[utoipa::path(patch, path = "/api/v1/users/me", operation_id = "rename_me", tag = "users", security(("bearer" = [])), request_body = UsernameRequest, responses((status = 200, body = UserResponse), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/me",
+    operation_id = "rename_me",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = UsernameRequest,
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 400, body = crate::error::ErrorBody, description = "bad name"),
+        (status = 409, body = crate::error::ErrorBody, description = "taken"),
+    ),
+)]
 pub async fn rename(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -240,7 +310,20 @@ pub struct SearchQuery {
 ///
 /// `GET /api/v1/users?search=<prefix>&limit=` → 200 `[{"id","username"}]`: usernames starting
 /// with the prefix (case-insensitive), shortest first; `limit` 1..=100, default 20.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])), params(("search" = String, Query, description = "username prefix, any case (empty: the shortest names)"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "results, default 20")), responses((status = 200, body = Vec<chat_selectors::UserBrief>), (status = 400, body = crate::error::ErrorBody, description = "missing search or bad limit")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    security(("bearer" = [])),
+    params(
+        ("search" = String, Query, description = "username prefix, any case (empty: the shortest names)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "results, default 20"),
+    ),
+    responses(
+        (status = 200, body = Vec<chat_selectors::UserBrief>),
+        (status = 400, body = crate::error::ErrorBody, description = "missing search or bad limit"),
+    ),
+)]
 pub async fn search(
     state: web::Data<AppState>,
     _user: CurrentUser,

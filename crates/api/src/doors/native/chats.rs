@@ -23,7 +23,19 @@ pub struct ListQuery {
 ///
 /// `GET /api/v1/chats?limit=` → 200 the caller's chats, newest activity first, each with
 /// `last_message` and `unread_count` (`limit` 1..=500, default 100).
-#[utoipa::path(get, path = "/api/v1/chats", operation_id = "list_chats", tag = "chats", security(("bearer" = [])), params(("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "chats, default 100")), responses((status = 200, body = Vec<chat_selectors::ChatListItem>, description = "newest activity first")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats",
+    operation_id = "list_chats",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "chats, default 100"),
+    ),
+    responses(
+        (status = 200, body = Vec<chat_selectors::ChatListItem>, description = "newest activity first"),
+    ),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -57,7 +69,19 @@ pub struct DirectRequest {
 ///
 /// `POST /api/v1/chats/direct {"user_id"}` → 201 the new direct chat, or 200 the existing one.
 /// 400 for yourself, 404 for an unknown user.
-#[utoipa::path(post, path = "/api/v1/chats/direct", tag = "chats", security(("bearer" = [])), request_body = DirectRequest, responses((status = 200, body = chat_selectors::ChatView, description = "existing"), (status = 201, body = chat_selectors::ChatView, description = "created"), (status = 400, body = crate::error::ErrorBody, description = "yourself"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/direct",
+    tag = "chats",
+    security(("bearer" = [])),
+    request_body = DirectRequest,
+    responses(
+        (status = 200, body = chat_selectors::ChatView, description = "existing"),
+        (status = 201, body = chat_selectors::ChatView, description = "created"),
+        (status = 400, body = crate::error::ErrorBody, description = "yourself"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such user"),
+    ),
+)]
 pub async fn open_direct(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -84,7 +108,20 @@ pub struct GroupsQuery {
 ///
 /// `GET /api/v1/chats/groups?search=&limit=` → 200 `[chat]` whose title or name contains
 /// `search` (any case; absent: all); `limit` 1..=100, default 50.
-#[utoipa::path(get, path = "/api/v1/chats/groups", tag = "chats", security(("bearer" = [])), params(("search" = Option<String>, Query, description = "part of the title or name, any case"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "groups, default 50")), responses((status = 200, body = Vec<chat_selectors::ChatView>, description = "public groups, newest first"), (status = 400, body = crate::error::ErrorBody, description = "bad limit")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/groups",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(
+        ("search" = Option<String>, Query, description = "part of the title or name, any case"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "groups, default 50"),
+    ),
+    responses(
+        (status = 200, body = Vec<chat_selectors::ChatView>, description = "public groups, newest first"),
+        (status = 400, body = crate::error::ErrorBody, description = "bad limit"),
+    ),
+)]
 pub async fn browse_groups(
     state: web::Data<AppState>,
     _user: CurrentUser,
@@ -115,7 +152,18 @@ pub struct GroupRequest {
 ///
 /// `POST /api/v1/chats/groups {"title","name"?,"is_private"?}` → 201 the group; the caller is its
 /// owner. 400 for a bad title/name, 409 for a taken name.
-#[utoipa::path(post, path = "/api/v1/chats/groups", tag = "chats", security(("bearer" = [])), request_body = GroupRequest, responses((status = 201, body = chat_selectors::ChatView), (status = 400, body = crate::error::ErrorBody, description = "bad title or name"), (status = 409, body = crate::error::ErrorBody, description = "name taken")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/groups",
+    tag = "chats",
+    security(("bearer" = [])),
+    request_body = GroupRequest,
+    responses(
+        (status = 201, body = chat_selectors::ChatView),
+        (status = 400, body = crate::error::ErrorBody, description = "bad title or name"),
+        (status = 409, body = crate::error::ErrorBody, description = "name taken"),
+    ),
+)]
 pub async fn create_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -150,7 +198,21 @@ pub struct RenameRequest {
 /// `PATCH /api/v1/chats/{id} {"title"}` → 200 the chat with its new title (1-128 characters).
 /// Owners and admins of a group; the members get a system line live. 400 for a bad title, 403
 /// for a plain member, a non-member or a direct chat, 404 for no chat.
-#[utoipa::path(patch, path = "/api/v1/chats/{id}", operation_id = "rename_chat", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), request_body = RenameRequest, responses((status = 200, body = chat_selectors::ChatView), (status = 400, body = crate::error::ErrorBody, description = "bad title"), (status = 403, body = crate::error::ErrorBody, description = "not owner or admin, or not a group"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/chats/{id}",
+    operation_id = "rename_chat",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    request_body = RenameRequest,
+    responses(
+        (status = 200, body = chat_selectors::ChatView),
+        (status = 400, body = crate::error::ErrorBody, description = "bad title"),
+        (status = 403, body = crate::error::ErrorBody, description = "not owner or admin, or not a group"),
+        (status = 404, body = crate::error::ErrorBody, description = "no chat"),
+    ),
+)]
 pub async fn rename(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -166,7 +228,19 @@ pub async fn rename(
 /// Joins a public group.
 ///
 /// `POST /api/v1/chats/{id}/join` → 200 the chat. 403 for a private group, 409 when already in.
-#[utoipa::path(post, path = "/api/v1/chats/{id}/join", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = chat_selectors::ChatView), (status = 403, body = crate::error::ErrorBody, description = "private group"), (status = 404, body = crate::error::ErrorBody, description = "no chat"), (status = 409, body = crate::error::ErrorBody, description = "already a member")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{id}/join",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = chat_selectors::ChatView),
+        (status = 403, body = crate::error::ErrorBody, description = "private group"),
+        (status = 404, body = crate::error::ErrorBody, description = "no chat"),
+        (status = 409, body = crate::error::ErrorBody, description = "already a member"),
+    ),
+)]
 pub async fn join(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -186,7 +260,18 @@ pub struct LeftResponse {
 /// Leaves a group.
 ///
 /// `POST /api/v1/chats/{id}/leave` → 200 `{"chat_id"}`. 403 when not a member.
-#[utoipa::path(post, path = "/api/v1/chats/{id}/leave", tag = "chats", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = LeftResponse), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{id}/leave",
+    tag = "chats",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = LeftResponse),
+        (status = 403, body = crate::error::ErrorBody, description = "not a member"),
+        (status = 404, body = crate::error::ErrorBody, description = "no chat"),
+    ),
+)]
 pub async fn leave(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -211,7 +296,23 @@ pub struct HistoryQuery {
 /// oldest first: the newest `limit` (default 50, max 200), or those below `before` / above
 /// `after`, or with both the window between them. 400 for a bad limit, 403 for non-members, 404
 /// for no chat.
-#[utoipa::path(get, path = "/api/v1/chats/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("before" = Option<i64>, Query, description = "only messages with a lower seq (scrolling back)"), ("after" = Option<i64>, Query, description = "only messages with a higher seq, from the oldest (catching up); with `before`: the window between them"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "messages, default 50")), responses((status = 200, body = chat_selectors::MessagePage, description = "oldest first"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no chat")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/{id}/messages",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path),
+        ("before" = Option<i64>, Query, description = "only messages with a lower seq (scrolling back)"),
+        ("after" = Option<i64>, Query, description = "only messages with a higher seq, from the oldest (catching up); with `before`: the window between them"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "messages, default 50"),
+    ),
+    responses(
+        (status = 200, body = chat_selectors::MessagePage, description = "oldest first"),
+        (status = 403, body = crate::error::ErrorBody, description = "not a member"),
+        (status = 404, body = crate::error::ErrorBody, description = "no chat"),
+    ),
+)]
 pub async fn history(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -244,11 +345,26 @@ pub struct SendRequest {
     client_id: Option<String>,
 }
 
-/// Sends a message to a chat (idempotent with a `client_id`).
+/// Sends a message to a chat, once per client id (a resend returns the original).
 ///
 /// `POST /api/v1/chats/{id}/messages {"text","client_id"?}` → 201 the stored message, or 200 the
 /// original when `client_id` was sent before. 400 for blank/too long text, 403 for non-members.
-#[utoipa::path(post, path = "/api/v1/chats/{id}/messages", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path)), request_body = SendRequest, responses((status = 201, body = chat_selectors::MessageView, description = "stored"), (status = 200, body = chat_selectors::MessageView, description = "the original (same client_id)"), (status = 400, body = crate::error::ErrorBody, description = "blank or too long"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 409, body = crate::error::ErrorBody, description = "this client_id was used for a message in another chat"), (status = 429, body = crate::error::ErrorBody, description = "over the send limit")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{id}/messages",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    request_body = SendRequest,
+    responses(
+        (status = 201, body = chat_selectors::MessageView, description = "stored"),
+        (status = 200, body = chat_selectors::MessageView, description = "the original (same client_id)"),
+        (status = 400, body = crate::error::ErrorBody, description = "blank or too long"),
+        (status = 403, body = crate::error::ErrorBody, description = "not a member"),
+        (status = 409, body = crate::error::ErrorBody, description = "this client_id was used for a message in another chat"),
+        (status = 429, body = crate::error::ErrorBody, description = "over the send limit"),
+    ),
+)]
 pub async fn send(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -283,7 +399,19 @@ pub struct EditRequest {
 ///
 /// `PATCH /api/v1/chats/{id}/messages/{seq} {"text"}` → 200 the edited message (`edited_at`
 /// set). Author only: 403 otherwise; 404 for no such (or a deleted) message.
-#[utoipa::path(patch, path = "/api/v1/chats/{id}/messages/{seq}", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("seq" = i64, Path)), request_body = EditRequest, responses((status = 200, body = chat_selectors::MessageView), (status = 403, body = crate::error::ErrorBody, description = "not the author"), (status = 404, body = crate::error::ErrorBody, description = "no such message")))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/chats/{id}/messages/{seq}",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path), ("seq" = i64, Path)),
+    request_body = EditRequest,
+    responses(
+        (status = 200, body = chat_selectors::MessageView),
+        (status = 403, body = crate::error::ErrorBody, description = "not the author"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such message"),
+    ),
+)]
 pub async fn edit(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -303,7 +431,18 @@ pub async fn edit(
 ///
 /// `DELETE /api/v1/chats/{id}/messages/{seq}` → 204; the message becomes a tombstone. Author
 /// only: 403 otherwise; 404 for no such (or an already deleted) message.
-#[utoipa::path(delete, path = "/api/v1/chats/{id}/messages/{seq}", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path), ("seq" = i64, Path)), responses((status = 204, description = "tombstoned"), (status = 403, body = crate::error::ErrorBody, description = "not the author"), (status = 404, body = crate::error::ErrorBody, description = "no such message")))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/chats/{id}/messages/{seq}",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path), ("seq" = i64, Path)),
+    responses(
+        (status = 204, description = "tombstoned"),
+        (status = 403, body = crate::error::ErrorBody, description = "not the author"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such message"),
+    ),
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -328,7 +467,19 @@ pub struct ReadRequest {
 ///
 /// `POST /api/v1/chats/{id}/read {"seq"}` → 204; the read marker moves to `seq` (never
 /// backwards). 400 for a seq beyond the chat's `last_seq`, 403 for non-members.
-#[utoipa::path(post, path = "/api/v1/chats/{id}/read", tag = "messages", security(("bearer" = [])), params(("id" = i64, Path)), request_body = ReadRequest, responses((status = 204, description = "marker moved (never backwards)"), (status = 400, body = crate::error::ErrorBody, description = "beyond last_seq"), (status = 403, body = crate::error::ErrorBody, description = "not a member")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{id}/read",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    request_body = ReadRequest,
+    responses(
+        (status = 204, description = "marker moved (never backwards)"),
+        (status = 400, body = crate::error::ErrorBody, description = "beyond last_seq"),
+        (status = 403, body = crate::error::ErrorBody, description = "not a member"),
+    ),
+)]
 pub async fn read(
     state: web::Data<AppState>,
     user: CurrentUser,

@@ -14,7 +14,18 @@ use crate::state::AppState;
 ///
 /// `GET /api/v1/chats/{id}/members` → 200 `[{"user":{"id","username"},"role","joined_at","last_read_seq"}]`,
 /// owner first. 403 for non-members.
-#[utoipa::path(get, path = "/api/v1/chats/{id}/members", operation_id = "list_members", tag = "members", security(("bearer" = [])), params(("id" = i64, Path)), responses((status = 200, body = Vec<chat_selectors::MemberView>, description = "owner first"), (status = 403, body = crate::error::ErrorBody, description = "not a member")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/{id}/members",
+    operation_id = "list_members",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, body = Vec<chat_selectors::MemberView>, description = "owner first"),
+        (status = 403, body = crate::error::ErrorBody, description = "not a member"),
+    ),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -38,7 +49,20 @@ pub struct InviteRequest {
 ///
 /// `POST /api/v1/chats/{id}/members {"user_id"}` → 201; owner or admin adds a user to a group
 /// (private ones too). 403 for others, 404 unknown user, 409 already a member.
-#[utoipa::path(post, path = "/api/v1/chats/{id}/members", tag = "members", security(("bearer" = [])), params(("id" = i64, Path)), request_body = InviteRequest, responses((status = 201, description = "added"), (status = 403, body = crate::error::ErrorBody, description = "not owner or admin"), (status = 404, body = crate::error::ErrorBody, description = "no such user"), (status = 409, body = crate::error::ErrorBody, description = "already a member")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{id}/members",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    request_body = InviteRequest,
+    responses(
+        (status = 201, description = "added"),
+        (status = 403, body = crate::error::ErrorBody, description = "not owner or admin"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such user"),
+        (status = 409, body = crate::error::ErrorBody, description = "already a member"),
+    ),
+)]
 pub async fn invite(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -54,7 +78,18 @@ pub async fn invite(
 ///
 /// `DELETE /api/v1/chats/{id}/members/{user_id}` → 204; the owner removes anyone, an admin plain
 /// members. 403 otherwise (and for yourself: leave instead), 404 not a member.
-#[utoipa::path(delete, path = "/api/v1/chats/{id}/members/{user_id}", tag = "members", security(("bearer" = [])), params(("id" = i64, Path), ("user_id" = i64, Path)), responses((status = 204, description = "removed"), (status = 403, body = crate::error::ErrorBody, description = "by the role rules"), (status = 404, body = crate::error::ErrorBody, description = "not a member")))]
+#[utoipa::path(
+    delete,
+    path = "/api/v1/chats/{id}/members/{user_id}",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id" = i64, Path), ("user_id" = i64, Path)),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 403, body = crate::error::ErrorBody, description = "by the role rules"),
+        (status = 404, body = crate::error::ErrorBody, description = "not a member"),
+    ),
+)]
 pub async fn remove(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -78,7 +113,20 @@ pub struct RoleRequest {
 /// `PATCH /api/v1/chats/{id}/members/{user_id} {"role":"admin"|"member"|"owner"}` → 204; the
 /// owner promotes, demotes, or hands over ownership (`owner`; they become an admin).
 /// 403 for others, 404 not a member, 400 bad role or your own.
-#[utoipa::path(patch, path = "/api/v1/chats/{id}/members/{user_id}", tag = "members", security(("bearer" = [])), params(("id" = i64, Path), ("user_id" = i64, Path)), request_body = RoleRequest, responses((status = 204, description = "changed"), (status = 400, body = crate::error::ErrorBody, description = "bad role or your own"), (status = 403, body = crate::error::ErrorBody, description = "not the owner"), (status = 404, body = crate::error::ErrorBody, description = "not a member")))]
+#[utoipa::path(
+    patch,
+    path = "/api/v1/chats/{id}/members/{user_id}",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id" = i64, Path), ("user_id" = i64, Path)),
+    request_body = RoleRequest,
+    responses(
+        (status = 204, description = "changed"),
+        (status = 400, body = crate::error::ErrorBody, description = "bad role or your own"),
+        (status = 403, body = crate::error::ErrorBody, description = "not the owner"),
+        (status = 404, body = crate::error::ErrorBody, description = "not a member"),
+    ),
+)]
 pub async fn set_role(
     state: web::Data<AppState>,
     user: CurrentUser,

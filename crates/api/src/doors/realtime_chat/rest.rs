@@ -25,7 +25,13 @@ pub struct Username {
 /// Lists the caller's friends (door 002).
 ///
 /// `GET /api/v1/chat/list-friends` → 200 `[{"username"}]`.
-#[utoipa::path(get, path = "/api/v1/chat/list-friends", tag = "door 002", security(("bearer" = [])), responses((status = 200, body = Vec<Username>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/chat/list-friends",
+    tag = "door 002",
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<Username>)),
+)]
 pub async fn list_friends(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -45,7 +51,19 @@ pub async fn list_friends(
 ///
 /// `POST /api/v1/chat/add-friend/{username}` → 200 `"Succussfly added friend"`.
 /// 404 unknown user, 409 already a friend, 400 yourself.
-#[utoipa::path(post, path = "/api/v1/chat/add-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = String, content_type = "application/json", description = "the JSON string Succussfly added friend (sic)"), (status = 400, body = crate::error::ErrorBody, description = "yourself"), (status = 404, body = crate::error::ErrorBody, description = "no such user"), (status = 409, body = crate::error::ErrorBody, description = "already a friend")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chat/add-friend/{username}",
+    tag = "door 002",
+    security(("bearer" = [])),
+    params(("username" = String, Path)),
+    responses(
+        (status = 200, body = String, content_type = "application/json", description = "the JSON string Succussfly added friend (sic)"),
+        (status = 400, body = crate::error::ErrorBody, description = "yourself"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such user"),
+        (status = 409, body = crate::error::ErrorBody, description = "already a friend"),
+    ),
+)]
 pub async fn add_friend(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -59,7 +77,18 @@ pub async fn add_friend(
 ///
 /// `POST /api/v1/chat/remove-friend/{username}` → 200 `"Succussfly removed friend"`.
 /// 404 unknown user or not a friend.
-#[utoipa::path(post, path = "/api/v1/chat/remove-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = String, content_type = "application/json", description = "the JSON string Succussfly removed friend (sic)"), (status = 403, body = crate::error::ErrorBody, description = "not a friend"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chat/remove-friend/{username}",
+    tag = "door 002",
+    security(("bearer" = [])),
+    params(("username" = String, Path)),
+    responses(
+        (status = 200, body = String, content_type = "application/json", description = "the JSON string Succussfly removed friend (sic)"),
+        (status = 403, body = crate::error::ErrorBody, description = "not a friend"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such user"),
+    ),
+)]
 pub async fn remove_friend(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -83,7 +112,19 @@ pub struct CreateGroupRequest {
 /// `POST /api/v1/chat/create-group {"name"}` → 201
 /// `{"name","users":[{"username"}],"chat":{"name","chat_type":"group","thread_id"}}`; the creator
 /// is the owner and first member. 400 bad name, 409 taken.
-#[utoipa::path(post, path = "/api/v1/chat/create-group", operation_id = "door002_create_group", tag = "door 002", security(("bearer" = [])), request_body = CreateGroupRequest, responses((status = 201, description = "name, users and chat"), (status = 400, body = crate::error::ErrorBody, description = "bad name"), (status = 409, body = crate::error::ErrorBody, description = "taken")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chat/create-group",
+    operation_id = "door002_create_group",
+    tag = "door 002",
+    security(("bearer" = [])),
+    request_body = CreateGroupRequest,
+    responses(
+        (status = 201, description = "name, users and chat"),
+        (status = 400, body = crate::error::ErrorBody, description = "bad name"),
+        (status = 409, body = crate::error::ErrorBody, description = "taken"),
+    ),
+)]
 pub async fn create_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -105,7 +146,18 @@ pub async fn create_group(
 /// Joins a group by name (door 002).
 ///
 /// `POST /api/v1/chat/join-group/{name}` → 200 `"Succussfully joined."`. 404, 409 already in.
-#[utoipa::path(post, path = "/api/v1/chat/join-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = String, content_type = "application/json"), (status = 404, body = crate::error::ErrorBody, description = "no such group"), (status = 409, body = crate::error::ErrorBody, description = "already a member")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chat/join-group/{name}",
+    tag = "door 002",
+    security(("bearer" = [])),
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, body = String, content_type = "application/json"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such group"),
+        (status = 409, body = crate::error::ErrorBody, description = "already a member"),
+    ),
+)]
 pub async fn join_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -119,7 +171,18 @@ pub async fn join_group(
 /// Leaves a group by name (door 002).
 ///
 /// `POST /api/v1/chat/leave-group/{name}` → 200 `"Succussfully removed."`. 404, 403 not in.
-#[utoipa::path(post, path = "/api/v1/chat/leave-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = String, content_type = "application/json"), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chat/leave-group/{name}",
+    tag = "door 002",
+    security(("bearer" = [])),
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, body = String, content_type = "application/json"),
+        (status = 403, body = crate::error::ErrorBody, description = "not a member"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such group"),
+    ),
+)]
 pub async fn leave_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -133,7 +196,18 @@ pub async fn leave_group(
 /// Deletes a group the caller owns (door 002).
 ///
 /// `POST /api/v1/chat/delete-group/{name}` → 200 with an empty body. 404, 403 not the owner.
-#[utoipa::path(post, path = "/api/v1/chat/delete-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, description = "deleted"), (status = 403, body = crate::error::ErrorBody, description = "not the owner"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
+#[utoipa::path(
+    post,
+    path = "/api/v1/chat/delete-group/{name}",
+    tag = "door 002",
+    security(("bearer" = [])),
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, description = "deleted"),
+        (status = 403, body = crate::error::ErrorBody, description = "not the owner"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such group"),
+    ),
+)]
 pub async fn delete_group(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -194,7 +268,18 @@ fn socket_url(
 ///
 /// `GET /api/v1/chat/chat-friend/{username}` → 200 `{"url":"ws://<host>/ws/user/<username>/?token=<access>"}`.
 /// 404 unknown user, 403 not in your friend list.
-#[utoipa::path(get, path = "/api/v1/chat/chat-friend/{username}", tag = "door 002", security(("bearer" = [])), params(("username" = String, Path)), responses((status = 200, body = SocketUrl), (status = 403, body = crate::error::ErrorBody, description = "not a friend"), (status = 404, body = crate::error::ErrorBody, description = "no such user")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/chat/chat-friend/{username}",
+    tag = "door 002",
+    security(("bearer" = [])),
+    params(("username" = String, Path)),
+    responses(
+        (status = 200, body = SocketUrl),
+        (status = 403, body = crate::error::ErrorBody, description = "not a friend"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such user"),
+    ),
+)]
 pub async fn chat_friend(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -215,7 +300,18 @@ pub async fn chat_friend(
 ///
 /// `GET /api/v1/chat/chat-group/{name}` → 200 `{"url":"ws://<host>/ws/group/<name>/?token=<access>"}`.
 /// 404 unknown group, 403 not a member.
-#[utoipa::path(get, path = "/api/v1/chat/chat-group/{name}", tag = "door 002", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, body = SocketUrl), (status = 403, body = crate::error::ErrorBody, description = "not a member"), (status = 404, body = crate::error::ErrorBody, description = "no such group")))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/chat/chat-group/{name}",
+    tag = "door 002",
+    security(("bearer" = [])),
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, body = SocketUrl),
+        (status = 403, body = crate::error::ErrorBody, description = "not a member"),
+        (status = 404, body = crate::error::ErrorBody, description = "no such group"),
+    ),
+)]
 pub async fn chat_group(
     req: HttpRequest,
     state: web::Data<AppState>,
