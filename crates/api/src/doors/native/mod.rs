@@ -6,6 +6,7 @@ pub mod auth;
 pub mod chats;
 pub mod gateway;
 pub mod members;
+pub mod messages;
 
 use actix_web::web;
 
@@ -37,15 +38,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/chats/{id}/leave").post(chats::leave))
         .service(
             resource("/api/v1/chats/{id}/messages")
-                .get(chats::history)
-                .post(chats::send),
+                .get(messages::history)
+                .post(messages::send),
         )
         .service(
             resource("/api/v1/chats/{id}/messages/{seq}")
-                .patch(chats::edit)
-                .delete(chats::delete),
+                .patch(messages::edit)
+                .delete(messages::delete),
         )
-        .service(resource("/api/v1/chats/{id}/read").post(chats::read))
+        .service(resource("/api/v1/chats/{id}/read").post(messages::read))
         .service(
             resource("/api/v1/chats/{id}/members")
                 .get(members::list)
