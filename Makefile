@@ -90,9 +90,15 @@ build:
 	$(CARGO) build --release --locked -p chat-api --bin chat-server
 
 ## Formatting and lints, as CI checks them.
-lint:
+MACHETE := .tools/machete/bin/cargo-machete
+lint: $(MACHETE)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(MACHETE)
+
+## cargo-machete (unused dependencies), installed into .tools/ on first use (~2 min).
+$(MACHETE):
+	$(CARGO) install --locked --root .tools/machete cargo-machete --version 0.9.2
 
 fmt:
 	$(CARGO) fmt --all
