@@ -16,26 +16,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use crate::error::{foreign_key_violation, unique_violation};
-use crate::members::{role_now, system_line};
+use crate::transaction::{lock_chat, role_now, system_line};
 use crate::{Error, Result, publish};
-
-/// Locks the chat's row for the rest of the transaction and returns its owner. Every membership
-/// change takes this lock first, as sends do (their `UPDATE chats`), so the two never wait on
-/// each other in opposite orders (no deadlock between leaving and sending).
-/// Errors: `NotFound` when the chat is gone.
-pub(crate) async fn lock_chat(
-    conn: &mut diesel_async::AsyncPgConnection,
-    chat: ChatId,
-) -> Result<Option<i64>> {
-    let owner: Option<Option<i64>> = chats::table
-        .find(chat.0)
-        .select(chats::owner_id)
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?;
-    owner.ok_or_else(|| DomainError::NotFound(NotFoundReason::Chat).into())
-}
 
 /// Publishes `member.joined` for each member of a chat just created, so their open sockets
 /// start following it (`since_seq` 0: everything in it is new to them).

@@ -13,6 +13,7 @@ pub mod presence;
 pub mod rate;
 mod store;
 mod support;
+mod transaction;
 mod writer;
 
 pub use auth::{

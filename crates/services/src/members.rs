@@ -5,8 +5,8 @@
 
 use crate::Store;
 use chat_domain::{
-    ChatId, ChatKind, DomainError, MemberRole, MessageKind, UserId, can_invite, can_join, can_post,
-    can_remove, can_set_role,
+    ChatId, ChatKind, DomainError, MemberRole, UserId, can_invite, can_join, can_post, can_remove,
+    can_set_role,
 };
 use chat_domain::{ConflictReason, ForbiddenReason, NotFoundReason};
 use chat_selectors::schema::{chat_members, chats};
@@ -15,11 +15,10 @@ use chat_selectors::{
     user_by_id,
 };
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use crate::chats::lock_chat;
 use crate::error::foreign_key_violation;
-use crate::writer::{Inserted, insert_message};
+use crate::transaction::{lock_chat, role_now, system_line};
 use crate::{Result, publish};
 
 /// `user` joins a public group.
@@ -127,31 +126,6 @@ async fn add_member(
     .await;
     publish(store, &message.created_event()).await;
     Ok(())
-}
-
-/// A member's role as stored now (inside the caller's transaction), bypassing the cache.
-pub(crate) async fn role_now(
-    conn: &mut AsyncPgConnection,
-    chat: ChatId,
-    user: UserId,
-) -> Result<Option<MemberRole>> {
-    let role: Option<String> = chat_members::table
-        .find((chat.0, user.0))
-        .select(chat_members::role)
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(role.and_then(|r| MemberRole::parse(&r).ok()))
-}
-
-pub(crate) async fn system_line(
-    conn: &mut AsyncPgConnection,
-    chat: ChatId,
-    text: &str,
-) -> Result<Inserted> {
-    insert_message(conn, chat, None, MessageKind::System, text, None, false)
-        .await?
-        .ok_or_else(|| DomainError::NotFound(NotFoundReason::Chat).into())
 }
 
 /// `user` leaves a group.
