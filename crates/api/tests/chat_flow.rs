@@ -2,9 +2,7 @@
 //! direct chats, history, the chat list, idempotent sends, live delivery (also across two
 //! instances through Redis).
 
-mod common;
-
-use common::{TestApp, TestUser};
+use chat_test_support::{TestApp, TestUser};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -728,7 +726,7 @@ async fn readyz_reports_the_database_and_redis() {
         (200, json!({"status": "ready"}))
     );
     // An instance whose PostgreSQL is gone answers 503 and names it (its database is dropped).
-    let env = common::TestEnv::new().await;
+    let env = chat_test_support::TestEnv::new().await;
     let broken = TestApp::spawn_with(env.clone(), env.settings()).await;
     let mut admin = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(
         &env.database_url

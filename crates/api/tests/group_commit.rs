@@ -2,11 +2,9 @@
 //! still answered after its own commit with the same outcome as alone — gapless seqs per chat,
 //! idempotent `client_id`, refusals that use no seq.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
-use common::{TestApp, TestUser};
+use chat_test_support::{TestApp, TestUser};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 

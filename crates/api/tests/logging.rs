@@ -1,12 +1,10 @@
 //! What the logs hold: a request id on every request's lines, never a token, password or
 //! message text, and the warnings an operator must see.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::TestApp;
+use chat_test_support::TestApp;
 use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -88,7 +86,7 @@ async fn request_lines_carry_an_id_and_no_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn door_001_beyond_loopback_is_a_warning() {
     let captured = captured();
-    let env = common::TestEnv::new().await;
+    let env = chat_test_support::TestEnv::new().await;
     let settings = chat_api::Settings {
         door_avito: true,
         avito_listen: Some("0.0.0.0:0".into()),

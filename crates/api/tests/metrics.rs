@@ -1,8 +1,6 @@
 //! `/metrics` in the Prometheus text format reflects real traffic.
 
-mod common;
-
-use common::TestApp;
+use chat_test_support::TestApp;
 use serde_json::json;
 
 fn value(metrics: &str, line_start: &str) -> Option<f64> {

@@ -4,9 +4,7 @@
 //! diff) and the published copy `docs/openapi.json` (refresh both with `UPDATE_OPENAPI=1
 //! INSTA_UPDATE=always cargo test --test openapi`).
 
-mod common;
-
-use common::TestApp;
+use chat_test_support::TestApp;
 use serde_json::Value;
 
 const ROUTES: [(&str, &str); 36] = [

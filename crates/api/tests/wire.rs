@@ -6,9 +6,7 @@
 //! `INSTA_UPDATE=always`), and say in the commit why the wire changed. The OpenAPI document's
 //! snapshot is in `tests/openapi.rs`.
 
-mod common;
-
-use common::{TestApp, WsClient};
+use chat_test_support::{TestApp, WsClient};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -114,7 +112,7 @@ async fn call(
             .header("Content-Type", "application/json")
             .body(body.to_owned());
     }
-    common::read(req.send().await.unwrap()).await
+    chat_test_support::read(req.send().await.unwrap()).await
 }
 
 /// The next text frame that is not a presence event (those depend on socket timing).
