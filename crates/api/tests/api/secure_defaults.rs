@@ -1,4 +1,4 @@
-//! What the security suite (tests/security.rs) cannot reach from outside: users deleted behind
+//! What the security suite (tests/api/security.rs) cannot reach from outside: users deleted behind
 //! the server's back, the settings that decide door 002's socket URLs and the door tokens'
 //! lifetime, and the periodic check that closes sockets a lost revocation event left open.
 

@@ -1,10 +1,10 @@
-//! Snapshots of what every door puts on the wire (insta, `tests/snapshots/wire__*.snap`): one
+//! Snapshots of what every door puts on the wire (insta, `tests/api/snapshots/api__wire__*.snap`): one
 //! scripted session per door — bodies and statuses of its HTTP routes, its WebSocket frames and
 //! closes, successes and errors alike — on a fresh database, so ids are the same on every run.
 //! Times, tokens and ports are replaced by `[time]`, `[token]`, `[port]`. A changed field, status
 //! or error text is a visible diff: review it with `cargo insta review` (or accept with
 //! `INSTA_UPDATE=always`), and say in the commit why the wire changed. The OpenAPI document's
-//! snapshot is in `tests/openapi.rs`.
+//! snapshot is in `tests/api/openapi.rs`.
 
 use chat_test_support::{TestApp, WsClient};
 use futures_util::SinkExt;
