@@ -7,10 +7,11 @@ use std::process::Command;
 /// Tells a child process which test it was started for.
 const OWN_PROCESS: &str = "CHAT_TEST_OWN_PROCESS";
 
-/// Runs the test it is called in alone in a new process of the same test binary, where nothing
-/// else runs. `true` in the test as the harness started it: the child passed and the caller
-/// returns at once (a failure of the child panics here with its output). `false` in the child:
-/// the caller goes on with its body.
+/// Runs the calling test alone in a new process of the same test binary.
+///
+/// Nothing else runs in that process. `true` in the test as the harness started it: the child
+/// passed and the caller returns at once (a failure of the child panics here with its output).
+/// `false` in the child: the caller goes on with its body.
 ///
 /// ```ignore
 /// #[tokio::test]

@@ -398,7 +398,7 @@ async fn the_same_client_id_returns_the_original_message_and_uses_no_seq() {
 }
 
 /// Two chats with neighbouring ids are written by different writer tasks, so the same
-/// client_id sent to both at once races between two batch statements: the loser fails on the
+/// `client_id` sent to both at once races between two batch statements: the loser fails on the
 /// unique index, its batch is written again one message at a time, and each send still gets its
 /// honest answer (the original, or 409 for the other chat) with no seq used by a refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

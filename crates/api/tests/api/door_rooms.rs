@@ -208,7 +208,7 @@ async fn every_error_has_the_original_text_status_and_plain_text_body() {
     let reg = |name: &str, email: &str, password: &str| {
         Some(json!({"username": name, "email": email, "password": password}))
     };
-    let cases: Vec<ErrorCase> = vec![
+    let cases: Vec<ErrorCase<'_>> = vec![
         (Method::POST, "/register", None, None, 400, "invalid data"),
         (
             Method::POST,

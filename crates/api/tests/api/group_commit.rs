@@ -155,7 +155,7 @@ async fn metrics(app: &TestApp) -> String {
 }
 
 /// No batch statement of this process fell back to one statement per message. Nothing in this
-/// file's tests makes the database refuse a batch (repeated client_ids never share a statement,
+/// file's tests makes the database refuse a batch (repeated `client_id`s never share a statement,
 /// one chat is written by one writer), so a retry means the batch statement is broken — which
 /// the one-by-one fallback would otherwise hide. The metrics are process-wide: the tests that
 /// read them run in a process of their own (`own_process!`), where no other test's faults count.

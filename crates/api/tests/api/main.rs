@@ -3,6 +3,11 @@
 //! test that reads process-wide state (the metrics recorder, the log subscriber) runs in a
 //! process of its own (`chat_test_support::own_process!`). Run one file with
 //! `cargo test -p chat-api --test api wire::`.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test with its message"
+)]
 
 mod bad_input;
 mod chat_flow;
