@@ -13,7 +13,7 @@ const OWN_PROCESS: &str = "CHAT_TEST_OWN_PROCESS";
 /// passed and the caller returns at once (a failure of the child panics here with its output).
 /// `false` in the child: the caller goes on with its body.
 ///
-/// ```ignore
+/// ```text
 /// #[tokio::test]
 /// async fn counts_what_the_process_did() {
 ///     if chat_test_support::own_process!() {
