@@ -2,7 +2,7 @@
 //!
 //! They run against any live server over real HTTP and WebSocket connections (`chat-security
 //! --url ...`, or `make security`, which starts its own server pair). The same checks run inside
-//! `cargo test` against in-process servers (`crates/api/tests/security.rs`).
+//! `cargo test` against in-process servers (`crates/api/tests/api/security.rs`).
 //!
 //! Every check creates its own accounts and chats under a random prefix, so runs never collide
 //! and a check never depends on another's leftovers. A check that needs something the target

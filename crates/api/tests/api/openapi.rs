@@ -1,12 +1,10 @@
 //! The OpenAPI document stays in step with the routes: every native and door-002 REST route is
 //! in it, bearer auth is declared, Swagger UI is served, and the document matches its committed
-//! snapshots — `tests/snapshots/openapi__openapi.snap` (insta: `cargo insta review` shows the
+//! snapshots — `tests/api/snapshots/api__openapi__openapi.snap` (insta: `cargo insta review` shows the
 //! diff) and the published copy `docs/openapi.json` (refresh both with `UPDATE_OPENAPI=1
-//! INSTA_UPDATE=always cargo test --test openapi`).
+//! INSTA_UPDATE=always cargo test -p chat-api --test api openapi::`).
 
-mod common;
-
-use common::TestApp;
+use chat_test_support::TestApp;
 use serde_json::Value;
 
 const ROUTES: [(&str, &str); 36] = [

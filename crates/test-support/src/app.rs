@@ -1,150 +1,21 @@
-//! Test harness: every test gets its own PostgreSQL database, cloned from a migrated template
-//! (`CREATE DATABASE .. TEMPLATE`, ~40 ms), its own Redis key prefix, and real server instances
-//! on port 0 talked to over real HTTP and WebSocket connections.
-//!
-//! Environment: `TEST_DATABASE_URL` (server URL without a database name, default
-//! `postgres://postgres@127.0.0.1:5432`), `REDIS_URL` (default `redis://127.0.0.1:6379`).
-#![allow(dead_code)]
+//! Servers under test (feature `app`): real `chat-server` instances on port 0 of 127.0.0.1,
+//! talked to over real HTTP and WebSocket connections, with helpers for every door.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_api::{RunningServer, Settings};
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::{SinkExt, StreamExt};
-use rand::Rng;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use crate::{TestEnv, redis_url};
+
+/// The JWT secret of every server under test.
 pub const JWT_SECRET: &str = "test-secret-not-for-production";
 
-fn pg_base() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-async fn admin() -> AsyncPgConnection {
-    AsyncPgConnection::establish(&format!("{}/postgres", pg_base()))
-        .await
-        .expect("PostgreSQL is not reachable at TEST_DATABASE_URL (run `make services`)")
-}
-
-/// The template's name changes with the migrations, so a schema change builds a new one.
-fn template_name() -> String {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
-    let mut paths: Vec<_> = walk(std::path::Path::new(dir));
-    paths.sort();
-    let mut hasher = DefaultHasher::new();
-    for path in paths {
-        path.file_name().hash(&mut hasher);
-        std::fs::read(&path).unwrap().hash(&mut hasher);
-    }
-    format!("chat_tpl_{:016x}", hasher.finish())
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-
-/// Builds the migrated template once per machine (other test processes wait on an advisory
-/// lock), building under a temporary name so a crash never leaves a half-migrated template.
-async fn template() -> &'static str {
-    TEMPLATE
-        .get_or_init(|| async {
-            let name = template_name();
-            let mut conn = admin().await;
-            diesel::sql_query("SELECT pg_advisory_lock(727274)")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            let exists: Count =
-                diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
-                    .bind::<Text, _>(&name)
-                    .get_result(&mut conn)
-                    .await
-                    .unwrap();
-            if exists.n == 0 {
-                let build = format!("{name}_build");
-                diesel::sql_query(format!("DROP DATABASE IF EXISTS {build}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                diesel::sql_query(format!("CREATE DATABASE {build}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                chat_selectors::run_migrations(&format!("{}/{build}", pg_base()))
-                    .await
-                    .unwrap();
-                diesel::sql_query(format!("ALTER DATABASE {build} RENAME TO {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            }
-            diesel::sql_query("SELECT pg_advisory_unlock(727274)")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            name
-        })
-        .await
-}
-
-/// A test's own database and Redis prefix; both are removed when the last holder drops it.
-pub struct TestEnv {
-    pub db_name: String,
-    pub database_url: String,
-    pub redis_prefix: String,
-}
-
 impl TestEnv {
-    pub async fn new() -> Arc<Self> {
-        let template = template().await;
-        let suffix: u64 = rand::rng().random();
-        // The creation time in the name lets `make clean-test-dbs` drop only stale databases,
-        // never those of a run still going.
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let db_name = format!("t_{created}_{suffix:016x}");
-        let mut conn = admin().await;
-        diesel::sql_query(format!("CREATE DATABASE {db_name} TEMPLATE {template}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        Arc::new(Self {
-            database_url: format!("{}/{db_name}", pg_base()),
-            redis_prefix: format!("test:{suffix:016x}:"),
-            db_name,
-        })
-    }
-
     /// Settings for one instance of the app under test.
     pub fn settings(&self) -> Settings {
         Settings {
@@ -164,45 +35,17 @@ impl TestEnv {
     }
 }
 
-impl Drop for TestEnv {
-    fn drop(&mut self) {
-        let db = self.db_name.clone();
-        let prefix = self.redis_prefix.clone();
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let mut conn = admin().await;
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await;
-                if let Ok(client) = redis::Client::open(redis_url())
-                    && let Ok(mut redis) = client.get_multiplexed_async_connection().await
-                {
-                    let keys: Vec<String> = redis::cmd("KEYS")
-                        .arg(format!("{prefix}*"))
-                        .query_async(&mut redis)
-                        .await
-                        .unwrap_or_default();
-                    if !keys.is_empty() {
-                        let _: Result<(), _> =
-                            redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
-                    }
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
-
 /// One running instance of the server under test.
 pub struct TestApp {
+    /// Its database and Redis prefix (shared with its peers).
     pub env: Arc<TestEnv>,
+    /// The running server (`None` once stopped).
     pub server: Option<RunningServer>,
+    /// `http://127.0.0.1:<port>`.
     pub base: String,
+    /// `ws://127.0.0.1:<port>`.
     pub ws_base: String,
+    /// An HTTP client for it.
     pub http: reqwest::Client,
 }
 
@@ -219,6 +62,7 @@ impl TestApp {
         Self::spawn_with(self.env.clone(), self.env.settings()).await
     }
 
+    /// An instance on `env` with `settings` (which should come from `env.settings()`).
     pub async fn spawn_with(env: Arc<TestEnv>, settings: Settings) -> Self {
         // Server logs go to the test's captured output (shown for failing tests); RUST_LOG filters.
         let _ = tracing_subscriber::fmt()
@@ -241,10 +85,12 @@ impl TestApp {
         }
     }
 
+    /// The absolute URL of `path` on this instance.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
+    /// `POST path` with a JSON body, as `token`'s bearer if any: status and body (see [`read`]).
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
         let mut req = self.http.post(self.url(path)).json(&body);
         if let Some(token) = token {
@@ -253,6 +99,7 @@ impl TestApp {
         read(req.send().await.unwrap()).await
     }
 
+    /// `GET path`, as `token`'s bearer if any: status and body (see [`read`]).
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self.http.get(self.url(path));
         if let Some(token) = token {
@@ -436,18 +283,25 @@ pub async fn read(response: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// A registered and logged-in user.
 #[derive(Debug, Clone)]
 pub struct TestUser {
+    /// The user's id.
     pub id: i64,
+    /// The username it registered with.
     pub username: String,
+    /// Its access token (JWT).
     pub access: String,
+    /// Its refresh token.
     pub refresh: String,
 }
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A WebSocket connection to a server under test.
 pub struct WsClient {
+    /// The connection itself, for what the helpers below do not cover.
     pub stream: Ws,
 }
 
@@ -455,10 +309,12 @@ pub struct WsClient {
 pub const WAIT: Duration = Duration::from_secs(5);
 
 impl WsClient {
+    /// Sends `value` as a text frame.
     pub async fn send_json(&mut self, value: Value) {
         self.send_text(&value.to_string()).await;
     }
 
+    /// Sends `text` as a text frame.
     pub async fn send_text(&mut self, text: &str) {
         self.stream
             .send(Message::Text(text.to_owned().into()))
@@ -536,83 +392,5 @@ impl WsClient {
                 Ok(other) => panic!("socket ended: {other:?}"),
             }
         }
-    }
-}
-
-/// Runs `sql` on the server's `postgres` database (for statements about a test's own database,
-/// such as refusing its connections for a while).
-pub async fn admin_execute(sql: &str) {
-    use diesel_async::SimpleAsyncConnection;
-    admin()
-        .await
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-/// A Redis server of a test's own, on a free port, so the test may kill and restart it without
-/// touching the machine's shared one. Killed when dropped.
-pub struct PrivateRedis {
-    pub port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl PrivateRedis {
-    /// Starts one and waits until it answers.
-    pub async fn start() -> Self {
-        let port = loop {
-            let candidate = rand::rng().random_range(21_000..29_000);
-            if std::net::TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
-                break candidate;
-            }
-        };
-        let mut redis = Self { port, child: None };
-        redis.restart().await;
-        redis
-    }
-
-    /// `redis://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills it (SIGKILL: nothing is said to the clients).
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port (empty: it keeps nothing on disk) and waits until it
-    /// answers.
-    pub async fn restart(&mut self) {
-        self.kill();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed");
-        self.child = Some(child);
-        let client = redis::Client::open(self.url()).unwrap();
-        for _ in 0..100 {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the private redis-server did not start on {}", self.port);
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

@@ -2,8 +2,6 @@
 //! environment and in the TOML file) naming the nearest setting, and the user commands answer
 //! clearly for a user that does not exist.
 
-mod common;
-
 use std::process::Command;
 
 fn chat_server() -> Command {
@@ -56,7 +54,7 @@ fn a_misspelled_file_key_stops_start_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disable_user_of_nobody_says_so() {
-    let env = common::TestEnv::new().await;
+    let env = chat_test_support::TestEnv::new().await;
     let out = chat_server()
         .args(["disable-user", "nobody_at_all"])
         .env("DATABASE_URL", &env.database_url)

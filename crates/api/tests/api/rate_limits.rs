@@ -1,9 +1,7 @@
 //! Rate limits counted in Redis hold across instances; over the limit nothing is written and the
 //! client learns when to retry, in its door's format.
 
-mod common;
-
-use common::{TestApp, TestEnv};
+use chat_test_support::{TestApp, TestEnv};
 use serde_json::json;
 
 /// The limits count per clock minute: start a test well inside one, so it never straddles two.

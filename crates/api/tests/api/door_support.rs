@@ -2,9 +2,7 @@
 //! envelope and empty 403/404s, customers and operators on `/v1/ws/`, every error code, the
 //! `create-operator` command, and an operator's answer reaching a customer on another instance.
 
-mod common;
-
-use common::{TestApp, WsClient};
+use chat_test_support::{TestApp, WsClient};
 use serde_json::{Value, json};
 
 /// `chat-server create-operator <name>` against the test's database and Redis prefix; returns

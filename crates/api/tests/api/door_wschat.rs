@@ -2,9 +2,7 @@
 //! and group sockets that replay history, then deliver live — to the other user too, which the
 //! original never managed.
 
-mod common;
-
-use common::{TestApp, WsClient};
+use chat_test_support::{TestApp, WsClient};
 use serde_json::{Value, json};
 
 async fn plain(

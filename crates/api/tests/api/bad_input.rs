@@ -1,9 +1,7 @@
 //! Bad input gets a clear error in the door's own format and changes nothing; never a 500, never
 //! a dead socket.
 
-mod common;
-
-use common::{JWT_SECRET, TestApp};
+use chat_test_support::{JWT_SECRET, TestApp};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;

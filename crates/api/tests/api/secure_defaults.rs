@@ -1,12 +1,10 @@
-//! What the security suite (tests/security.rs) cannot reach from outside: users deleted behind
+//! What the security suite (tests/api/security.rs) cannot reach from outside: users deleted behind
 //! the server's back, the settings that decide door 002's socket URLs and the door tokens'
 //! lifetime, and the periodic check that closes sockets a lost revocation event left open.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, TestEnv};
+use chat_test_support::{TestApp, TestEnv};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{Value, json};
 

@@ -1,9 +1,7 @@
 //! Door 004 ("chat-server", Go) driven as its clients did: raw-token auth, plain-text errors with
 //! the original texts and statuses, the room WebSocket, and rooms crossing into the native API.
 
-mod common;
-
-use common::{TestApp, WsClient};
+use chat_test_support::{TestApp, WsClient};
 use serde_json::{Value, json};
 
 /// A request as the seed's curl sends it: raw token in `Authorization`, a JSON body.
@@ -210,7 +208,7 @@ async fn every_error_has_the_original_text_status_and_plain_text_body() {
     let reg = |name: &str, email: &str, password: &str| {
         Some(json!({"username": name, "email": email, "password": password}))
     };
-    let cases: Vec<ErrorCase> = vec![
+    let cases: Vec<ErrorCase<'_>> = vec![
         (Method::POST, "/register", None, None, 400, "invalid data"),
         (
             Method::POST,
@@ -563,7 +561,7 @@ async fn a_room_message_reaches_native_history_and_a_native_gateway_client() {
         )
         .await;
     assert_eq!(status, 200);
-    let native = common::TestUser {
+    let native = chat_test_support::TestUser {
         id: ann.id,
         username: "ann".into(),
         access: tokens["access"].as_str().unwrap().into(),

@@ -1,14 +1,12 @@
-//! Snapshots of what every door puts on the wire (insta, `tests/snapshots/wire__*.snap`): one
+//! Snapshots of what every door puts on the wire (insta, `tests/api/snapshots/api__wire__*.snap`): one
 //! scripted session per door — bodies and statuses of its HTTP routes, its WebSocket frames and
 //! closes, successes and errors alike — on a fresh database, so ids are the same on every run.
 //! Times, tokens and ports are replaced by `[time]`, `[token]`, `[port]`. A changed field, status
 //! or error text is a visible diff: review it with `cargo insta review` (or accept with
 //! `INSTA_UPDATE=always`), and say in the commit why the wire changed. The OpenAPI document's
-//! snapshot is in `tests/openapi.rs`.
+//! snapshot is in `tests/api/openapi.rs`.
 
-mod common;
-
-use common::{TestApp, WsClient};
+use chat_test_support::{TestApp, WsClient};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -114,7 +112,7 @@ async fn call(
             .header("Content-Type", "application/json")
             .body(body.to_owned());
     }
-    common::read(req.send().await.unwrap()).await
+    chat_test_support::read(req.send().await.unwrap()).await
 }
 
 /// The next text frame that is not a presence event (those depend on socket timing).

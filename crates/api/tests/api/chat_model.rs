@@ -1,9 +1,7 @@
 //! The chat model over the native REST routes: who may join, invite, remove, promote and hand
 //! over groups; renames and user search.
 
-mod common;
-
-use common::{TestApp, TestUser};
+use chat_test_support::{TestApp, TestUser};
 use serde_json::{Value, json};
 
 async fn call(
@@ -389,7 +387,7 @@ async fn rename_shows_everywhere_and_search_finds_by_prefix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_closed_by_the_heartbeat() {
-    let env = common::TestEnv::new().await;
+    let env = chat_test_support::TestEnv::new().await;
     let settings = chat_api::Settings {
         ws_heartbeat_secs: 1,
         ws_client_timeout_secs: 2,

@@ -2,9 +2,7 @@
 //! direct chats, history, the chat list, idempotent sends, live delivery (also across two
 //! instances through Redis).
 
-mod common;
-
-use common::{TestApp, TestUser};
+use chat_test_support::{TestApp, TestUser};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +398,7 @@ async fn the_same_client_id_returns_the_original_message_and_uses_no_seq() {
 }
 
 /// Two chats with neighbouring ids are written by different writer tasks, so the same
-/// client_id sent to both at once races between two batch statements: the loser fails on the
+/// `client_id` sent to both at once races between two batch statements: the loser fails on the
 /// unique index, its batch is written again one message at a time, and each send still gets its
 /// honest answer (the original, or 409 for the other chat) with no seq used by a refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -728,7 +726,7 @@ async fn readyz_reports_the_database_and_redis() {
         (200, json!({"status": "ready"}))
     );
     // An instance whose PostgreSQL is gone answers 503 and names it (its database is dropped).
-    let env = common::TestEnv::new().await;
+    let env = chat_test_support::TestEnv::new().await;
     let broken = TestApp::spawn_with(env.clone(), env.settings()).await;
     let mut admin = <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(
         &env.database_url

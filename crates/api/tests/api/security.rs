@@ -4,10 +4,8 @@
 //! binary as the operator's CLI. One test per check, each on a fresh deployment, so a failure
 //! names the check (issue "Secure by default": a test for each item).
 
-mod common;
-
 use chat_security::{Outcome, Target};
-use common::{JWT_SECRET, TestApp, TestEnv};
+use chat_test_support::{JWT_SECRET, TestApp, TestEnv};
 
 /// The operator's CLI: the real binary, on the test's database and Redis prefix.
 fn cli(env: &TestEnv) -> chat_security::AdminHook {

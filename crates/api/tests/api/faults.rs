@@ -5,11 +5,9 @@
 //! its own Redis server (`PrivateRedis`) or refuses its own database's connections: the machine's
 //! shared servers are never touched.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{PrivateRedis, TestApp, TestEnv, WsClient, admin_execute};
+use chat_test_support::{PrivateRedis, TestApp, TestEnv, WsClient, admin_execute};
 use serde_json::{Value, json};
 
 fn settings_on(env: &TestEnv, redis: &PrivateRedis) -> chat_api::Settings {

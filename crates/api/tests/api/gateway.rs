@@ -2,12 +2,10 @@
 //! resume, idempotent sends, edits and deletes, membership changes on open sockets, presence,
 //! read markers, backpressure, and bad input.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{TestApp, WsClient};
+use chat_test_support::{TestApp, WsClient};
 use serde_json::{Value, json};
 
 /// Collects `message.created` frames of `chat` until `count` have arrived; other events skipped.
@@ -606,7 +604,7 @@ async fn bad_frames_get_error_events_with_the_request_id_and_the_socket_stays_op
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_disconnected_and_its_state_released() {
-    let env = common::TestEnv::new().await;
+    let env = chat_test_support::TestEnv::new().await;
     let settings = chat_api::Settings {
         ws_outbound_queue: 4,
         ws_write_timeout_ms: 500,

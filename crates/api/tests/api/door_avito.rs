@@ -3,9 +3,7 @@
 //! authentication: off by default, never on the main listener, and a sandbox of its own users and
 //! chats that reaches nothing of the other doors (issue "Secure by default", item 1).
 
-mod common;
-
-use common::TestApp;
+use chat_test_support::TestApp;
 use serde_json::{Value, json};
 
 /// An app with door 001 on, on its own listener.
