@@ -12,6 +12,7 @@ use std::sync::Arc;
 use chat_domain::{
     ChatId, ClientId, DomainError, MemberRole, MessageText, Title, UserId, Username,
 };
+use chat_domain::{ConflictReason, ForbiddenReason, NotFoundReason};
 use chat_selectors::MessageView;
 use chat_selectors::schema::{chat_members, chats, messages};
 use chat_services::{
@@ -163,13 +164,22 @@ async fn a_non_member_cannot_send_and_uses_no_seq() {
         .unwrap();
 
     let refusal = refused(send_message(&store, carol, chat, &text("let me in"), None).await);
-    assert!(matches!(refusal, DomainError::Forbidden(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::Forbidden(ForbiddenReason::NotMember)),
+        "{refusal:?}"
+    );
     let key = client_id("k-1");
     let refusal = refused(send_message(&store, carol, chat, &text("again"), Some(&key)).await);
-    assert!(matches!(refusal, DomainError::Forbidden(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::Forbidden(ForbiddenReason::NotMember)),
+        "{refusal:?}"
+    );
     let refusal =
         refused(send_message(&store, alice, ChatId(chat.0 + 1000), &text("?"), None).await);
-    assert!(matches!(refusal, DomainError::NotFound(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::NotFound(NotFoundReason::Chat)),
+        "{refusal:?}"
+    );
 
     assert_eq!(last_seq(&store, chat).await, 1);
     let next = send_message(&store, alice, chat, &text("two"), None)
@@ -195,7 +205,13 @@ async fn a_client_id_used_in_another_chat_is_a_conflict() {
         .await
         .unwrap();
     let refusal = refused(send_message(&store, alice, second, &text("there"), Some(&key)).await);
-    assert!(matches!(refusal, DomainError::Conflict(_)), "{refusal:?}");
+    assert!(
+        matches!(
+            refusal,
+            DomainError::Conflict(ConflictReason::ClientIdElsewhere)
+        ),
+        "{refusal:?}"
+    );
     assert_eq!(last_seq(&store, second).await, 0);
 }
 
@@ -229,7 +245,10 @@ async fn read_markers_never_move_back_nor_beyond_the_last_message() {
     }
     assert_eq!(member(&store, chat, bob).await.unwrap().0, 3);
     let refusal = refused(mark_read(&store, carol, chat, 1).await);
-    assert!(matches!(refusal, DomainError::Forbidden(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::Forbidden(ForbiddenReason::NotMember)),
+        "{refusal:?}"
+    );
 }
 
 #[tokio::test]
@@ -257,10 +276,19 @@ async fn the_owner_leaving_hands_the_group_to_an_admin_and_an_empty_group_to_the
 
     // Leaving twice is refused; a direct chat cannot be left.
     let refusal = refused(leave_group(&store, alice, chat).await);
-    assert!(matches!(refusal, DomainError::Forbidden(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::Forbidden(ForbiddenReason::NotMember)),
+        "{refusal:?}"
+    );
     let (direct, _) = open_direct_chat(&store, alice, bob).await.unwrap();
     let refusal = refused(leave_group(&store, alice, direct.id).await);
-    assert!(matches!(refusal, DomainError::Forbidden(_)), "{refusal:?}");
+    assert!(
+        matches!(
+            refusal,
+            DomainError::Forbidden(ForbiddenReason::LeaveNotGroup)
+        ),
+        "{refusal:?}"
+    );
 
     leave_group(&store, carol, chat).await.unwrap();
     assert_eq!(owner(&store, chat).await, Some(bob.0));
@@ -272,7 +300,13 @@ async fn the_owner_leaving_hands_the_group_to_an_admin_and_an_empty_group_to_the
     assert_eq!(role, "owner");
     assert_eq!(read, last_seq(&store, chat).await, "the join line is read");
     let refusal = refused(join_group(&store, dave, chat).await);
-    assert!(matches!(refusal, DomainError::Conflict(_)), "{refusal:?}");
+    assert!(
+        matches!(
+            refusal,
+            DomainError::Conflict(ConflictReason::AlreadyMember)
+        ),
+        "{refusal:?}"
+    );
 }
 
 #[tokio::test]
@@ -311,7 +345,10 @@ async fn the_owner_removes_anyone_an_admin_plain_members_and_no_one_themselves()
         );
     }
     let refusal = refused(remove_member(&store, alice, chat, bob).await);
-    assert!(matches!(refusal, DomainError::NotFound(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::NotFound(NotFoundReason::Member)),
+        "{refusal:?}"
+    );
     assert_eq!(
         last_seq(&store, chat).await,
         before,
@@ -322,7 +359,10 @@ async fn the_owner_removes_anyone_an_admin_plain_members_and_no_one_themselves()
     remove_member(&store, alice, chat, carol).await.unwrap();
     assert_eq!(member(&store, chat, carol).await, None);
     let refusal = refused(send_message(&store, carol, chat, &text("still here?"), None).await);
-    assert!(matches!(refusal, DomainError::Forbidden(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::Forbidden(ForbiddenReason::NotMember)),
+        "{refusal:?}"
+    );
 }
 
 #[tokio::test]
@@ -343,7 +383,10 @@ async fn a_direct_chat_is_one_per_pair_and_never_with_yourself() {
     };
     assert!(fields.contains_key("user_id"), "{fields:?}");
     let refusal = refused(open_direct_chat(&store, alice, UserId(bob.0 + 1000)).await);
-    assert!(matches!(refusal, DomainError::NotFound(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::NotFound(NotFoundReason::User)),
+        "{refusal:?}"
+    );
 }
 
 #[tokio::test]
@@ -361,11 +404,20 @@ async fn only_the_author_edits_or_deletes_a_message_and_a_deleted_one_stays_dele
         .unwrap();
 
     let refusal = refused(edit_message(&store, bob, chat, sent.seq, &text("mine now")).await);
-    assert!(matches!(refusal, DomainError::Forbidden(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::Forbidden(ForbiddenReason::NotAuthor)),
+        "{refusal:?}"
+    );
     let refusal = refused(delete_message(&store, bob, chat, sent.seq).await);
-    assert!(matches!(refusal, DomainError::Forbidden(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::Forbidden(ForbiddenReason::NotAuthor)),
+        "{refusal:?}"
+    );
     let refusal = refused(edit_message(&store, alice, chat, system.seq, &text("no")).await);
-    assert!(matches!(refusal, DomainError::Forbidden(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::Forbidden(ForbiddenReason::NotAuthor)),
+        "{refusal:?}"
+    );
 
     let edited = edit_message(&store, alice, chat, sent.seq, &text("final"))
         .await
@@ -376,7 +428,10 @@ async fn only_the_author_edits_or_deletes_a_message_and_a_deleted_one_stays_dele
     assert!(deleted.deleted);
     assert_eq!(deleted.text, "");
     let refusal = refused(edit_message(&store, alice, chat, sent.seq, &text("back")).await);
-    assert!(matches!(refusal, DomainError::NotFound(_)), "{refusal:?}");
+    assert!(
+        matches!(refusal, DomainError::NotFound(NotFoundReason::Message)),
+        "{refusal:?}"
+    );
     assert_eq!(
         stored(&store, chat).await[0].2,
         "",
