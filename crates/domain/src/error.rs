@@ -52,6 +52,9 @@ pub enum ForbiddenReason {
     /// The actor is not a member of the chat.
     #[error("You are not a member of this chat.")]
     NotMember,
+    /// The member to drop (leaving, or being removed) is not in the chat (any more).
+    #[error("Not a member of this chat.")]
+    NoLongerMember,
     /// Joining a private group without an invitation.
     #[error("This group is private: join by invitation.")]
     PrivateGroup,

@@ -59,7 +59,7 @@ text_enum!(
 );
 
 /// May a user with this membership (None: not a member) read and post in the chat?
-/// Errors: `Forbidden("not a member of this chat")`.
+/// Errors: `Forbidden(NotMember)`.
 pub fn can_post(membership: Option<MemberRole>) -> Result<(), DomainError> {
     membership
         .map(|_| ())

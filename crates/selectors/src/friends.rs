@@ -42,7 +42,7 @@ pub async fn is_friend(store: &Store, user: UserId, friend: UserId) -> Result<bo
 }
 
 /// For actions that need `friend` in `user`'s contact list (door 002's direct chats).
-/// Errors: `Forbidden("This user is not your friend.")`.
+/// Errors: `Forbidden(NotFriend)`.
 pub async fn require_friend(store: &Store, user: UserId, friend: UserId) -> Result<()> {
     if is_friend(store, user, friend).await? {
         Ok(())

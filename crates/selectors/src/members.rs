@@ -72,8 +72,8 @@ pub async fn membership(store: &Store, chat: ChatId, user: UserId) -> Result<Opt
 
 /// The user's role in the chat, for actions only members may take (read history, post).
 ///
-/// Errors: `NotFound("Chat not found.")` when the chat does not exist, `Forbidden("You are not a
-/// member of this chat.")` when the user is not a member.
+/// Errors: `NotFound(Chat)` when the chat does not exist, `Forbidden(NotMember)`
+/// when the user is not a member.
 pub async fn require_member(store: &Store, chat: ChatId, user: UserId) -> Result<MemberRole> {
     if let Some(role) = membership(store, chat, user).await? {
         return Ok(role);

@@ -227,7 +227,7 @@ pub async fn message_by_client_id(
         .transpose()
 }
 
-/// The message with `seq` in `chat`. Errors: `NotFound("Message not found.")`.
+/// The message with `seq` in `chat`. Errors: `NotFound(Message)`.
 pub async fn message_by_seq(store: &Store, chat: ChatId, seq: i64) -> Result<MessageView> {
     let mut conn = store.conn().await?;
     messages::table

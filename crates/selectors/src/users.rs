@@ -107,7 +107,7 @@ diesel::define_sql_function!(
     fn lower_nullable(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>
 );
 
-/// A user's profile by id, read through the Redis cache. Errors: `NotFound("User not found.")`.
+/// A user's profile by id, read through the Redis cache. Errors: `NotFound(User)`.
 pub async fn user_by_id(store: &Store, id: UserId) -> Result<UserView> {
     let key = store.keys.user(id);
     if let Some(user) = cache::get_json::<UserView>(store, &key).await {
@@ -134,7 +134,7 @@ pub async fn invalidate_user(store: &Store, id: UserId) {
 }
 
 /// A user of the main namespace by username, in any spelling of the same name (its canonical
-/// form). Errors: `NotFound("User not found.")`.
+/// form). Errors: `NotFound(User)`.
 pub async fn user_by_username(store: &Store, username: &str) -> Result<UserView> {
     if username.contains('\0') {
         // PostgreSQL text cannot hold NUL: no user can have such a name.
@@ -283,7 +283,7 @@ pub async fn tokens_not_before_of(store: &Store, ids: &[UserId]) -> Result<Vec<(
     Ok(rows.into_iter().map(|(id, nb)| (UserId(id), nb)).collect())
 }
 
-/// A user of door 001's sandbox by id. Errors: `NotFound("User not found.")` for any other id
+/// A user of door 001's sandbox by id. Errors: `NotFound(User)` for any other id
 /// (door 001 reaches nothing else).
 pub async fn sandbox_user(store: &Store, id: UserId) -> Result<UserView> {
     match user_by_id(store, id).await {

@@ -140,7 +140,7 @@ pub async fn create_group(
 /// chats), owned by the first of `users`, all of whom must be sandbox users (door 001 reaches no
 /// one else).
 ///
-/// Errors: `NotFound("User not found.")` when any user is unknown or not in the sandbox (nothing
+/// Errors: `NotFound(User)` when any user is unknown or not in the sandbox (nothing
 /// created), `Conflict` when the name is taken.
 pub async fn create_sandbox_chat(
     store: &Store,

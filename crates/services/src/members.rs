@@ -202,7 +202,7 @@ async fn drop_member(
                     .await
                     .optional()?;
             let Some(role) = role else {
-                return Err(DomainError::Forbidden(ForbiddenReason::NotMember).into());
+                return Err(DomainError::Forbidden(ForbiddenReason::NoLongerMember).into());
             };
             if role == MemberRole::Owner.as_str() {
                 #[derive(QueryableByName)]

@@ -19,7 +19,7 @@ use crate::{Result, Sent, publish};
 
 /// The customer's support chat, created (with the customer as its member) on first use.
 ///
-/// Race-free: `support_user_id` is unique. Errors: `NotFound("User not found.")` for no such
+/// Race-free: `support_user_id` is unique. Errors: `NotFound(User)` for no such
 /// customer — door 001's sandbox users included (support does not reach them), and one deleted
 /// while their profile was still cached.
 pub async fn support_chat(store: &Store, customer: UserId) -> Result<ChatView> {

@@ -277,7 +277,10 @@ async fn the_owner_leaving_hands_the_group_to_an_admin_and_an_empty_group_to_the
     // Leaving twice is refused; a direct chat cannot be left.
     let refusal = refused(leave_group(&store, alice, chat).await);
     assert!(
-        matches!(refusal, DomainError::Forbidden(ForbiddenReason::NotMember)),
+        matches!(
+            refusal,
+            DomainError::Forbidden(ForbiddenReason::NoLongerMember)
+        ),
         "{refusal:?}"
     );
     let (direct, _) = open_direct_chat(&store, alice, bob).await.unwrap();

@@ -128,6 +128,15 @@ async fn auth_by_query_header_or_first_frame_and_refusals_close_with_a_reason() 
     let close = close.unwrap();
     assert_eq!(u16::from(close.code), 1008);
     assert!(close.reason.contains("auth"), "{}", close.reason);
+    // An auth frame with a malformed resume point is refused naming `chats`, as `sync` does.
+    let mut bad_sync = app.ws("/api/v1/ws").await;
+    bad_sync
+        .send_json(json!({"action": "auth", "token": alice.access, "sync": {"x": 1}}))
+        .await;
+    let (frames, close) = bad_sync.recv_close().await;
+    assert_eq!(frames[0]["code"], "invalid", "{frames:?}");
+    assert_eq!(frames[0]["detail"], "chats: Keys must be chat ids.");
+    assert_eq!(u16::from(close.unwrap().code), 1008);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,6 +591,15 @@ async fn bad_frames_get_error_events_with_the_request_id_and_the_socket_stays_op
         (
             json!({"action": "auth", "token": alice.access, "request_id": 11}),
             "invalid",
+        ),
+        // Wrong in two ways: not a member comes first, as it always did.
+        (
+            json!({"action": "send_message", "chat_id": 999999, "message": 5, "request_id": 12}),
+            "forbidden",
+        ),
+        (
+            json!({"action": "read", "chat_id": 999999, "seq": "x", "request_id": 13}),
+            "forbidden",
         ),
     ];
     for (frame, code) in cases {

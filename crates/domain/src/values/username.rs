@@ -40,8 +40,8 @@ impl Username {
     pub const RESERVED: [&'static str; 2] = ["system", "error"];
 
     /// Parses a username. Errors: `Invalid{"username"}` when too short/long or with other
-    /// characters (RFC 8265's `IdentifierClass`, and our letters/digits/`_ . -`); `Conflict("This
-    /// name is reserved.")` for `system`, `error` and their lookalikes (other widths, cases,
+    /// characters (RFC 8265's `IdentifierClass`, and our letters/digits/`_ . -`); `Conflict(NameReserved)`
+    /// for `system`, `error` and their lookalikes (other widths, cases,
     /// TR39 confusables).
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         use precis_core::profile::Profile;

@@ -71,12 +71,12 @@ impl ChatRow {
     }
 }
 
-/// A chat by id. Errors: `NotFound("Chat not found.")`.
+/// A chat by id. Errors: `NotFound(Chat)`.
 pub async fn chat_by_id(store: &Store, id: ChatId) -> Result<ChatView> {
     find_chat(store, id, false).await
 }
 
-/// A chat of door 001's sandbox by id. Errors: `NotFound("Chat not found.")` for any other id
+/// A chat of door 001's sandbox by id. Errors: `NotFound(Chat)` for any other id
 /// (door 001 reaches nothing else).
 pub async fn sandbox_chat(store: &Store, id: ChatId) -> Result<ChatView> {
     find_chat(store, id, true).await
@@ -130,7 +130,7 @@ pub async fn public_groups(store: &Store, search: &str, limit: i64) -> Result<Ve
     rows.into_iter().map(ChatRow::into_view).collect()
 }
 
-/// A group by its unique name. Errors: `NotFound("Group not found.")`.
+/// A group by its unique name. Errors: `NotFound(Group)`.
 pub async fn group_by_name(store: &Store, name: &str) -> Result<ChatView> {
     if name.contains('\0') {
         return Err(DomainError::NotFound(NotFoundReason::Group).into());

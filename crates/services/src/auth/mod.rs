@@ -124,7 +124,7 @@ pub struct LoggedIn {
 
 /// Checks a login (username in any spelling, or email when it contains `@`) and password.
 ///
-/// Errors: `Unauthorized("No active account found with the given credentials")` for an unknown
+/// Errors: `Unauthorized(BadCredentials)` for an unknown
 /// login, a wrong password, a user without a password or a disabled user — the same answer and
 /// about the same time for each (an unknown login costs one bcrypt hash at `bcrypt_cost`).
 pub async fn authenticate(

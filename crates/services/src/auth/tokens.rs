@@ -57,8 +57,8 @@ pub const CUT_OFF_MARGIN_SECS: i64 = 3;
 
 /// Exchanges a live refresh token for a new one (the old one is revoked in the same transaction).
 ///
-/// Returns the user, the new token and the user's token cut-off. Errors: `Unauthorized("Token is
-/// invalid or expired")` for an unknown, expired or revoked token, or a disabled user. A token
+/// Returns the user, the new token and the user's token cut-off. Errors: `Unauthorized(BadToken)`
+/// for an unknown, expired or revoked token, or a disabled user. A token
 /// replaced by rotation and presented again while unexpired (a stolen copy, used by the thief or by
 /// its owner after the thief: RFC 9700 §4.14.2) also ends every session of its user
 /// ([`revoke_sessions`]: access tokens and open sockets included) — once per token, so an old token

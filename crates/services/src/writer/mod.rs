@@ -262,9 +262,7 @@ async fn write_batch(
         Err(error) => {
             tracing::error!(%error, "message writer: no database connection");
             for request in shared.into_iter().chain(repeats) {
-                let _ = request
-                    .reply
-                    .send(Err(chat_selectors::Error::Pool(error.to_string())));
+                let _ = request.reply.send(Err(Error::Pool(error.to_string())));
             }
             return;
         }

@@ -40,8 +40,7 @@ pub(super) async fn register(
         Domain(DomainError::Conflict(
             ConflictReason::UsernameTaken
             | ConflictReason::EmailTaken
-            | ConflictReason::UsernameLookalike
-            | ConflictReason::NameReserved,
+            | ConflictReason::UsernameLookalike,
         )) => RoomsError::new(StatusCode::CONFLICT, TAKEN_AT_SIGN_UP),
         other => other.into(),
     })?;
@@ -115,9 +114,7 @@ pub(super) async fn change_name(
         .await
         .map_err(|e| match e {
             Domain(DomainError::Conflict(
-                ConflictReason::UsernameTaken
-                | ConflictReason::UsernameLookalike
-                | ConflictReason::NameReserved,
+                ConflictReason::UsernameTaken | ConflictReason::UsernameLookalike,
             )) => RoomsError::new(StatusCode::CONFLICT, NAME_TAKEN),
             other => other.into(),
         })?;
@@ -160,9 +157,9 @@ pub(super) async fn create_room(
     )
     .await
     .map_err(|e| match e {
-        Domain(DomainError::Conflict(
-            ConflictReason::GroupNameTaken | ConflictReason::NameReserved,
-        )) => RoomsError::new(StatusCode::CONFLICT, "room with same name already exists"),
+        Domain(DomainError::Conflict(ConflictReason::GroupNameTaken)) => {
+            RoomsError::new(StatusCode::CONFLICT, "room with same name already exists")
+        }
         other => other.into(),
     })?;
     Ok(HttpResponse::Created().json(json!({
@@ -199,9 +196,10 @@ pub(super) async fn join(
     chat_services::join_group(&state.store, user.id, room.id)
         .await
         .map_err(|e| match e {
-            Domain(DomainError::Conflict(ConflictReason::AlreadyMember)) => {
-                RoomsError::new(StatusCode::CONFLICT, "user is already a member of room")
-            }
+            // UserAlreadyMember: two joins of one user racing (the second fails on insert).
+            Domain(DomainError::Conflict(
+                ConflictReason::AlreadyMember | ConflictReason::UserAlreadyMember,
+            )) => RoomsError::new(StatusCode::CONFLICT, "user is already a member of room"),
             Domain(DomainError::Forbidden(ForbiddenReason::PrivateGroup)) => {
                 unauthorized("room is private")
             }
@@ -240,10 +238,14 @@ pub(super) async fn invite(
             Domain(DomainError::Conflict(ConflictReason::UserAlreadyMember)) => {
                 RoomsError::new(StatusCode::CONFLICT, "user is already a member of room")
             }
-            Domain(DomainError::Forbidden(
-                ForbiddenReason::AddNotAdmin | ForbiddenReason::NotMember,
-            )) => RoomsError::new(StatusCode::FORBIDDEN, "only creator can invite to room"),
-            Domain(DomainError::NotFound(NotFoundReason::User)) => unauthorized("user not found"),
+            Domain(DomainError::Forbidden(ForbiddenReason::AddNotAdmin)) => {
+                RoomsError::new(StatusCode::FORBIDDEN, "only creator can invite to room")
+            }
+            // Chat: the room was deleted while the invitation was on its way (as the original,
+            // which answered every lookup failure of an invite this way).
+            Domain(DomainError::NotFound(NotFoundReason::User | NotFoundReason::Chat)) => {
+                unauthorized("user not found")
+            }
             other => other.into(),
         })?;
     Ok(HttpResponse::Ok().json(json!({"message": "invite succeed"})))

@@ -102,9 +102,11 @@ pub(super) async fn group_socket(
     let joined = match member {
         true => Ok(()),
         false => match chat_services::join_group(&state.store, me.id, group.id).await {
-            // Joined meanwhile by another socket of the same user: fine.
+            // Joined meanwhile by another socket of the same user (seen before or inside the
+            // join's transaction): fine.
             Err(chat_services::Error::Domain(DomainError::Conflict(
-                chat_domain::ConflictReason::AlreadyMember,
+                chat_domain::ConflictReason::AlreadyMember
+                | chat_domain::ConflictReason::UserAlreadyMember,
             ))) => Ok(()),
             other => other,
         },

@@ -203,7 +203,7 @@ impl Gateway {
     /// The chat of an action, if the user follows it.
     ///
     /// Errors: `invalid{"chat_id"}` when missing, `forbidden` when not a member.
-    fn member_chat(&self, chat_id: Option<i64>) -> Result<ChatId, ApiError> {
+    pub(super) fn member_chat(&self, chat_id: Option<i64>) -> Result<ChatId, ApiError> {
         let chat = ChatId(chat_id.ok_or_else(|| invalid("chat_id", "This field is required."))?);
         if self.chats.contains_key(&chat) {
             Ok(chat)

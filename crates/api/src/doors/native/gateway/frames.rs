@@ -119,9 +119,28 @@ pub struct AuthFrame {
 }
 
 impl ClientFrame {
-    /// Parses a frame already read as JSON. Errors: see the module documentation.
-    pub fn parse(frame: Value) -> Result<Self, ApiError> {
-        Ok(match action(&frame)? {
+    /// Parses a frame already read as JSON.
+    ///
+    /// For an action about a chat, its `chat_id` is read and passed to `in_chat` (the membership
+    /// check) before any other field, so a refusal comes before a malformed field, as it always
+    /// did. Errors: see the module documentation, and `in_chat`'s.
+    pub fn parse(
+        frame: Value,
+        in_chat: impl FnOnce(Option<i64>) -> Result<ChatId, ApiError>,
+    ) -> Result<Self, ApiError> {
+        let action = action(&frame)?;
+        if matches!(
+            action,
+            Action::SendMessage
+                | Action::RetrieveMessage
+                | Action::Typing
+                | Action::Read
+                | Action::Presence
+        ) {
+            let chat: InChat = fields(frame.clone())?;
+            in_chat(chat.chat_id)?;
+        }
+        Ok(match action {
             Action::Auth => Self::Auth,
             Action::SendMessage => Self::SendMessage(fields(frame)?),
             Action::RetrieveMessage => Self::RetrieveMessage(fields(frame)?),
@@ -145,7 +164,8 @@ impl AuthFrame {
         };
         let has_token = matches!(frame.get("token"), Some(Value::String(_)));
         match action(&frame) {
-            Ok(Action::Auth) if has_token => fields(frame).map(Some),
+            // A bad `sync` is reported as the `sync` action reports it: `invalid{"chats"}`.
+            Ok(Action::Auth) if has_token => fields_named(frame, &[("sync", "chats")]).map(Some),
             _ => Ok(None),
         }
     }
@@ -169,12 +189,21 @@ fn action(frame: &Value) -> Result<Action, ApiError> {
 
 /// An action's fields. Errors: `invalid{"<field>": [problem]}` for the first field in error.
 fn fields<T: DeserializeOwned>(frame: Value) -> Result<T, ApiError> {
+    fields_named(frame, &[])
+}
+
+/// [`fields`], reporting a field in error under another name where `names` says (key → name).
+fn fields_named<T: DeserializeOwned>(frame: Value, names: &[(&str, &str)]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(frame).map_err(|e| {
         let field = match e.path().iter().next() {
             Some(serde_path_to_error::Segment::Map { key }) => key.clone(),
             _ => "action".to_owned(),
         };
-        invalid(&field, &e.into_inner().to_string())
+        let field = names
+            .iter()
+            .find(|(key, _)| *key == field)
+            .map_or(field.as_str(), |(_, name)| name);
+        invalid(field, &e.into_inner().to_string())
     })
 }
 

@@ -261,7 +261,7 @@ impl SocketDoor for Gateway {
             }
         };
         let request_id = frame.get("request_id").cloned();
-        let acted = match ClientFrame::parse(frame) {
+        let acted = match ClientFrame::parse(frame, |chat| self.member_chat(chat)) {
             Ok(frame) => self.act(frame, request_id.as_ref(), out).await,
             Err(e) => Err(e),
         };
