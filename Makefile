@@ -114,6 +114,10 @@ clean-test-dbs:
 load: services
 	bash scripts/load.sh $(SCENARIO) $(ARGS)
 
+## Door 001's whole-history read on 10,000 and 100,000 messages (time, server CPU and memory).
+bench-door001: services
+	bash scripts/bench-door001.sh
+
 ## Stop the load server `make load` started.
 load-stop:
 	bash scripts/load.sh stop

@@ -1,7 +1,7 @@
 # Sourced by the scripts that need a throwaway server (postman.sh, docs-examples.sh,
 # schemathesis.sh): `start_test_server <name> [VAR=value ...]` creates this run's own database
 # `chat_<name>_<time>_<pid>` and Redis prefix on the servers of TEST_DATABASE_URL / REDIS_URL,
-# starts the debug `chat-server serve` on a free port (bcrypt cost 4, warn-level logs, the given
+# starts the debug `chat-server serve` (or `$TEST_SERVER_BIN`) on a free port (bcrypt cost 4, warn-level logs, the given
 # settings on top), waits until /readyz answers, and on exit stops it and removes the database
 # and the prefix's keys — nothing it did not create. Sets `server_url`, `server_port`,
 # `server_db`, `server_prefix`, `server_log`.
@@ -23,7 +23,7 @@ start_test_server() {
   psql "$base/postgres" -qc "CREATE DATABASE $server_db"
   env DATABASE_URL="$base/$server_db" REDIS_URL="$redis" CHAT_REDIS_PREFIX="$server_prefix" \
     CHAT_LISTEN="127.0.0.1:$server_port" CHAT_BCRYPT_COST=4 RUST_LOG=warn "$@" \
-    "${CARGO_TARGET_DIR:-target}/debug/chat-server" serve > "$server_log" 2>&1 &
+    "${TEST_SERVER_BIN:-${CARGO_TARGET_DIR:-target}/debug/chat-server}" serve > "$server_log" 2>&1 &
   server_pid=$!
   _test_server_base=$base _test_server_redis=$redis
   trap stop_test_server EXIT

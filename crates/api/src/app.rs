@@ -198,12 +198,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let (avito_addr, avito) = match settings.door_avito.then(|| settings.avito_listen_addr()) {
         Some(listen) => {
             let data = web::Data::new(state.clone());
-            let max_body_bytes = settings.max_body_bytes;
             let door = HttpServer::new(move || {
                 App::new()
+                    .wrap(actix_web::middleware::from_fn(doors::avito::rate_limit))
                     .wrap(crate::logging::middleware())
                     .app_data(data.clone())
-                    .configure(|cfg| doors::avito::configure(cfg, max_body_bytes))
+                    .configure(doors::avito::configure)
                     .default_service(web::to(doors::avito::not_found))
             })
             .disable_signals()

@@ -16,4 +16,4 @@ pub use rules::{
     ChatKind, MemberRole, MessageKind, UserRole, can_change_message, can_delete_chat, can_invite,
     can_join, can_post, can_remove, can_rename, can_set_role,
 };
-pub use values::{ClientId, Email, GroupName, MessageText, Password, Title, Username};
+pub use values::{ChatName, ClientId, Email, GroupName, MessageText, Password, Title, Username};

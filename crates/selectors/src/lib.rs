@@ -12,6 +12,7 @@ mod friends;
 mod members;
 mod messages;
 pub mod presence;
+mod sandbox;
 mod users;
 
 pub use chat_domain::{ChatId, MessageId, UserId};
@@ -21,9 +22,8 @@ pub use chat_storage::{
     StoreConfig, redis_link, run_migrations, run_migrations_until, schema, with_tcp_timeouts,
 };
 pub use chats::{
-    CHAT_LIST_MAX, ChatListItem, ChatMembers, ChatView, chat_by_id, chat_list, group_by_name,
+    CHAT_LIST_MAX, ChatListItem, ChatView, chat_by_id, chat_list, group_by_name,
     invalidate_chat_lists, invalidate_chat_summaries, public_groups, sandbox_chat,
-    sandbox_chats_with_members,
 };
 pub use events::{ChatEvent, add_invalidations};
 pub use friends::{friends_of, is_friend, require_friend};
@@ -34,6 +34,10 @@ pub use members::{
 pub use messages::{
     AuthorView, HistoryCursor, MessagePage, MessageRow, MessageView, message_by_client_id,
     message_by_seq, message_history, text_messages,
+};
+pub use sandbox::{
+    ChatMembers, SandboxMessage, require_sandbox_users, sandbox_chat_ids, sandbox_chats,
+    sandbox_messages,
 };
 pub use users::{
     Credentials, TOKENS_NOT_BEFORE_TTL_SECS, UserBrief, UserView, credentials_by_login,

@@ -3,7 +3,7 @@
 
 use crate::Store;
 use chat_domain::{
-    ChatId, ChatKind, DomainError, GroupName, MemberRole, Title, UserId, can_delete_chat,
+    ChatId, ChatKind, ChatName, DomainError, GroupName, MemberRole, Title, UserId, can_delete_chat,
     can_rename,
 };
 use chat_domain::{ConflictReason, ForbiddenReason, NotFoundReason};
@@ -136,21 +136,21 @@ pub async fn create_group(
     insert_group(store, owner, name, title, is_private, members, false).await
 }
 
-/// Creates a chat of door 001's sandbox: a private group named `title` (unique among door 001's
+/// Creates a chat of door 001's sandbox: a private group titled `name` (unique among door 001's
 /// chats), owned by the first of `users`, all of whom must be sandbox users (door 001 reaches no
 /// one else).
 ///
 /// Errors: `NotFound(User)` when any user is unknown or not in the sandbox (nothing
-/// created), `Conflict` when the name is taken.
+/// created), `Conflict(ChatNameTaken)` when the name is taken.
 pub async fn create_sandbox_chat(
     store: &Store,
-    title: &Title,
+    name: &ChatName,
     users: &[UserId],
 ) -> Result<ChatView> {
     let Some(owner) = users.first().copied() else {
         return Err(DomainError::invalid("users", "Must not be empty.").into());
     };
-    insert_group(store, owner, None, title, true, users, true).await
+    insert_group(store, owner, None, &name.title(), true, users, true).await
 }
 
 fn user_not_found() -> Error {

@@ -110,12 +110,20 @@ impl TestApp {
 
     /// An app with door 001 on, on its own listener (port 0), and that listener's base URL.
     pub async fn spawn_door001() -> (Self, String) {
+        Self::spawn_door001_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn_door001`] with settings changed by `change` (limits, sizes).
+    pub async fn spawn_door001_with(change: impl FnOnce(&mut Settings)) -> (Self, String) {
         let env = TestEnv::new().await;
-        let settings = chat_api::Settings {
+        let mut settings = chat_api::Settings {
             door_avito: true,
             avito_listen: Some("127.0.0.1:0".into()),
+            // Off unless a test is about it, as the other limits.
+            avito_rate_per_min: 0,
             ..env.settings()
         };
+        change(&mut settings);
         let app = Self::spawn_with(env, settings).await;
         let door = app
             .server

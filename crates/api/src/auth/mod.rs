@@ -239,6 +239,15 @@ pub async fn token_user(
 /// The address is the peer's, or with `CHAT_TRUST_PROXY` the one the proxy reports. Errors: 429
 /// `rate_limited` with `Retry-After`.
 pub async fn limit_auth(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    let subject = format!("auth:{}", client_address(state, req));
+    chat_services::rate::take(&state.store, &subject, state.settings.rate_auth_per_min)
+        .await
+        .map_err(ApiError::from)
+}
+
+/// The client's IP address as text, the key of per-address rate limits: the peer's, or with
+/// `CHAT_TRUST_PROXY` the one `X-Forwarded-For`/`Forwarded` name; `unknown` when neither is known.
+pub fn client_address(state: &AppState, req: &HttpRequest) -> String {
     let address = if state.settings.trust_proxy {
         req.connection_info()
             .realip_remote_addr()
@@ -250,10 +259,7 @@ pub async fn limit_auth(state: &AppState, req: &HttpRequest) -> Result<(), ApiEr
     } else {
         req.peer_addr().map(|a| a.ip().to_string())
     };
-    let subject = format!("auth:{}", address.unwrap_or_else(|| "unknown".into()));
-    chat_services::rate::take(&state.store, &subject, state.settings.rate_auth_per_min)
-        .await
-        .map_err(ApiError::from)
+    address.unwrap_or_else(|| "unknown".into())
 }
 
 /// The bearer token of a request: `Authorization: Bearer <token>`, else `?token=<token>`.

@@ -35,6 +35,7 @@
 //! | `CHAT_DOOR_REALTIME_CHAT` | `true` | serve door 002 (`/api/v1/chat/...`, `/ws/user/`, `/ws/group/`) |
 //! | `CHAT_DOOR_AVITO` | `false` | serve door 001 (`/users/add`, ...: no auth, a sandbox of its own users and chats) on its own listener |
 //! | `CHAT_AVITO_LISTEN` | `127.0.0.1:9000` | door 001's listener, when the door is on (never the main one); a warning is logged unless it is a loopback address |
+//! | `CHAT_AVITO_RATE_PER_MIN` | `6000` | requests per client address per minute on door 001, every route counted, all instances together (0: off); door 001 has its own limit instead of the login and send limits |
 //! | `CHAT_DOOR_ROOMS` | `true` | serve door 004 (`/register`, `PUT /login`, ..., `/ws`) |
 //! | `CHAT_DOOR_SUPPORT` | `true` | serve door 003 (`/v1/auth/`, `/v1/ws/`) |
 //! | `CHAT_DOOR_WSCHAT` | `true` | serve door 000 (`/auth/sign-up`, `/group_chat`, `/chat`, `/chat_group`) |
@@ -104,6 +105,7 @@ pub struct Settings {
     pub door_realtime_chat: bool,
     pub door_avito: bool,
     pub avito_listen: Option<String>,
+    pub avito_rate_per_min: u32,
     pub door_rooms: bool,
     pub door_wschat: bool,
     pub door_support: bool,
@@ -144,6 +146,7 @@ impl Default for Settings {
             door_realtime_chat: true,
             door_avito: false,
             avito_listen: None,
+            avito_rate_per_min: 6000,
             door_rooms: true,
             door_wschat: true,
             door_support: true,
@@ -155,7 +158,7 @@ impl Default for Settings {
 
 impl Settings {
     /// Every environment variable the settings read (the module docs describe each).
-    pub const VARIABLES: [&'static str; 36] = [
+    pub const VARIABLES: [&'static str; 37] = [
         "DATABASE_URL",
         "REDIS_URL",
         "CHAT_LISTEN",
@@ -186,6 +189,7 @@ impl Settings {
         "CHAT_DOOR_REALTIME_CHAT",
         "CHAT_DOOR_AVITO",
         "CHAT_AVITO_LISTEN",
+        "CHAT_AVITO_RATE_PER_MIN",
         "CHAT_DOOR_ROOMS",
         "CHAT_ROOMS_MAX_FRAME_BYTES",
         "CHAT_ROOMS_MAX_MESSAGE_BYTES",

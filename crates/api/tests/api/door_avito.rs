@@ -141,7 +141,8 @@ async fn errors_are_error_json_with_the_documented_statuses() {
         ("/users/add", json!({"username": "user_l"}), 409),
         ("/users/add", json!({}), 400),
         ("/users/add", json!({"username": 5}), 400),
-        ("/users/add", json!({"username": "a b"}), 400),
+        ("/users/add", json!({"username": "a\u{7}b"}), 400),
+        ("/users/add", json!({"username": "   "}), 400),
         ("/chats/add", json!({"name": "chat_1", "users": [u1]}), 409),
         (
             "/chats/add",

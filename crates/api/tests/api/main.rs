@@ -15,6 +15,7 @@ mod chat_model;
 mod cli;
 mod compose;
 mod door_avito;
+mod door_avito_clients;
 mod door_rooms;
 mod door_support;
 mod door_wschat;

@@ -1,6 +1,8 @@
 //! Validated values. Each `parse` returns [`DomainError::Invalid`] naming the field and the problem.
 
+mod free_text;
 mod username;
+pub use free_text::*;
 pub use username::*;
 
 use crate::DomainError;

@@ -6,7 +6,8 @@ pub(super) fn is_name_char(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '_' | '.' | '-')
 }
 
-/// A username: 3..=32 characters of letters, digits, `_`, `.`, `-`, on every door.
+/// A username: 3..=32 characters of letters, digits, `_`, `.`, `-`, on every door but door 001
+/// (whose free-text names are [`Username::parse_nickname`]'s).
 ///
 /// The rule is in docs/native-api.md, "Limits". The name is kept for display as given (after RFC
 /// 8265's width mapping and NFC), and compared by its canonical form ([`Username::key`]), computed
@@ -25,9 +26,9 @@ pub(super) fn is_name_char(c: char) -> bool {
 /// an existing name's ([`Username::skeletons`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username {
-    display: String,
-    key: String,
-    skeletons: [String; 2],
+    pub(super) display: String,
+    pub(super) key: String,
+    pub(super) skeletons: [String; 2],
 }
 
 impl Username {
