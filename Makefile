@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379
 # Where the tests create their databases: the server of DATABASE_URL, whatever its database name.
 export TEST_DATABASE_URL ?= $(patsubst %/,%,$(dir $(DATABASE_URL)))
 
-.PHONY: run test services migrate build lint fmt clean-test-dbs postman security docs-examples schemathesis chaos chaos-short compose-test e2e e2e-bench load load-stop
+.PHONY: run test services migrate build lint fmt clean-test-dbs postman security docs-examples schemathesis chaos chaos-short compose-test e2e e2e-bench bench-door001 load load-stop
 
 ## Start PostgreSQL and Redis if needed, create and migrate the database, serve on CHAT_LISTEN.
 run: services

@@ -23,8 +23,8 @@ use super::AvitoResult;
 use super::body::{Body, required};
 use crate::state::AppState;
 
-/// What one page of `/messages/get` aims to hold, bytes of JSON (4 MiB).
-pub const PAGE_BYTES: usize = 4 << 20;
+/// What one page of `/messages/get` aims to hold, bytes of JSON (1 MiB).
+pub const PAGE_BYTES: usize = 1 << 20;
 /// Fewest messages a page asks for (a page of the longest texts: ~100 × 16 KiB).
 pub const MESSAGES_PAGE_MIN: usize = 100;
 /// Most messages a page asks for; the first page asks for 1,000.
