@@ -141,6 +141,10 @@ fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S:
     serializer.serialize_str(std::str::from_utf8(&text[..at_text]).unwrap_or_default())
 }
 
+/// One row of [`sandbox_messages`]' query: seq, id, author (None for a deleted user), text,
+/// `created_at`.
+type MessageRow = (i64, i64, Option<i64>, String, DateTime<Utc>);
+
 /// Up to `limit` text messages of `chat` (not deleted ones) with `after < seq <= up_to`, oldest
 /// first.
 ///
@@ -155,7 +159,7 @@ pub async fn sandbox_messages(
     limit: i64,
 ) -> Result<Vec<SandboxMessage>> {
     let mut conn = store.conn().await?;
-    let rows: Vec<(i64, i64, Option<i64>, String, DateTime<Utc>)> = messages::table
+    let rows: Vec<MessageRow> = messages::table
         .filter(messages::chat_id.eq(chat.0))
         .filter(messages::seq.gt(after))
         .filter(messages::seq.le(up_to))
