@@ -28,8 +28,8 @@ pub use events::publish;
 pub use friends::{add_friend, remove_friend};
 pub use members::{invite_member, join_group, leave_group, remove_member, set_member_role};
 pub use messages::{
-    Sent, delete_message, edit_message, mark_read, post_system_line, send_message,
-    send_sandbox_message, take_send_quota,
+    PendingSend, Sent, delete_message, edit_message, mark_read, post_system_line, queue_send,
+    send_message, send_sandbox_message, take_send_quota,
 };
 pub use store::Store;
 pub use support::{is_operator, operator_send, set_user_role, support_chat, support_send};

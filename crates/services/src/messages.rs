@@ -13,7 +13,7 @@ use diesel_async::RunQueryDsl;
 
 use crate::Store;
 use crate::error::unique_violation;
-use crate::writer::write_message;
+use crate::writer::{Inserted, Queued, queue_message, write_message};
 use crate::{Error, Result, publish};
 
 /// The outcome of a send.
@@ -40,20 +40,89 @@ pub async fn send_message(
     text: &MessageText,
     client_id: Option<&ClientId>,
 ) -> Result<Sent> {
-    if let Err(limited) = take_send_quota(store, author).await {
-        // A retry of an earlier send is not a new message: it still gets its original.
-        if let Some(id) = client_id
-            && let Some(message) = message_by_client_id(store, author, id.as_str()).await?
-            && message.chat_id == chat
-        {
-            return Ok(Sent {
-                message,
-                created: false,
-            });
-        }
-        return Err(limited);
+    queue_send(store, author, chat, text, client_id)
+        .await
+        .outcome()
+        .await
+}
+
+/// The first half of [`send_message`]: counts the send and hands it to the writer.
+///
+/// It does not wait for the commit. Sends queued one after the other by one caller are
+/// stored in that order within a chat, so a socket may have several in flight and answer them in
+/// order as their outcomes come (issue "Fan-out at scale", pipelined sends). Without a writer
+/// the message is written before this returns.
+pub async fn queue_send(
+    store: &Store,
+    author: UserId,
+    chat: ChatId,
+    text: &MessageText,
+    client_id: Option<&ClientId>,
+) -> PendingSend {
+    let state = match take_send_quota(store, author).await {
+        Err(limited) => PendingState::Refused(limited),
+        Ok(()) => PendingState::Queued(queue_text(store, author, chat, text, client_id).await),
+    };
+    PendingSend {
+        store: store.clone(),
+        author,
+        chat,
+        client_id: client_id.map(|id| id.as_str().to_owned()),
+        state,
     }
-    send_within_quota(store, author, chat, text, client_id).await
+}
+
+/// A send queued by [`queue_send`]; [`PendingSend::outcome`] waits for its commit.
+pub struct PendingSend {
+    store: Store,
+    author: UserId,
+    chat: ChatId,
+    client_id: Option<String>,
+    state: PendingState,
+}
+
+enum PendingState {
+    /// Over the send limit: not queued.
+    Refused(Error),
+    Queued(Queued),
+}
+
+impl PendingSend {
+    /// The chat the send went to.
+    pub fn chat(&self) -> ChatId {
+        self.chat
+    }
+
+    /// The outcome, once committed (or refused): as [`send_message`]'s. Owns what it needs, so
+    /// it can be awaited apart from the caller (`'static`).
+    pub async fn outcome(self) -> Result<Sent> {
+        let Self {
+            store,
+            author,
+            chat,
+            client_id,
+            state,
+        } = self;
+        let client_id = client_id.as_deref();
+        match state {
+            PendingState::Refused(limited) => {
+                // A retry of an earlier send is not a new message: it still gets its original.
+                if let Some(id) = client_id
+                    && let Some(message) = message_by_client_id(&store, author, id).await?
+                    && message.chat_id == chat
+                {
+                    return Ok(Sent {
+                        message,
+                        created: false,
+                    });
+                }
+                Err(limited)
+            }
+            PendingState::Queued(queued) => {
+                explain(&store, author, chat, client_id, queued.inserted().await).await
+            }
+        }
+    }
 }
 
 /// Stores a text message of door 001's sandbox, as [`send_message`] but without the per-user
@@ -85,10 +154,23 @@ pub(crate) async fn send_within_quota(
     text: &MessageText,
     client_id: Option<&ClientId>,
 ) -> Result<Sent> {
+    let queued = queue_text(store, author, chat, text, client_id).await;
     let client_id = client_id.map(ClientId::as_str);
-    // No membership pre-check: the insert itself stores only a member's message (and uses no
-    // seq otherwise), and a refusal is explained below. One cache round trip less per send.
-    let inserted = write_message(
+    explain(store, author, chat, client_id, queued.inserted().await).await
+}
+
+/// Hands a member's text message to the writer. No membership pre-check: the insert itself
+/// stores only a member's message (and uses no seq otherwise), and a refusal is explained by
+/// [`explain`]. One cache round trip less per send.
+async fn queue_text(
+    store: &Store,
+    author: UserId,
+    chat: ChatId,
+    text: &MessageText,
+    client_id: Option<&ClientId>,
+) -> Queued {
+    let client_id = client_id.map(ClientId::as_str);
+    queue_message(
         store,
         chat,
         Some(author),
@@ -97,7 +179,18 @@ pub(crate) async fn send_within_quota(
         client_id,
         true,
     )
-    .await;
+    .await
+}
+
+/// A send's outcome from the writer's answer: the stored message, the earlier one of a repeated
+/// `client_id`, or why it was refused.
+async fn explain(
+    store: &Store,
+    author: UserId,
+    chat: ChatId,
+    client_id: Option<&str>,
+    inserted: Result<Option<Inserted>>,
+) -> Result<Sent> {
     match inserted {
         Ok(Some(inserted)) => {
             metrics::counter!("chat_messages_accepted_total").increment(1);

@@ -154,5 +154,5 @@ pub fn lost(error: &ApiError) -> Stop {
     } else {
         actix_ws::CloseCode::Error
     };
-    Stop::close(code, "temporary failure: reconnect and sync")
+    Stop::forced("store_fault", code, "temporary failure: reconnect and sync")
 }

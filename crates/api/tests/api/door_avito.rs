@@ -11,7 +11,8 @@ async fn door_app() -> (TestApp, String) {
     TestApp::spawn_door001().await
 }
 
-async fn post(app: &TestApp, door: &str, path: &str, body: Value) -> (u16, Value) {
+/// POSTs `body` as JSON to `door` + `path`: the status and the JSON answer (`Null` if none).
+pub(super) async fn post(app: &TestApp, door: &str, path: &str, body: Value) -> (u16, Value) {
     let response = app
         .http
         .post(format!("{door}{path}"))
@@ -23,7 +24,8 @@ async fn post(app: &TestApp, door: &str, path: &str, body: Value) -> (u16, Value
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn id(body: &Value) -> i64 {
+/// The `id` of a 201 answer.
+pub(super) fn id(body: &Value) -> i64 {
     body["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("no id in {body}"))

@@ -2,26 +2,9 @@
 //! free-text names, whole lists past any cap, limits of its own that fit a bulk API, and the HTTP
 //! details those clients' suites check.
 
+use super::door_avito::{id, post};
 use chat_test_support::TestApp;
 use serde_json::{Value, json};
-
-async fn post(app: &TestApp, door: &str, path: &str, body: Value) -> (u16, Value) {
-    let response = app
-        .http
-        .post(format!("{door}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn id(body: &Value) -> i64 {
-    body["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no id in {body}"))
-}
 
 async fn user(app: &TestApp, door: &str, name: &str) -> i64 {
     let (status, body) = post(app, door, "/users/add", json!({"username": name})).await;

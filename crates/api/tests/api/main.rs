@@ -26,6 +26,7 @@ mod logging;
 mod metrics;
 mod migrations;
 mod openapi;
+mod pipelined_sends;
 mod rate_limits;
 mod secure_defaults;
 mod security;

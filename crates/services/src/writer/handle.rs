@@ -4,8 +4,8 @@
 use chat_domain::{ChatId, MessageKind, UserId};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Inserted;
-use crate::Result;
+use super::{Inserted, insert_message};
+use crate::{Error, Result, Store};
 
 /// One message for the writer to store, with where to answer. The writer answers only after the
 /// statement that stored it has committed.
@@ -49,4 +49,104 @@ impl MessageWriter {
         let index = chat.0.rem_euclid(self.queues.len() as i64) as usize;
         &self.queues[index]
     }
+}
+
+/// A message handed to the writer, or already written: its outcome is [`Queued::inserted`].
+///
+/// Queuing is the ordered half of a send: two messages of one chat queued one after the other
+/// are stored in that order (one writer task per chat, first in first out), whenever their
+/// outcomes are awaited. That lets one socket have several sends in flight (issue "Fan-out at
+/// scale", pipelined sends).
+pub(crate) enum Queued {
+    /// In the writer's queue; its answer comes after the batch's commit.
+    Writer(oneshot::Receiver<Result<Option<Inserted>>>),
+    /// Written directly (no writer started, or its task is gone).
+    Done(Result<Option<Inserted>>),
+}
+
+impl Queued {
+    /// The outcome: `Ok(Some)` the committed message, `Ok(None)` nothing stored (see
+    /// [`insert_message`]). Errors: `Pool`, `Database`, `Internal` (the writer ended before
+    /// answering).
+    pub(crate) async fn inserted(self) -> Result<Option<Inserted>> {
+        match self {
+            Self::Done(result) => result,
+            Self::Writer(answer) => answer.await.unwrap_or_else(|_| {
+                Err(Error::Internal(
+                    "the message writer ended before answering".into(),
+                ))
+            }),
+        }
+    }
+}
+
+/// Stores one message and publishes its `message.created` after the commit: through the store's
+/// writer when one was started (batched with concurrent sends, published with its batch, answered
+/// after both), else directly with one statement on a pooled connection, then [`crate::publish`].
+/// `Ok(None)` when nothing was stored (see [`insert_message`]).
+/// Errors: `Pool` (no connection in time), `Database`, `Internal` (the writer ended mid-request).
+pub(crate) async fn write_message(
+    store: &Store,
+    chat: ChatId,
+    author: Option<UserId>,
+    kind: MessageKind,
+    text: &str,
+    client_id: Option<&str>,
+    require_member: bool,
+) -> Result<Option<Inserted>> {
+    queue_message(store, chat, author, kind, text, client_id, require_member)
+        .await
+        .inserted()
+        .await
+}
+
+/// The first half of [`write_message`]: hands the message to the writer (waiting for room in its
+/// bounded queue: backpressure) and returns without waiting for the commit. Without a writer the
+/// message is written here, before returning.
+pub(crate) async fn queue_message(
+    store: &Store,
+    chat: ChatId,
+    author: Option<UserId>,
+    kind: MessageKind,
+    text: &str,
+    client_id: Option<&str>,
+    require_member: bool,
+) -> Queued {
+    let direct = async || -> Result<Option<Inserted>> {
+        let mut conn = store.conn().await?;
+        let inserted = insert_message(
+            &mut conn,
+            chat,
+            author,
+            kind,
+            text,
+            client_id,
+            require_member,
+        )
+        .await?;
+        drop(conn);
+        if let Some(inserted) = &inserted {
+            crate::publish(store, &inserted.created_event()).await;
+        }
+        Ok(inserted)
+    };
+    let Some(writer) = store.writer.get() else {
+        return Queued::Done(direct().await);
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = MessageWrite {
+        chat,
+        author,
+        kind,
+        text: text.to_owned(),
+        client_id: client_id.map(str::to_owned),
+        require_member,
+        reply,
+    };
+    if writer.queue_for(chat).send(request).await.is_err() {
+        // The task is gone (only after a panic while the store lives): nothing was queued.
+        tracing::error!(chat.id = %chat, "message writer task ended; writing directly");
+        return Queued::Done(direct().await);
+    }
+    Queued::Writer(answer)
 }

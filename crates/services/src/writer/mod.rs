@@ -14,20 +14,20 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use chat_domain::{ChatId, MessageKind, UserId};
 use chat_selectors::{ChatEvent, Keys};
 use diesel::QueryableByName;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::events::publish_all;
 mod handle;
 mod insert;
 
 pub use handle::{MessageWrite, MessageWriter};
+pub(crate) use handle::{Queued, queue_message, write_message};
 pub use insert::Inserted;
 pub(crate) use insert::InsertedRow;
 pub(crate) use insert::insert_message;
@@ -152,64 +152,6 @@ pub fn start_writer(store: &Store, writers: usize) -> Result<()> {
     }
     tracing::info!(writers, "message writer started");
     Ok(())
-}
-
-/// Stores one message and publishes its `message.created` after the commit: through the store's
-/// writer when one was started (batched with concurrent sends, published with its batch, answered
-/// after both), else directly with one statement on a pooled connection, then [`crate::publish`].
-/// `Ok(None)` when nothing was stored (see [`insert_message`]).
-/// Errors: `Pool` (no connection in time), `Database`, `Internal` (the writer ended mid-request).
-pub(crate) async fn write_message(
-    store: &Store,
-    chat: ChatId,
-    author: Option<UserId>,
-    kind: MessageKind,
-    text: &str,
-    client_id: Option<&str>,
-    require_member: bool,
-) -> Result<Option<Inserted>> {
-    let direct = async || -> Result<Option<Inserted>> {
-        let mut conn = store.conn().await?;
-        let inserted = insert_message(
-            &mut conn,
-            chat,
-            author,
-            kind,
-            text,
-            client_id,
-            require_member,
-        )
-        .await?;
-        drop(conn);
-        if let Some(inserted) = &inserted {
-            crate::publish(store, &inserted.created_event()).await;
-        }
-        Ok(inserted)
-    };
-    let Some(writer) = store.writer.get() else {
-        return direct().await;
-    };
-    let (reply, answer) = oneshot::channel();
-    let request = MessageWrite {
-        chat,
-        author,
-        kind,
-        text: text.to_owned(),
-        client_id: client_id.map(str::to_owned),
-        require_member,
-        reply,
-    };
-    if writer.queue_for(chat).send(request).await.is_err() {
-        // The task is gone (only after a panic while the store lives): nothing was queued.
-        tracing::error!(chat.id = %chat, "message writer task ended; writing directly");
-        return direct().await;
-    }
-    match answer.await {
-        Ok(result) => result,
-        Err(_) => Err(Error::Internal(
-            "the message writer ended before answering".into(),
-        )),
-    }
 }
 
 /// One writer task: batches from `inbox` until it closes.

@@ -2,12 +2,15 @@
 //! (sic) and a 1008 close; bad frames get `{"action":"error","message":"<reason>"}` and the socket
 //! stays open (docs/doors.md decision: the original crashed on invalid JSON).
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::CloseCode;
 use chat_domain::{ChatId, MessageText};
 use chat_selectors::{
-    ChatEvent, ChatView, HistoryCursor, MessagePage, UserView, group_by_name, message_history,
-    require_friend, require_member, user_by_username,
+    ChatEvent, ChatView, HistoryCursor, MessagePage, MessageView, UserView, chat_by_id,
+    group_by_name, is_member_now, message_history, require_friend, require_member,
+    user_by_username,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -16,9 +19,10 @@ use tracing::Instrument;
 use super::message_json;
 use crate::auth::request_token;
 use crate::error::{ApiError, ApiResult};
+use crate::realtime::ordered::{Ordered, lost};
 use crate::realtime::socket::{
-    Flow, Outbox, SocketDoor, SocketLimits, Stop, drive, refusal_code, reject, retry_after_secs,
-    upgrade,
+    Flow, Outbox, PIPELINE_DEPTH, Pipeline, SocketDoor, SocketLimits, Stop, drive, refusal_code,
+    reject, retry_after_secs, upgrade,
 };
 use crate::realtime::{Event, FrameKind};
 use crate::state::AppState;
@@ -105,8 +109,10 @@ fn start(
             chat,
             peer,
         }) => {
+            let (chat_id, last_seq) = (chat.id, chat.last_seq);
             let (tx, rx) = mpsc::channel(limits.queue);
             let conn = state.hub.connect(user.id, tx);
+            conn.repair_overflow();
             let subscription = state.hub.subscribe(chat.id, &conn);
             let session = state.hub.track(user.id, issued_at, &conn);
             let verified = crate::auth::Verified {
@@ -119,6 +125,8 @@ fn start(
                 user,
                 chat,
                 peer,
+                sends: Pipeline::new(PIPELINE_DEPTH),
+                order: Ordered::new(chat_id, last_seq),
             };
             actix_web::rt::spawn(
                 async move {
@@ -192,6 +200,11 @@ struct ChatSocket {
     user: UserView,
     chat: ChatView,
     peer: Option<UserView>,
+    /// Sends waiting for their commit: each yields the refusal to report, if any.
+    sends: Pipeline<Option<String>>,
+    /// The chat's messages delivered so far, in seq order: a gap (a burst past the queue, or a
+    /// message between the handshake's read and the subscription) is filled from PostgreSQL.
+    order: Ordered,
 }
 
 impl ChatSocket {
@@ -199,7 +212,10 @@ impl ChatSocket {
         self.chat.id
     }
 
-    async fn send_message(&self, frame: &Value, out: &mut Outbox<'_>) -> Flow {
+    /// Hands the message to the writer and returns: the socket reads its next frame while the
+    /// commit is pending. The broadcast (sender included) arrives through the bus like everyone
+    /// else's; a refusal is answered with an error frame, in send order.
+    async fn send_message(&mut self, frame: &Value, out: &mut Outbox<'_>) -> Flow {
         let Some(text) = frame.get("message").and_then(Value::as_str) else {
             return error(out, "\"message\" must be a string.").await;
         };
@@ -207,19 +223,12 @@ impl ChatSocket {
             Ok(text) => text,
             Err(e) => return error(out, &reason(e)).await,
         };
-        match chat_services::send_message(
-            &self.state.store,
-            self.user.id,
-            self.chat_id(),
-            &text,
-            None,
-        )
-        .await
-        {
-            // The broadcast (sender included) arrives through the bus like everyone else's.
-            Ok(_) => Ok(()),
-            Err(e) => error(out, &reason(e)).await,
-        }
+        let pending =
+            chat_services::queue_send(&self.state.store, self.user.id, self.chat_id(), &text, None)
+                .await;
+        self.sends
+            .push(async move { pending.outcome().await.err().map(reason) });
+        Ok(())
     }
 
     async fn retrieve_message(&self, frame: &Value, out: &mut Outbox<'_>) -> Flow {
@@ -267,9 +276,18 @@ impl ChatSocket {
     }
 }
 
+/// The broadcast of `message` to a group (`peer: None`) or direct socket: `{"message":{...}}`
+/// or `{"data":{...,"to_user"}}` (seed 002).
+fn broadcast_frame(message: &MessageView, me: &UserView, peer: &Option<UserView>) -> String {
+    match peer {
+        None => json!({"message": message_json(message)}).to_string(),
+        Some(peer) => json!({"data": direct_json(message, me, peer)}).to_string(),
+    }
+}
+
 /// A direct message: the group shape plus `"to_user":{"username"}`, the member who is not the
 /// author (the same for both members, so the frame is rendered once).
-fn direct_json(message: &chat_selectors::MessageView, me: &UserView, peer: &UserView) -> Value {
+fn direct_json(message: &MessageView, me: &UserView, peer: &UserView) -> Value {
     let mut value = message_json(message);
     let to = match &message.author {
         Some(author) if author.id == me.id => &peer.username,
@@ -281,6 +299,18 @@ fn direct_json(message: &chat_selectors::MessageView, me: &UserView, peer: &User
 
 impl SocketDoor for ChatSocket {
     const NAME: &'static str = "door_002";
+    type Done = Option<String>;
+
+    fn pipeline(&mut self) -> Option<&mut Pipeline<Self::Done>> {
+        Some(&mut self.sends)
+    }
+
+    async fn on_done(&mut self, refused: Option<String>, out: &mut Outbox<'_>) -> Flow {
+        match refused {
+            Some(why) => error(out, &why).await,
+            None => Ok(()),
+        }
+    }
 
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let frame: Value = match serde_json::from_str(text) {
@@ -300,6 +330,24 @@ impl SocketDoor for ChatSocket {
         }
     }
 
+    /// Catches the chat up from PostgreSQL (events were lost: Redis, or a burst past the
+    /// queue); a lost removal or deletion is noticed here too.
+    async fn on_resync(&mut self, out: &mut Outbox<'_>) -> Flow {
+        let store = &self.state.store;
+        match is_member_now(store, self.chat_id(), self.user.id).await {
+            Ok(true) => {}
+            Ok(false) => return disconnect(out, "You are no longer a member of this chat.").await,
+            Err(e) => return Err(lost(&e.into())),
+        }
+        let last_seq = match chat_by_id(store, self.chat_id()).await {
+            Ok(chat) => chat.last_seq,
+            Err(e) => return Err(lost(&e.into())),
+        };
+        let (user, peer) = (&self.user, &self.peer);
+        let render = |m: &MessageView| broadcast_frame(m, user, peer);
+        self.order.catch_up(store, last_seq, render, out).await
+    }
+
     async fn on_binary(&mut self, out: &mut Outbox<'_>) -> Flow {
         error(
             out,
@@ -317,21 +365,25 @@ impl SocketDoor for ChatSocket {
         .await
     }
 
-    async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {
+    async fn on_event(&mut self, event: &Arc<Event>, out: &mut Outbox<'_>) -> Flow {
         match &event.chat_event {
             ChatEvent::MessageCreated { message, .. } => {
-                let frame = match &self.peer {
-                    None => event.frame(FrameKind::Door002Group, |_| {
-                        Some(json!({"message": message_json(message)}).to_string())
-                    }),
-                    Some(peer) => event.frame(FrameKind::Door002Direct, |_| {
-                        Some(json!({"data": direct_json(message, &self.user, peer)}).to_string())
-                    }),
+                let (user, peer) = (&self.user, &self.peer);
+                let shared = || {
+                    let frame = match peer {
+                        None => event.frame(FrameKind::Door002Group, |_| {
+                            Some(broadcast_frame(message, user, peer))
+                        }),
+                        Some(_) => event.frame(FrameKind::Door002Direct, |_| {
+                            Some(broadcast_frame(message, user, peer))
+                        }),
+                    };
+                    frame.unwrap_or_default()
                 };
-                match frame {
-                    Some(frame) => out.send(frame).await,
-                    None => Ok(()),
-                }
+                let render = |m: &MessageView| broadcast_frame(m, user, peer);
+                self.order
+                    .live(&self.state.store, message, shared, render, out)
+                    .await
             }
             ChatEvent::MemberLeft { user, .. } if user.id == self.user.id => {
                 disconnect(out, "You are no longer a member of this group.").await

@@ -206,6 +206,7 @@ impl RoomSocket {
 
 impl SocketDoor for RoomSocket {
     const NAME: &'static str = "door_004";
+    type Done = ();
 
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let invalid = || Err(Stop::close(CloseCode::Unsupported, "invalid data"));
@@ -246,7 +247,7 @@ impl SocketDoor for RoomSocket {
             .await
     }
 
-    async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {
+    async fn on_event(&mut self, event: &Arc<Event>, out: &mut Outbox<'_>) -> Flow {
         let current = self.room.as_ref().map(|(room, _)| *room);
         match &event.chat_event {
             ChatEvent::MessageCreated {

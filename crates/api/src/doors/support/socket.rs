@@ -216,6 +216,7 @@ impl SupportSocket {
 
 impl SocketDoor for SupportSocket {
     const NAME: &'static str = "door_003";
+    type Done = ();
 
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(text) else {
@@ -250,7 +251,7 @@ impl SocketDoor for SupportSocket {
         out.send(rpc_error(&Value::Null, 4)).await
     }
 
-    async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {
+    async fn on_event(&mut self, event: &Arc<Event>, out: &mut Outbox<'_>) -> Flow {
         let Some(session) = &self.session else {
             return Ok(());
         };

@@ -120,7 +120,7 @@ pub(super) async fn group_socket(
 
 /// Closes an accepted socket whose chat could not be opened (a fault: 1013 when transient, else 1011).
 fn refuse(session: actix_ws::Session, state: &AppState, error: ApiError) {
-    let Stop(reason) = lost(&error);
+    let reason = lost(&error).into_close();
     let limits = SocketLimits::new(state);
     actix_web::rt::spawn(
         async move {
@@ -142,6 +142,7 @@ fn start(
     let limits = SocketLimits::new(state);
     let (tx, rx) = mpsc::channel(limits.queue);
     let conn = state.hub.connect(user.id, tx);
+    conn.repair_overflow();
     let subscription = state.hub.subscribe(chat, &conn);
     let tracked = state.hub.track(user.id, issued_at, &conn);
     let state = state.clone();
@@ -164,7 +165,7 @@ fn start(
                     return;
                 }
                 Err(e) => {
-                    let Stop(reason) = lost(&e.into());
+                    let reason = lost(&e.into()).into_close();
                     let _ = session.close(reason).await;
                     return;
                 }
@@ -174,7 +175,7 @@ fn start(
                 match message_history(&state.store, chat, HistoryCursor::Latest, REPLAY).await {
                     Ok(page) => page,
                     Err(e) => {
-                        let Stop(reason) = lost(&e.into());
+                        let reason = lost(&e.into()).into_close();
                         let _ = session.close(reason).await;
                         return;
                     }
@@ -237,6 +238,7 @@ impl ChatSocket {
 
 impl SocketDoor for ChatSocket {
     const NAME: &'static str = "door_000";
+    type Done = ();
 
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let Ok(frame) = serde_json::from_str::<Value>(text) else {
@@ -266,7 +268,14 @@ impl SocketDoor for ChatSocket {
 
     /// Events may have been lost (Redis was down or slow): the chat is caught up to its
     /// `last_seq` from PostgreSQL, in order, without sending anything twice.
+    /// Catches the chat up from PostgreSQL (events were lost: Redis, or a burst past the
+    /// queue); a lost `member.left` or `chat.deleted` is noticed here too.
     async fn on_resync(&mut self, out: &mut Outbox<'_>) -> Flow {
+        match is_member_now(&self.state.store, self.chat(), self.user.id).await {
+            Ok(true) => {}
+            Ok(false) => return Err(Stop::close(CloseCode::Policy, NOT_MEMBER)),
+            Err(e) => return Err(lost(&e.into())),
+        }
         let last_seq = match chat_by_id(&self.state.store, self.chat()).await {
             Ok(chat) => chat.last_seq,
             Err(e) => return Err(lost(&e.into())),
@@ -282,7 +291,7 @@ impl SocketDoor for ChatSocket {
             .await
     }
 
-    async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {
+    async fn on_event(&mut self, event: &Arc<Event>, out: &mut Outbox<'_>) -> Flow {
         match &event.chat_event {
             // Left, removed, or the chat deleted: this socket is done.
             ChatEvent::MemberLeft { user, .. } if user.id == self.user.id => {

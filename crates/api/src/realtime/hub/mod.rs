@@ -5,7 +5,7 @@ mod guards;
 pub use guards::*;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use bytestring::ByteString;
@@ -24,19 +24,41 @@ pub struct Connection {
     overflowed: Notify,
     revoked: Notify,
     resync: Notify,
+    /// Whether the socket's door can catch up from PostgreSQL what a full queue dropped.
+    repairable: AtomicBool,
 }
 
 impl Connection {
-    /// Queues `event` without waiting; a full queue signals overflow instead of growing.
+    /// Queues `event` without waiting; a full queue does not grow. A socket whose door can
+    /// catch up ([`Self::repair_overflow`]) is told to (the event is dropped and read from
+    /// PostgreSQL instead), any other is told it overflowed.
     fn offer(&self, event: &Arc<Event>) -> bool {
         match self.tx.try_send(event.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflowed.notify_one();
+                if self.repairable.load(Ordering::Relaxed) {
+                    metrics::counter!("chat_websocket_queue_overflows_total", "outcome" => "caught_up")
+                        .increment(1);
+                    self.resync.notify_one();
+                } else {
+                    metrics::counter!("chat_websocket_queue_overflows_total", "outcome" => "closed")
+                        .increment(1);
+                    self.overflowed.notify_one();
+                }
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+    }
+
+    /// From now on a full queue makes the socket catch up from PostgreSQL (`resync_wanted()`
+    /// resolves) instead of closing it: for doors whose `on_resync` restores everything a
+    /// dropped event carried that the client must not miss (the chats' messages in order,
+    /// membership). A burst bigger than the queue (a batch of a busy chat) then costs a
+    /// database read, not the connection; a client that really does not read is still closed
+    /// by the write timeout.
+    pub fn repair_overflow(&self) {
+        self.repairable.store(true, Ordering::Relaxed);
     }
 
     /// Resolves once the hub found this socket's queue full: the client reads too slowly and is
@@ -104,6 +126,7 @@ impl Hub {
             overflowed: Notify::new(),
             revoked: Notify::new(),
             resync: Notify::new(),
+            repairable: AtomicBool::new(false),
         })
     }
 

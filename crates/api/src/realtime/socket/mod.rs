@@ -10,20 +10,33 @@
 //! disable-user) and for a client that keeps flooding past the frame rate limit, 1001 for a
 //! silent client (no frame or pong for `ws_client_timeout_secs`), 1002 for a protocol error.
 //!
+//! Every close the server forces is logged at warn with its reason and counted in
+//! `chat_websocket_forced_closes_total{door, reason}` (reasons: `slow_reader`, `write_timeout`,
+//! `revoked`, `flood`, `frame_too_big`, `heartbeat_timeout`, `protocol_error`, `restart`,
+//! `store_fault`, `door_policy`, `door_other`).
+//!
+//! The loop is biased: queued events go out before the client's next frame is read, so a client
+//! that sends fast but reads promptly never fills its queue; a door that pipelines its sends
+//! ([`Pipeline`]) has its next frame read while earlier sends wait for their commit.
+//!
 //! Frame rate: every socket of every door may send `CHAT_WS_FRAMES_PER_SEC` frames (text,
 //! binary, ping, pong) per second on average, `CHAT_WS_FRAME_BURST` at once (a token bucket). A
 //! frame over the limit is not handled: the door answers it with its own rate-limit error (the
 //! gateway's carries `retry_after`, s); a burst's worth of such frames in a row closes the socket
 //! (1008) instead.
 
+mod close;
 mod limits;
+mod pipeline;
+pub use close::*;
 pub use limits::*;
+pub use pipeline::*;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError, Session};
+use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError, Session};
 use bytestring::ByteString;
 use tokio::sync::mpsc;
 
@@ -31,28 +44,6 @@ use chat_selectors::ChatEvent;
 
 use super::{Connection, Event};
 use crate::config::Settings;
-
-/// Why a session ends early: `None` when the connection is already gone, else the close to send.
-#[derive(Debug)]
-pub struct Stop(pub Option<CloseReason>);
-
-impl Stop {
-    /// Close with `code` and `description`.
-    pub fn close(code: CloseCode, description: &str) -> Self {
-        Self(Some(close_reason(code, description)))
-    }
-}
-
-/// What a door's handlers return: `Err` ends the session.
-pub type Flow = Result<(), Stop>;
-
-/// A close reason with a description.
-pub fn close_reason(code: CloseCode, description: &str) -> CloseReason {
-    CloseReason {
-        code,
-        description: Some(description.to_owned()),
-    }
-}
 
 /// Where a door writes its frames. Each write waits for room in the socket (backpressure) but no
 /// longer than the write timeout.
@@ -89,8 +80,9 @@ impl<'a> Outbox<'a> {
     pub async fn send(&mut self, frame: impl Into<ByteString>) -> Flow {
         match tokio::time::timeout(self.limits.write_timeout, self.session.text(frame)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_closed)) => Err(Stop(None)),
-            Err(_elapsed) => Err(Stop::close(
+            Ok(Err(_closed)) => Err(Stop::gone()),
+            Err(_elapsed) => Err(Stop::forced(
+                "write_timeout",
                 CloseCode::Policy,
                 "write timeout: client reads too slowly",
             )),
@@ -102,13 +94,27 @@ impl<'a> Outbox<'a> {
 pub trait SocketDoor {
     /// The door's name in metrics (`chat_websocket_connections{door=...}`).
     const NAME: &'static str;
+    /// What a pipelined send's outcome future yields, for [`Self::on_done`] to answer (`()` for
+    /// a door that pipelines nothing).
+    type Done;
+
+    /// The door's sends in flight, if it pipelines them: the loop answers each in send order
+    /// with [`Self::on_done`] and reads no client frame while it is full.
+    fn pipeline(&mut self) -> Option<&mut Pipeline<Self::Done>> {
+        None
+    }
+    /// The outcome of the oldest send in flight (see [`Self::pipeline`]).
+    fn on_done(&mut self, done: Self::Done, out: &mut Outbox<'_>) -> impl Future<Output = Flow> {
+        let _ = (done, out);
+        async { Ok(()) }
+    }
 
     /// A text frame from the client (already within the frame limit).
     fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
     /// A binary frame from the client.
     fn on_binary(&mut self, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
     /// An event on one of the socket's chats.
-    fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
+    fn on_event(&mut self, event: &Arc<Event>, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
     /// Events may have been lost on the way to this socket (Redis was down or slow): catch up
     /// from PostgreSQL what the door promises to deliver in order (the gateway, door 000). The
     /// other doors have no such promise and do nothing.
@@ -164,34 +170,6 @@ impl Drop for OpenSocket {
     }
 }
 
-/// Sends `frame` then closes with `code` and `reason` (for sessions refused before they start;
-/// see [`refusal_code`]).
-pub async fn reject(
-    mut session: Session,
-    frame: impl Into<ByteString>,
-    code: CloseCode,
-    reason: String,
-    limits: SocketLimits,
-) {
-    let mut out = Outbox::new(&mut session, &limits);
-    if out.send(frame).await.is_ok() {
-        close_session(session, Some(close_reason(code, &reason)), &limits).await;
-    }
-}
-
-/// The close code of a session refused with an error of `status`.
-///
-/// 1008 (policy) when the client is refused (do not retry as is), 1013 "try again later" when a
-/// store did not answer (503), 1011 for another fault (retry with backoff), so that a client never
-/// takes an outage for bad credentials (RFC 6455 §7.4.1; 1013 from the IANA registry).
-pub fn refusal_code(status: actix_web::http::StatusCode) -> CloseCode {
-    match status {
-        actix_web::http::StatusCode::SERVICE_UNAVAILABLE => CloseCode::Again,
-        s if s.is_server_error() => CloseCode::Error,
-        _ => CloseCode::Policy,
-    }
-}
-
 /// Whether a control write (ping, pong) finished within the write timeout: actix-ws queues at
 /// most 32 frames per socket, and a client that stops reading must not keep the session task
 /// (and its hub entries) alive.
@@ -203,11 +181,6 @@ where
         tokio::time::timeout(limits.write_timeout, write).await,
         Ok(Ok(()))
     )
-}
-
-/// Closes the socket, giving up after the write timeout (the connection is dropped then).
-async fn close_session(session: Session, reason: Option<CloseReason>, limits: &SocketLimits) {
-    let _ = tokio::time::timeout(limits.write_timeout, session.close(reason)).await;
 }
 
 /// Runs a session until the client leaves, a limit is hit or the door stops it. `conn` must be
@@ -237,24 +210,40 @@ pub async fn drive<D: SocketDoor>(
     let mut last_seen = Instant::now();
     let mut budget = FrameBudget::new(&limits);
     let too_big = || {
-        Stop::close(
+        Stop::forced(
+            "frame_too_big",
             CloseCode::Size,
             &format!("frame exceeds {} bytes", limits.max_frame_bytes),
         )
     };
     let stop = loop {
+        let reading = !door.pipeline().is_some_and(|p| p.is_full());
         let flow = tokio::select! {
+            biased;
             _ = shutdown.wait_for(|down| *down) => {
-                Err(Stop::close(CloseCode::Restart, "server restarting: reconnect"))
+                Err(Stop::forced("restart", CloseCode::Restart, "server restarting: reconnect"))
             }
             () = conn.overflowed() => {
-                Err(Stop::close(CloseCode::Policy, "outbound queue full: client reads too slowly"))
+                Err(Stop::forced("slow_reader", CloseCode::Policy, "outbound queue full: client reads too slowly"))
             }
             () = conn.revoked() => {
-                Err(Stop::close(CloseCode::Policy, "session revoked: log in again"))
+                Err(Stop::forced("revoked", CloseCode::Policy, "session revoked: log in again"))
+            }
+            _ = heartbeat.tick() => {
+                // A socket held back by its full pipeline is not silent: it is not being read.
+                if reading && last_seen.elapsed() > limits.client_timeout {
+                    Err(Stop::forced("heartbeat_timeout", CloseCode::Away, "heartbeat timeout"))
+                } else if written(&limits, session.ping(b"")).await {
+                    Box::pin(door.on_heartbeat()).await
+                } else {
+                    Err(Stop::gone())
+                }
             }
             () = conn.resync_wanted() => {
                 Box::pin(door.on_resync(&mut Outbox::new(&mut session, &limits))).await
+            }
+            done = next_done(&mut door) => {
+                Box::pin(door.on_done(done, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) })).await
             }
             event = events.recv() => match event {
                 Some(event) => {
@@ -265,15 +254,17 @@ pub async fn drive<D: SocketDoor>(
                     }
                     written
                 }
-                None => Err(Stop(None)),
+                None => Err(Stop::gone()),
             },
-            msg = stream.recv() => match msg {
-                None => Err(Stop(None)),
+            msg = stream.recv(), if reading => match msg {
+                None => Err(Stop::gone()),
                 Some(Err(ProtocolError::Overflow)) => Err(too_big()),
                 Some(Err(ProtocolError::Io(e))) if e.to_string().contains("maximum continuation size") => {
                     Err(too_big())
                 }
-                Some(Err(e)) => Err(Stop::close(CloseCode::Protocol, &e.to_string())),
+                // The connection broke (reset, EOF mid-frame): the client is gone.
+                Some(Err(ProtocolError::Io(_))) => Err(Stop::gone()),
+                Some(Err(e)) => Err(Stop::forced("protocol_error", CloseCode::Protocol, &e.to_string())),
                 Some(Ok(msg)) => {
                     last_seen = Instant::now();
                     // Over the frame rate, a frame is not handled (a close always is).
@@ -283,7 +274,7 @@ pub async fn drive<D: SocketDoor>(
                     };
                     match (refused, msg) {
                         (Some(_), _) if budget.refused >= limits.frame_burst => {
-                            Err(Stop::close(CloseCode::Policy, "too many frames"))
+                            Err(Stop::forced("flood", CloseCode::Policy, "too many frames"))
                         }
                         (Some(wait), _) => {
                             Box::pin(door.on_flood(wait, &mut Outbox::new(&mut session, &limits))).await
@@ -295,32 +286,30 @@ pub async fn drive<D: SocketDoor>(
                             Box::pin(door.on_binary(&mut Outbox::new(&mut session, &limits))).await
                         }
                         (None, AggregatedMessage::Ping(payload)) => {
-                            if written(&limits, session.pong(&payload)).await { Ok(()) } else { Err(Stop(None)) }
+                            if written(&limits, session.pong(&payload)).await { Ok(()) } else { Err(Stop::gone()) }
                         }
                         (None, AggregatedMessage::Pong(_)) => Ok(()),
-                        (None, AggregatedMessage::Close(reason)) => {
-                            Err(Stop(reason.or(Some(CloseCode::Normal.into()))))
-                        }
+                        (None, AggregatedMessage::Close(reason)) => Err(Stop::client(reason)),
                     }
                 }
             },
-            _ = heartbeat.tick() => {
-                if last_seen.elapsed() > limits.client_timeout {
-                    Err(Stop::close(CloseCode::Away, "heartbeat timeout"))
-                } else if written(&limits, session.ping(b"")).await {
-                    Box::pin(door.on_heartbeat()).await
-                } else {
-                    Err(Stop(None))
-                }
-            }
         };
         if let Err(stop) = flow {
             break stop;
         }
     };
+    stop.record(D::NAME);
     Box::pin(door.on_end()).await;
-    if let Stop(Some(reason)) = stop {
+    if let Some(reason) = stop.into_close() {
         close_session(session, Some(reason), &limits).await;
+    }
+}
+
+/// The outcome of `door`'s oldest send in flight; pending while it has none.
+async fn next_done<D: SocketDoor>(door: &mut D) -> D::Done {
+    match door.pipeline() {
+        Some(pipeline) => pipeline.next().await,
+        None => std::future::pending().await,
     }
 }
 

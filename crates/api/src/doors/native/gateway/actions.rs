@@ -13,7 +13,7 @@ use super::frames::{
 use super::session::Gateway;
 use crate::error::ApiError;
 use crate::realtime::ordered::{Replayed, replay};
-use crate::realtime::socket::{Flow, Outbox, SocketDoor};
+use crate::realtime::socket::{Flow, Outbox};
 
 /// How long a typing indicator lasts, ms.
 const TYPING_MS: u64 = 6_000;
@@ -42,8 +42,9 @@ impl Gateway {
                     .ok_or_else(|| invalid("message", "Must be a string."))?;
                 let text = MessageText::parse(&text, max)?;
                 let client_id = send.client_id.as_deref().map(ClientId::parse).transpose()?;
-                self.send(chat, &text, client_id.as_ref(), request_id, out)
-                    .await?
+                self.queue_send(chat, &text, client_id.as_ref(), request_id)
+                    .await;
+                Ok(())
             }
             ClientFrame::RetrieveMessage(retrieve) => {
                 let chat = self.member_chat(retrieve.chat_id)?;
@@ -98,43 +99,6 @@ impl Gateway {
                     .await
             }
             ClientFrame::Auth => return Err(ApiError::bad_request("Already authenticated.")),
-        })
-    }
-
-    /// Stores a message and answers `message.sent`.
-    ///
-    /// This socket receives its own new message as the reply, in order, instead of again as
-    /// `message.created`: everything before it first.
-    async fn send(
-        &mut self,
-        chat: ChatId,
-        text: &MessageText,
-        client_id: Option<&ClientId>,
-        request_id: Option<&Value>,
-        out: &mut Outbox<'_>,
-    ) -> Result<Flow, ApiError> {
-        let sent =
-            chat_services::send_message(&self.state.store, self.user.id, chat, text, client_id)
-                .await?;
-        let seq = sent.message.seq;
-        let mut deferred = None;
-        if sent.created {
-            match self.deliver_before(chat, seq, out).await {
-                Ok(event) => deferred = event,
-                Err(stop) => return Ok(Err(stop)),
-            }
-            if let Some(followed) = self.chats.get_mut(&chat) {
-                followed.order.mark(seq);
-            }
-        }
-        let reply = with_request_id(
-            json!({"event": "message.sent", "chat_id": chat, "seq": seq,
-                   "message": sent.message, "duplicate": !sent.created}),
-            request_id,
-        );
-        Ok(match (out.send(reply).await, deferred) {
-            (Ok(()), Some(event)) => self.on_event(&event, out).await,
-            (flow, _) => flow,
         })
     }
 

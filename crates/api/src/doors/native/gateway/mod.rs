@@ -18,6 +18,7 @@
 mod actions;
 mod frames;
 mod handshake;
+mod sending;
 mod session;
 
 use std::sync::Arc;

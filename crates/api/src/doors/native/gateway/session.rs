@@ -15,15 +15,14 @@ use tokio::sync::mpsc;
 
 use super::Started;
 use super::frames::{ClientFrame, created_frame, error_frame, shared_frame};
+use super::sending::SendDone;
 use crate::error::ApiError;
 use crate::realtime::ordered::{Ordered, lost};
-use crate::realtime::socket::{Flow, Outbox, SocketDoor, SocketLimits, Stop, retry_after_secs};
+use crate::realtime::socket::{
+    Flow, Outbox, PIPELINE_DEPTH, Pipeline, SocketDoor, SocketLimits, Stop, retry_after_secs,
+};
 use crate::realtime::{Connection, Event, SessionGuard, Subscription, UserRegistration};
 use crate::state::AppState;
-
-/// How long a send waits for the messages before its own to reach the socket's queue (they were
-/// published before the send was answered) before reading the rest from PostgreSQL.
-const OWN_SEND_WAIT: Duration = Duration::from_millis(200);
 
 /// One chat as this socket follows it.
 pub(super) struct Followed {
@@ -35,6 +34,12 @@ pub(super) struct Followed {
     /// The highest seq (≤ `live_from`) a replay of this socket has sent: a later `sync` starts
     /// after it, so nothing is sent twice on one socket, whatever seq the client names.
     pub(super) replayed: i64,
+    /// This socket's sends to the chat in flight (see `sending.rs`).
+    pub(super) sending: usize,
+    /// Live messages held back while a send is in flight, at most the socket's queue length.
+    pub(super) held: Vec<Arc<Event>>,
+    /// The highest seq not held (the hold was full): read from PostgreSQL when released.
+    pub(super) missed_upto: i64,
 }
 
 impl Followed {
@@ -44,6 +49,9 @@ impl Followed {
             live_from: from,
             order: Ordered::new(chat, from),
             replayed: 0,
+            sending: 0,
+            held: Vec::new(),
+            missed_upto: 0,
         }
     }
 }
@@ -58,6 +66,10 @@ pub(super) struct Gateway {
     /// Whether the presence entry is in Redis (it is retried on each heartbeat while Redis
     /// does not answer: presence degrades, the socket does not).
     presence_on: bool,
+    /// Sends waiting for their commit, answered in send order.
+    pub(super) sends: Pipeline<SendDone>,
+    /// Most live messages held back per chat while sends are in flight (the queue length).
+    hold_cap: usize,
     _registration: UserRegistration,
     _session: SessionGuard,
 }
@@ -74,6 +86,7 @@ impl Gateway {
     ) -> Started {
         let (tx, rx) = mpsc::channel(limits.queue);
         let conn = state.hub.connect(user.id, tx);
+        conn.repair_overflow();
         let registration = state.hub.register_user(&conn);
         let session = state.hub.track(user.id, issued_at, &conn);
         let verified = crate::auth::Verified {
@@ -117,6 +130,8 @@ impl Gateway {
             chats,
             presence_token,
             presence_on,
+            sends: Pipeline::new(PIPELINE_DEPTH),
+            hold_cap: limits.queue,
             _registration: registration,
             _session: session,
         };
@@ -157,7 +172,12 @@ impl Gateway {
     }
 
     /// Sends chat `chat`'s messages after its delivered mark up to `target`, in order.
-    async fn catch_up(&mut self, chat: ChatId, target: i64, out: &mut Outbox<'_>) -> Flow {
+    pub(super) async fn catch_up(
+        &mut self,
+        chat: ChatId,
+        target: i64,
+        out: &mut Outbox<'_>,
+    ) -> Flow {
         match self.chats.get_mut(&chat) {
             Some(f) => {
                 f.order
@@ -168,51 +188,22 @@ impl Gateway {
         }
     }
 
-    /// Delivers chat `chat`'s messages before `seq` (this socket's own new message). They were
-    /// published before the send was answered, so they are normally already in, or about to
-    /// reach, this socket's queue: take events from the queue (delivering each, whatever its
-    /// chat) for up to [`OWN_SEND_WAIT`]; only what is still missing then is read from
-    /// PostgreSQL. This keeps a busy chat's sends from costing a history query each. While Redis
-    /// is down (no event can come) it reads PostgreSQL without waiting.
-    /// An event of `chat` at or past `seq` (possible only when publishes raced) is not delivered
-    /// here: it is returned, to be handled after the reply.
-    pub(super) async fn deliver_before(
+    /// A live message: held while this socket has a send to its chat in flight, else
+    /// delivered.
+    async fn on_message_created(
         &mut self,
-        chat: ChatId,
-        seq: i64,
+        event: &Arc<Event>,
+        message: &MessageView,
         out: &mut Outbox<'_>,
-    ) -> Result<Option<Arc<Event>>, Stop> {
-        // While Redis is down nothing arrives live: read from PostgreSQL at once.
-        let wait = if self.state.store.redis_health().is_up() {
-            OWN_SEND_WAIT
-        } else {
-            Duration::ZERO
-        };
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut deferred = None;
-        while tokio::time::Instant::now() < deadline
-            && self
-                .chats
-                .get(&chat)
-                .is_some_and(|f| f.order.delivered() < seq - 1)
-        {
-            let Some(event) = out.next_event(deadline).await else {
-                break;
-            };
-            if let ChatEvent::MessageCreated { message, .. } = &event.chat_event
-                && message.chat_id == chat
-                && message.seq >= seq
-            {
-                deferred = Some(event);
-                break;
-            }
-            self.on_event(&event, out).await?;
+    ) -> Flow {
+        if self.hold(event, message.chat_id, self.hold_cap) {
+            return Ok(());
         }
-        self.catch_up(chat, seq - 1, out).await?;
-        Ok(deferred)
+        self.deliver_live(event, message, out).await
     }
 
-    pub(super) async fn on_message_created(
+    /// Delivers a live message in seq order (see [`Ordered::live`]).
+    pub(super) async fn deliver_live(
         &mut self,
         event: &Event,
         message: &MessageView,
@@ -247,6 +238,15 @@ impl Gateway {
 
 impl SocketDoor for Gateway {
     const NAME: &'static str = "gateway";
+    type Done = SendDone;
+
+    fn pipeline(&mut self) -> Option<&mut Pipeline<SendDone>> {
+        Some(&mut self.sends)
+    }
+
+    async fn on_done(&mut self, done: SendDone, out: &mut Outbox<'_>) -> Flow {
+        self.answer_send(done, out).await
+    }
 
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let frame: Value = match serde_json::from_str(text) {
@@ -289,7 +289,7 @@ impl SocketDoor for Gateway {
         out.send(error_frame(None, &e)).await
     }
 
-    async fn on_event(&mut self, event: &Event, out: &mut Outbox<'_>) -> Flow {
+    async fn on_event(&mut self, event: &Arc<Event>, out: &mut Outbox<'_>) -> Flow {
         match &event.chat_event {
             ChatEvent::MessageCreated { message, .. } => {
                 self.on_message_created(event, message, out).await
@@ -353,16 +353,29 @@ impl SocketDoor for Gateway {
         Ok(())
     }
 
-    /// Events may have been lost (Redis was down or slow): every chat is caught up to its
-    /// `last_seq` from PostgreSQL, in order, without sending anything twice.
+    /// Events may have been lost (Redis was down or slow, or a burst overflowed the socket's
+    /// queue): every chat is caught up to its `last_seq` from PostgreSQL, in order, without
+    /// sending anything twice (a chat with a send in flight once its sends are answered, see
+    /// `sending.rs`); chats the user left meanwhile are no longer followed, chats joined
+    /// meanwhile are followed from their `last_seq` on (their lost `member.joined` is not
+    /// replayed). Typing, read and presence events lost this way stay lost.
     async fn on_resync(&mut self, out: &mut Outbox<'_>) -> Flow {
-        let chats = match user_chats(&self.state.store, self.user.id).await {
-            Ok(chats) => chats,
+        let chats: HashMap<ChatId, i64> = match user_chats(&self.state.store, self.user.id).await {
+            Ok(chats) => chats.into_iter().collect(),
             Err(e) => return Err(lost(&e.into())),
         };
+        self.chats.retain(|chat, _| chats.contains_key(chat));
         for (chat, last_seq) in chats {
-            if self.chats.contains_key(&chat) {
-                self.catch_up(chat, last_seq, out).await?;
+            match self.chats.get_mut(&chat) {
+                Some(followed) if followed.sending > 0 => {
+                    followed.missed_upto = followed.missed_upto.max(last_seq);
+                }
+                Some(_) => self.catch_up(chat, last_seq, out).await?,
+                None => {
+                    let subscription = self.state.hub.subscribe(chat, &self.conn);
+                    self.chats
+                        .insert(chat, Followed::new(chat, subscription, last_seq));
+                }
             }
         }
         Ok(())
