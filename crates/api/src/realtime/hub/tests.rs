@@ -1,0 +1,114 @@
+//! The hub's delivery rules, without sockets.
+
+use super::*;
+
+fn deleted(chat: i64) -> Arc<Event> {
+    Arc::new(Event::new(ChatEvent::ChatDeleted {
+        chat_id: ChatId(chat),
+    }))
+}
+
+#[tokio::test]
+async fn delivers_to_subscribers_of_the_chat_only_until_unsubscribed() {
+    let hub = Arc::new(Hub::default());
+    let (tx, mut rx) = mpsc::channel(4);
+    let conn = hub.connect(UserId(1), tx);
+    let sub = hub.subscribe(ChatId(7), &conn);
+    assert_eq!(hub.dispatch(deleted(8)), 0);
+    assert_eq!(hub.dispatch(deleted(7)), 1);
+    assert_eq!(rx.recv().await.unwrap().chat_event.chat_id(), ChatId(7));
+    drop(sub);
+    assert_eq!(hub.subscription_count(), 0);
+    assert_eq!(hub.dispatch(deleted(7)), 0);
+}
+
+#[tokio::test]
+async fn a_full_queue_signals_overflow_instead_of_growing() {
+    let hub = Arc::new(Hub::default());
+    let (tx, _rx) = mpsc::channel(1);
+    let conn = hub.connect(UserId(1), tx);
+    let _sub = hub.subscribe(ChatId(7), &conn);
+    assert_eq!(hub.dispatch(deleted(7)), 1);
+    assert_eq!(hub.dispatch(deleted(7)), 0);
+    tokio::time::timeout(std::time::Duration::from_secs(1), conn.overflowed())
+        .await
+        .expect("overflow was not signalled");
+}
+
+#[tokio::test]
+async fn a_new_member_is_reached_through_the_user_index_exactly_once() {
+    let hub = Arc::new(Hub::default());
+    let (tx, mut rx) = mpsc::channel(4);
+    let conn = hub.connect(UserId(5), tx);
+    let registration = hub.register_user(&conn);
+    let joined = || {
+        Arc::new(Event::new(ChatEvent::MemberJoined {
+            chat_id: ChatId(7),
+            user: chat_selectors::UserBrief {
+                id: UserId(5),
+                username: "e".into(),
+            },
+            by: None,
+            since_seq: 0,
+        }))
+    };
+    assert_eq!(hub.dispatch(joined()), 1);
+    assert!(rx.recv().await.is_some());
+    // Once on the chat too, it still gets the event once.
+    let _sub = hub.subscribe(ChatId(7), &conn);
+    assert_eq!(hub.dispatch(joined()), 1);
+    drop(registration);
+    drop(_sub);
+    assert_eq!(hub.dispatch(joined()), 0);
+}
+
+#[tokio::test]
+async fn revocation_reaches_the_sockets_of_older_tokens_only_while_tracked() {
+    let hub = Arc::new(Hub::default());
+    let (tx, _rx) = mpsc::channel(1);
+    let old = hub.connect(UserId(1), tx.clone());
+    let new = hub.connect(UserId(1), tx);
+    let old_guard = hub.track(UserId(1), 100, &old);
+    let _new_guard = hub.track(UserId(1), 200, &new);
+    assert_eq!(hub.revoke(UserId(2), i64::MAX), 0);
+    assert_eq!(hub.revoke(UserId(1), 150), 1);
+    tokio::time::timeout(std::time::Duration::from_secs(1), old.revoked())
+        .await
+        .expect("the older socket was not told");
+    drop(old_guard);
+    assert_eq!(hub.revoke(UserId(1), i64::MAX), 1);
+    assert_eq!(hub.session_users(), vec![UserId(1)]);
+}
+
+#[test]
+fn a_frame_is_rendered_once_per_event() {
+    let event = deleted(1);
+    let mut renders = 0;
+    for _ in 0..3 {
+        let frame = event.frame(FrameKind::Door002Group, |_| {
+            renders += 1;
+            Some("x".into())
+        });
+        assert_eq!(frame.as_deref(), Some("x"));
+    }
+    assert_eq!(renders, 1);
+}
+
+#[tokio::test]
+async fn a_full_queue_of_a_socket_that_can_catch_up_asks_it_to_instead_of_closing_it() {
+    let hub = Arc::new(Hub::default());
+    let (tx, _rx) = mpsc::channel(1);
+    let conn = hub.connect(UserId(1), tx);
+    conn.repair_overflow();
+    let _sub = hub.subscribe(ChatId(7), &conn);
+    assert_eq!(hub.dispatch(deleted(7)), 1);
+    assert_eq!(hub.dispatch(deleted(7)), 0, "the queue does not grow");
+    tokio::time::timeout(std::time::Duration::from_secs(1), conn.resync_wanted())
+        .await
+        .expect("no catch-up was asked for");
+    let overflowed = tokio::time::timeout(std::time::Duration::from_millis(50), conn.overflowed());
+    assert!(
+        overflowed.await.is_err(),
+        "it is not closed as a slow reader"
+    );
+}
