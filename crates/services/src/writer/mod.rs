@@ -16,7 +16,11 @@ use std::time::Instant;
 
 use chat_selectors::{ChatEvent, Keys};
 use diesel::QueryableByName;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::result::QueryResult;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::Untyped;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -53,13 +57,18 @@ pub const MAX_BATCH: usize = 512;
 /// read marker moves to the highest seq they just wrote (aggregated first: an `UPDATE .. FROM`
 /// matching a row twice is undefined). Returns one row per stored message: its request's `ord`
 /// (1-based), the message joined with its author's name, and the chat's support customer.
-/// Parameters, one array element per request: `$1` chat ids, `$2` author ids (NULL: system line),
+/// Parameters (bound between the pieces), one array element per request: `$1` chat ids, `$2` author ids (NULL: system line),
 /// `$3` kinds, `$4` texts, `$5` client ids (nullable), `$6` `require_member`.
 /// Two requests with the same `(author, client_id)` — in the batch or racing elsewhere — fail the
 /// whole statement on the unique index, and nothing of it is stored.
-const INSERT_BATCH_SQL: &str = "
-WITH req AS (
-    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bool[])
+const INSERT_BATCH_SQL: [&str; 7] = [
+    "WITH req AS (SELECT * FROM unnest(",
+    "::bigint[], ",
+    "::bigint[], ",
+    "::text[], ",
+    "::text[], ",
+    "::text[], ",
+    "::bool[])
         WITH ORDINALITY AS r(chat_id, author_id, kind, text, client_id, require_member, ord)
 ), ok AS (
     SELECT req.*, row_number() OVER (PARTITION BY req.chat_id ORDER BY req.ord) AS n
@@ -100,7 +109,50 @@ SELECT ok.ord, ins.id, ins.chat_id, ins.seq, ins.author_id, u.username AS author
 FROM ins
 JOIN c ON c.id = ins.chat_id
 JOIN ok ON ok.chat_id = ins.chat_id AND c.base + ok.n = ins.seq
-LEFT JOIN users u ON u.id = ins.author_id";
+LEFT JOIN users u ON u.id = ins.author_id",
+];
+
+/// [`INSERT_BATCH_SQL`] with its six arrays bound, as a query of its own: diesel prepares it
+/// once per connection and reuses the prepared statement (a static query id, safe to cache),
+/// where a `sql_query` is parsed and planned again on every batch, in a round trip (and an
+/// implicit transaction) of its own.
+struct InsertBatch<'a> {
+    chats: Vec<i64>,
+    authors: Vec<Option<i64>>,
+    kinds: Vec<&'a str>,
+    texts: Vec<&'a str>,
+    client_ids: Vec<Option<&'a str>>,
+    require_member: Vec<bool>,
+}
+
+impl QueryId for InsertBatch<'_> {
+    type QueryId = InsertBatch<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for InsertBatch<'_> {
+    type SqlType = Untyped;
+}
+
+impl QueryFragment<Pg> for InsertBatch<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let [start, after_1, after_2, after_3, after_4, after_5, rest] = INSERT_BATCH_SQL;
+        out.push_sql(start);
+        out.push_bind_param::<Array<BigInt>, _>(&self.chats)?;
+        out.push_sql(after_1);
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.authors)?;
+        out.push_sql(after_2);
+        out.push_bind_param::<Array<Text>, _>(&self.kinds)?;
+        out.push_sql(after_3);
+        out.push_bind_param::<Array<Text>, _>(&self.texts)?;
+        out.push_sql(after_4);
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.client_ids)?;
+        out.push_sql(after_5);
+        out.push_bind_param::<Array<Bool>, _>(&self.require_member)?;
+        out.push_sql(rest);
+        Ok(())
+    }
+}
 
 /// A row of [`INSERT_BATCH_SQL`]: the request's position and what the single statement returns.
 #[derive(QueryableByName)]
@@ -258,21 +310,15 @@ async fn insert_batch(
     conn: &mut AsyncPgConnection,
     requests: &[MessageWrite],
 ) -> Result<Vec<BatchRow>> {
-    let chats: Vec<i64> = requests.iter().map(|r| r.chat.0).collect();
-    let authors: Vec<Option<i64>> = requests.iter().map(|r| r.author.map(|a| a.0)).collect();
-    let kinds: Vec<&str> = requests.iter().map(|r| r.kind.as_str()).collect();
-    let texts: Vec<&str> = requests.iter().map(|r| r.text.as_str()).collect();
-    let client_ids: Vec<Option<&str>> = requests.iter().map(|r| r.client_id.as_deref()).collect();
-    let require_member: Vec<bool> = requests.iter().map(|r| r.require_member).collect();
-    Ok(diesel::sql_query(INSERT_BATCH_SQL)
-        .bind::<Array<BigInt>, _>(chats)
-        .bind::<Array<Nullable<BigInt>>, _>(authors)
-        .bind::<Array<Text>, _>(kinds)
-        .bind::<Array<Text>, _>(texts)
-        .bind::<Array<Nullable<Text>>, _>(client_ids)
-        .bind::<Array<Bool>, _>(require_member)
-        .load(conn)
-        .await?)
+    let batch = InsertBatch {
+        chats: requests.iter().map(|r| r.chat.0).collect(),
+        authors: requests.iter().map(|r| r.author.map(|a| a.0)).collect(),
+        kinds: requests.iter().map(|r| r.kind.as_str()).collect(),
+        texts: requests.iter().map(|r| r.text.as_str()).collect(),
+        client_ids: requests.iter().map(|r| r.client_id.as_deref()).collect(),
+        require_member: requests.iter().map(|r| r.require_member).collect(),
+    };
+    Ok(batch.load(conn).await?)
 }
 
 /// Pairs each of `requests` with its row of `rows` (matched by `ord`), or `None` when it was
