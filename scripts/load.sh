@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one chat-load scenario (crates/loadgen) against a server:
-#   scripts/load.sh <idle|fanout|persist|history|reconnect> [chat-load options]
+#   scripts/load.sh <idle|fanout|pipeline|persist|history|reconnect> [chat-load options]
 #   scripts/load.sh stop        # stop the load server this script started
 #
 # With LOAD_URL set (http://host:port), runs against that server and starts nothing.

@@ -69,6 +69,26 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         window: u32,
     },
+    /// One socket per group sending flat out (pipelined sends): sends/s one socket sustains.
+    Pipeline {
+        #[command(flatten)]
+        common: Common,
+        /// Groups, one sending socket each.
+        #[arg(long, default_value_t = 1)]
+        groups: usize,
+        /// Members (sockets) per group, the sender included.
+        #[arg(long, default_value_t = 5)]
+        members: usize,
+        /// Messages per second each sender offers.
+        #[arg(long, default_value_t = 2000.0)]
+        rate: f64,
+        /// Sending time, s.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Unacknowledged sends allowed per sender.
+        #[arg(long, default_value_t = 64)]
+        window: u32,
+    },
     /// Durable sends across many chats at increasing rates, then one hot chat.
     Persist {
         #[command(flatten)]
@@ -168,6 +188,17 @@ fn main() -> Result<()> {
                 window,
             } => (
                 scenarios::fanout(&common, groups, members, senders, rate, secs, window).await?,
+                common.json,
+            ),
+            Scenario::Pipeline {
+                common,
+                groups,
+                members,
+                rate,
+                secs,
+                window,
+            } => (
+                scenarios::pipeline(&common, groups, members, rate, secs, window).await?,
                 common.json,
             ),
             Scenario::Persist {

@@ -19,7 +19,7 @@ pub struct Row {
 /// A scenario's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `idle`, `fanout`, `persist`, `history` or `reconnect`.
+    /// `idle`, `fanout`, `pipeline`, `persist`, `history` or `reconnect`.
     pub scenario: String,
     /// The parameters it ran with.
     pub params: Value,
@@ -42,6 +42,14 @@ impl Report {
             failures: Vec::new(),
             first_error: None,
         }
+    }
+
+    /// The figure of `metric`, if the report has it.
+    pub fn value(&self, metric: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.metric == metric)
+            .map(|r| r.value)
     }
 
     /// Adds a figure without a target.

@@ -23,7 +23,7 @@ use crate::stats;
 use crate::wire::Protocol;
 use crate::worker::Command;
 
-pub use fanout::fanout;
+pub use fanout::{fanout, pipeline};
 pub use history::history;
 pub use idle::idle;
 pub use persist::{Rate, persist};
