@@ -30,6 +30,21 @@ pub struct Report {
     pub failures: Vec<String>,
     /// The first error a client saw, if any.
     pub first_error: Option<String>,
+    /// The machine's CPU model (`/proc/cpuinfo`), since figures differ between models.
+    pub cpu: String,
+}
+
+/// The CPU model named by `/proc/cpuinfo` ("unknown" elsewhere).
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 impl Report {
@@ -41,6 +56,7 @@ impl Report {
             rows: Vec::new(),
             failures: Vec::new(),
             first_error: None,
+            cpu: cpu_model(),
         }
     }
 
@@ -97,7 +113,7 @@ impl Report {
 
     /// The table, one figure per line.
     pub fn table(&self) -> String {
-        let mut out = format!("== {} ==\n", self.scenario);
+        let mut out = format!("== {} == (CPU: {})\n", self.scenario, self.cpu);
         let width = self.rows.iter().map(|r| r.metric.len()).max().unwrap_or(0);
         for r in &self.rows {
             let value = if r.value.fract() == 0.0 && r.value.abs() < 1e15 {

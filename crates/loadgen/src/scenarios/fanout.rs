@@ -132,10 +132,16 @@ async fn run(common: &Common, name: &str, shape: &Shape) -> Result<Report> {
     report.must_be_zero("sends never acknowledged", t.unacked);
     report.must_be_zero("sockets closed by the server", t.closed);
     if let (Some(pid), Some(c0)) = (pid, cpu0) {
-        report.add(
-            "server CPU, % of one core",
-            cpu_percent(c0, stats::sample(pid)?, elapsed),
-        );
+        let c1 = stats::sample(pid)?;
+        report.add("server CPU, % of one core", cpu_percent(c0, c1, elapsed));
+        if t.deliveries > 0.0 {
+            // /proc ticks are 1/100 s.
+            let cpu_us = c1.cpu_ticks.saturating_sub(c0.cpu_ticks) as f64 * 10_000.0;
+            report.add(
+                "server CPU per delivery, µs",
+                (cpu_us / t.deliveries * 100.0).round() / 100.0,
+            );
+        }
     }
     note_errors(&mut report, &answers);
     fleet.quit().await?;
