@@ -28,6 +28,7 @@ run() {
 run idle --sockets 60 --group-size 20 --hold-secs 1
 run fanout --groups 3 --members 10 --senders 2 --rate 200 --secs 2
 run fanout --protocol door002 --groups 2 --members 5 --senders 2 --rate 50 --secs 2
+run pipeline --protocol door002 --groups 1 --members 3 --rate 300 --secs 2
 run persist --chats 10 --members 2 --rates 100,max --step-secs 1 --hot-senders 10 --hot-secs 1
 run history --messages 500 --secs 1 --concurrency 2
 run reconnect --sockets 60 --group-size 20 --timeout-secs 30
