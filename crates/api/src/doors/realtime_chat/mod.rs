@@ -8,7 +8,7 @@ pub mod rest;
 mod ws;
 
 use actix_web::web;
-use chat_selectors::MessageView;
+use chat_selectors::{MessageView, UserView};
 use chrono::SecondsFormat;
 use serde_json::{Value, json};
 
@@ -45,4 +45,29 @@ fn message_json(message: &MessageView) -> Value {
         "timestamp": message.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
         "from_user": {"username": author},
     })
+}
+
+/// The broadcast of `message` to a group (`peer: None`) or direct socket: `{"message":{...}}`
+/// or `{"data":{...,"to_user"}}` (seed 002).
+pub(crate) fn broadcast_frame(
+    message: &MessageView,
+    me: &UserView,
+    peer: &Option<UserView>,
+) -> String {
+    match peer {
+        None => json!({"message": message_json(message)}).to_string(),
+        Some(peer) => json!({"data": direct_json(message, me, peer)}).to_string(),
+    }
+}
+
+/// A direct message: the group shape plus `"to_user":{"username"}`, the member who is not the
+/// author (the same for both members, so the frame is rendered once).
+pub(crate) fn direct_json(message: &MessageView, me: &UserView, peer: &UserView) -> Value {
+    let mut value = message_json(message);
+    let to = match &message.author {
+        Some(author) if author.id == me.id => &peer.username,
+        _ => &me.username,
+    };
+    value["to_user"] = json!({"username": to});
+    value
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::message_json;
+use super::{broadcast_frame, direct_json, message_json};
 use crate::auth::request_token;
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::ordered::{Ordered, lost};
@@ -41,7 +41,8 @@ async fn disconnect(out: &mut Outbox<'_>, reason: &str) -> Flow {
     Err(Stop::close(CloseCode::Policy, reason))
 }
 
-/// Sends an error frame; the socket stays open.
+/// Sends an error frame; the socket stays open. (A socket with sends in flight answers through
+/// [`ChatSocket::refuse`], so that errors keep the order of the frames.)
 async fn error(out: &mut Outbox<'_>, reason: &str) -> Flow {
     out.send(json!({"action": "error", "message": reason}).to_string())
         .await
@@ -217,11 +218,13 @@ impl ChatSocket {
     /// else's; a refusal is answered with an error frame, in send order.
     async fn send_message(&mut self, frame: &Value, out: &mut Outbox<'_>) -> Flow {
         let Some(text) = frame.get("message").and_then(Value::as_str) else {
-            return error(out, "\"message\" must be a string.").await;
+            return self
+                .refuse(out, "\"message\" must be a string.".into())
+                .await;
         };
         let text = match MessageText::parse(text, self.state.settings.max_message_chars) {
             Ok(text) => text,
-            Err(e) => return error(out, &reason(e)).await,
+            Err(e) => return self.refuse(out, reason(e)).await,
         };
         let pending =
             chat_services::queue_send(&self.state.store, self.user.id, self.chat_id(), &text, None)
@@ -253,6 +256,17 @@ impl ChatSocket {
         }
     }
 
+    /// An error frame for a refused frame, after the answers of the sends before it: at once
+    /// when none is in flight, else queued behind them.
+    async fn refuse(&mut self, out: &mut Outbox<'_>, why: String) -> Flow {
+        if self.sends.is_empty() {
+            error(out, &why).await
+        } else {
+            self.sends.push(std::future::ready(Some(why)));
+            Ok(())
+        }
+    }
+
     /// Newest first, as the original returned them.
     fn retrieve_frame(&self, page: MessagePage) -> Value {
         let messages: Vec<Value> = page
@@ -276,27 +290,6 @@ impl ChatSocket {
     }
 }
 
-/// The broadcast of `message` to a group (`peer: None`) or direct socket: `{"message":{...}}`
-/// or `{"data":{...,"to_user"}}` (seed 002).
-fn broadcast_frame(message: &MessageView, me: &UserView, peer: &Option<UserView>) -> String {
-    match peer {
-        None => json!({"message": message_json(message)}).to_string(),
-        Some(peer) => json!({"data": direct_json(message, me, peer)}).to_string(),
-    }
-}
-
-/// A direct message: the group shape plus `"to_user":{"username"}`, the member who is not the
-/// author (the same for both members, so the frame is rendered once).
-fn direct_json(message: &MessageView, me: &UserView, peer: &UserView) -> Value {
-    let mut value = message_json(message);
-    let to = match &message.author {
-        Some(author) if author.id == me.id => &peer.username,
-        _ => &me.username,
-    };
-    value["to_user"] = json!({"username": to});
-    value
-}
-
 impl SocketDoor for ChatSocket {
     const NAME: &'static str = "door_002";
     type Done = Option<String>;
@@ -315,7 +308,7 @@ impl SocketDoor for ChatSocket {
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
         let frame: Value = match serde_json::from_str(text) {
             Ok(frame) => frame,
-            Err(e) => return error(out, &format!("Invalid JSON: {e}")).await,
+            Err(e) => return self.refuse(out, format!("Invalid JSON: {e}")).await,
         };
         match frame.get("action").and_then(Value::as_str) {
             Some("send_message") => self.send_message(&frame, out).await,
@@ -324,9 +317,12 @@ impl SocketDoor for ChatSocket {
                 let problem = format!(
                     "Unknown action {other:?}: use \"send_message\" or \"retrieve_message\"."
                 );
-                error(out, &problem).await
+                self.refuse(out, problem).await
             }
-            None => error(out, "\"action\" must be a string.").await,
+            None => {
+                self.refuse(out, "\"action\" must be a string.".into())
+                    .await
+            }
         }
     }
 

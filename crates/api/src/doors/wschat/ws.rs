@@ -266,8 +266,6 @@ impl SocketDoor for ChatSocket {
         self.error(out, "binary frames are not supported").await
     }
 
-    /// Events may have been lost (Redis was down or slow): the chat is caught up to its
-    /// `last_seq` from PostgreSQL, in order, without sending anything twice.
     /// Catches the chat up from PostgreSQL (events were lost: Redis, or a burst past the
     /// queue); a lost `member.left` or `chat.deleted` is noticed here too.
     async fn on_resync(&mut self, out: &mut Outbox<'_>) -> Flow {

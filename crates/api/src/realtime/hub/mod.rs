@@ -29,14 +29,17 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Queues `event` without waiting; a full queue does not grow. A socket whose door can
-    /// catch up ([`Self::repair_overflow`]) is told to (the event is dropped and read from
-    /// PostgreSQL instead), any other is told it overflowed.
+    /// Queues `event` without waiting; a full queue does not grow. A new message dropped for a
+    /// socket whose door can catch up ([`Self::repair_overflow`]) is read from PostgreSQL
+    /// instead; any other full socket is told it overflowed.
     fn offer(&self, event: &Arc<Event>) -> bool {
         match self.tx.try_send(event.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.repairable.load(Ordering::Relaxed) {
+                // Only a new message can be read back from PostgreSQL; an edit, a deletion or
+                // someone else's join or leave dropped here would be lost: close then.
+                let message = matches!(event.chat_event, ChatEvent::MessageCreated { .. });
+                if message && self.repairable.load(Ordering::Relaxed) {
                     metrics::counter!("chat_websocket_queue_overflows_total", "outcome" => "caught_up")
                         .increment(1);
                     self.resync.notify_one();
@@ -51,12 +54,12 @@ impl Connection {
         }
     }
 
-    /// From now on a full queue makes the socket catch up from PostgreSQL (`resync_wanted()`
-    /// resolves) instead of closing it: for doors whose `on_resync` restores everything a
-    /// dropped event carried that the client must not miss (the chats' messages in order,
-    /// membership). A burst bigger than the queue (a batch of a busy chat) then costs a
-    /// database read, not the connection; a client that really does not read is still closed
-    /// by the write timeout.
+    /// From now on a new message that finds the queue full makes the socket catch up from
+    /// PostgreSQL (`resync_wanted()` resolves) instead of closing it: for doors whose
+    /// `on_resync` delivers the chats' missed messages in order. A burst of messages bigger
+    /// than the queue (a batch of a busy chat) then costs a database read, not the
+    /// connection; a client that really does not read is still closed by the write timeout,
+    /// and any other event that finds the queue full still closes it (1008).
     pub fn repair_overflow(&self) {
         self.repairable.store(true, Ordering::Relaxed);
     }

@@ -94,21 +94,42 @@ fn a_frame_is_rendered_once_per_event() {
     assert_eq!(renders, 1);
 }
 
+fn created(chat: i64, seq: i64) -> Arc<Event> {
+    Arc::new(Event::new(ChatEvent::MessageCreated {
+        chat_id: ChatId(chat),
+        message: chat_selectors::MessageView {
+            id: chat_domain::MessageId(seq),
+            chat_id: ChatId(chat),
+            seq,
+            author: None,
+            kind: chat_domain::MessageKind::System,
+            text: "x".into(),
+            client_id: None,
+            created_at: chrono::Utc::now(),
+            edited_at: None,
+            deleted: false,
+        },
+        support_customer: None,
+    }))
+}
+
 #[tokio::test]
-async fn a_full_queue_of_a_socket_that_can_catch_up_asks_it_to_instead_of_closing_it() {
+async fn a_full_queue_of_a_socket_that_can_catch_up_reads_new_messages_back_but_closes_on_others() {
     let hub = Arc::new(Hub::default());
     let (tx, _rx) = mpsc::channel(1);
     let conn = hub.connect(UserId(1), tx);
     conn.repair_overflow();
     let _sub = hub.subscribe(ChatId(7), &conn);
-    assert_eq!(hub.dispatch(deleted(7)), 1);
-    assert_eq!(hub.dispatch(deleted(7)), 0, "the queue does not grow");
+    assert_eq!(hub.dispatch(created(7, 1)), 1);
+    assert_eq!(hub.dispatch(created(7, 2)), 0, "the queue does not grow");
     tokio::time::timeout(std::time::Duration::from_secs(1), conn.resync_wanted())
         .await
         .expect("no catch-up was asked for");
     let overflowed = tokio::time::timeout(std::time::Duration::from_millis(50), conn.overflowed());
-    assert!(
-        overflowed.await.is_err(),
-        "it is not closed as a slow reader"
-    );
+    assert!(overflowed.await.is_err(), "a new message does not close it");
+    // A deletion cannot be read back: the socket is closed as a slow reader.
+    assert_eq!(hub.dispatch(deleted(7)), 0);
+    tokio::time::timeout(std::time::Duration::from_secs(1), conn.overflowed())
+        .await
+        .expect("overflow was not signalled");
 }

@@ -65,6 +65,11 @@ impl Stop {
         }
     }
 
+    /// Whether the connection is still there to write to (a close frame is to be sent).
+    pub fn is_open(&self) -> bool {
+        self.close.is_some()
+    }
+
     /// The close frame to send, if any.
     pub fn into_close(self) -> Option<CloseReason> {
         self.close

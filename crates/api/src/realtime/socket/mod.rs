@@ -15,9 +15,12 @@
 //! `revoked`, `flood`, `frame_too_big`, `heartbeat_timeout`, `protocol_error`, `restart`,
 //! `store_fault`, `door_policy`, `door_other`).
 //!
-//! The loop is biased: queued events go out before the client's next frame is read, so a client
-//! that sends fast but reads promptly never fills its queue; a door that pipelines its sends
-//! ([`Pipeline`]) has its next frame read while earlier sends wait for their commit.
+//! When the loop turns to its event queue it delivers everything queued (up to 33 events) before
+//! it looks at the client again, so a client that sends fast but reads promptly does not let its
+//! queue fill; a door that pipelines its sends ([`Pipeline`]) has its next frame read while
+//! earlier sends wait for their commit. The sources are polled fairly (no source can starve the
+//! client's frames and pongs). When the server closes a socket, the sends still in flight are
+//! answered first (within the write timeout).
 //!
 //! Frame rate: every socket of every door may send `CHAT_WS_FRAMES_PER_SEC` frames (text,
 //! binary, ping, pong) per second on average, `CHAT_WS_FRAME_BURST` at once (a token bucket). A
@@ -225,8 +228,11 @@ pub async fn drive<D: SocketDoor>(
     };
     let stop = loop {
         let reading = !door.pipeline().is_some_and(|p| p.is_full());
+        if !reading {
+            // Not read while the pipeline is full: not silent.
+            last_seen = Instant::now();
+        }
         let flow = tokio::select! {
-            biased;
             _ = shutdown.wait_for(|down| *down) => {
                 Err(Stop::forced("restart", CloseCode::Restart, "server restarting: reconnect"))
             }
@@ -237,8 +243,7 @@ pub async fn drive<D: SocketDoor>(
                 Err(Stop::forced("revoked", CloseCode::Policy, "session revoked: log in again"))
             }
             _ = heartbeat.tick() => {
-                // A socket held back by its full pipeline is not silent: it is not being read.
-                if reading && last_seen.elapsed() > limits.client_timeout {
+                if last_seen.elapsed() > limits.client_timeout {
                     Err(Stop::forced("heartbeat_timeout", CloseCode::Away, "heartbeat timeout"))
                 } else if written(&limits, session.ping(b"")).await {
                     Box::pin(door.on_heartbeat()).await
@@ -310,6 +315,19 @@ pub async fn drive<D: SocketDoor>(
         }
     };
     stop.record(D::NAME);
+    if stop.is_open() {
+        // Sends the writer is committing get their answers before the close.
+        let deadline = tokio::time::Instant::now() + limits.write_timeout;
+        while door.pipeline().is_some_and(|p| !p.is_empty()) {
+            let Ok(done) = tokio::time::timeout_at(deadline, next_done(&mut door)).await else {
+                break;
+            };
+            let mut out = Outbox::new(&mut session, &limits);
+            if Box::pin(door.on_done(done, &mut out)).await.is_err() {
+                break;
+            }
+        }
+    }
     Box::pin(door.on_end()).await;
     if let Some(reason) = stop.into_close() {
         close_session(session, Some(reason), &limits).await;
@@ -353,32 +371,4 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits(per_sec: u32, burst: u32) -> SocketLimits {
-        SocketLimits {
-            frames_per_sec: per_sec,
-            frame_burst: burst,
-            ..SocketLimits::from_settings(
-                &Settings::default(),
-                tokio::sync::watch::channel(false).1,
-            )
-        }
-    }
-
-    #[test]
-    fn the_frame_budget_lets_a_burst_through_then_refuses_until_it_refills() {
-        let mut budget = FrameBudget::new(&limits(50, 3));
-        assert!((0..3).all(|_| budget.take().is_ok()));
-        let wait = budget.take().unwrap_err();
-        assert!(wait <= Duration::from_millis(20), "{wait:?}");
-        assert_eq!(budget.refused, 1);
-        std::thread::sleep(Duration::from_millis(25));
-        assert!(budget.take().is_ok(), "a token came back after 1/50 s");
-        assert_eq!(budget.refused, 0);
-        assert_eq!(retry_after_secs(wait), 1);
-        let mut unlimited = FrameBudget::new(&limits(0, 1));
-        assert!((0..1000).all(|_| unlimited.take().is_ok()), "0: no limit");
-    }
-}
+mod tests;

@@ -168,8 +168,13 @@ impl Gateway {
     /// is down (no event can come) it reads PostgreSQL without waiting.
     async fn deliver_before(&mut self, chat: ChatId, seq: i64, out: &mut Outbox<'_>) -> Flow {
         self.release_held(chat, seq, out).await?;
-        // While Redis is down nothing arrives live: read from PostgreSQL at once.
-        let wait = if self.state.store.redis_health().is_up() {
+        // While Redis is down nothing arrives live, and what the hold or the queue dropped will
+        // not come again: read from PostgreSQL at once then.
+        let dropped = self
+            .chats
+            .get(&chat)
+            .is_some_and(|f| f.missed_upto >= seq - 1);
+        let wait = if self.state.store.redis_health().is_up() && !dropped {
             OWN_SEND_WAIT
         } else {
             Duration::ZERO

@@ -372,9 +372,14 @@ impl SocketDoor for Gateway {
                 }
                 Some(_) => self.catch_up(chat, last_seq, out).await?,
                 None => {
+                    // Subscribed first, then read again: what came between arrives either way.
                     let subscription = self.state.hub.subscribe(chat, &self.conn);
                     self.chats
                         .insert(chat, Followed::new(chat, subscription, last_seq));
+                    match chat_by_id(&self.state.store, chat).await {
+                        Ok(now) => self.catch_up(chat, now.last_seq, out).await?,
+                        Err(e) => return Err(lost(&e.into())),
+                    }
                 }
             }
         }
