@@ -51,9 +51,7 @@ impl Gateway {
     ) {
         let pending =
             chat_services::queue_send(&self.state.store, self.user.id, chat, text, client_id).await;
-        if let Some(followed) = self.chats.get_mut(&chat) {
-            followed.sending += 1;
-        }
+        *self.sending.entry(chat).or_insert(0) += 1;
         let request_id = request_id.cloned();
         self.sends.push(async move {
             SendDone {
@@ -76,12 +74,15 @@ impl Gateway {
             Ok(sent) => self.sent(chat, sent, request_id.as_ref(), out).await,
             Err(e) => out.send(error_frame(request_id.as_ref(), &e)).await,
         };
-        let idle = match self.chats.get_mut(&chat) {
-            Some(followed) => {
-                followed.sending = followed.sending.saturating_sub(1);
-                followed.sending == 0
+        let idle = match self.sending.get_mut(&chat) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
             }
-            None => false,
+            _ => {
+                self.sending.remove(&chat);
+                true
+            }
         };
         answered?;
         if idle {
@@ -123,12 +124,12 @@ impl Gateway {
     /// Holds a live message of a chat with a send in flight; `false` when the chat has none
     /// (deliver it now). Past the hold's bound only its seq is kept, read later from PostgreSQL.
     pub(super) fn hold(&mut self, event: &Arc<Event>, chat: ChatId, cap: usize) -> bool {
+        if !self.sending.contains_key(&chat) {
+            return false;
+        }
         let Some(followed) = self.chats.get_mut(&chat) else {
             return false;
         };
-        if followed.sending == 0 {
-            return false;
-        }
         let seq = created_seq(event).unwrap_or(0);
         if seq <= followed.order.delivered() {
             return true; // already delivered: a duplicate

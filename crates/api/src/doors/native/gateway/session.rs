@@ -34,8 +34,6 @@ pub(super) struct Followed {
     /// The highest seq (≤ `live_from`) a replay of this socket has sent: a later `sync` starts
     /// after it, so nothing is sent twice on one socket, whatever seq the client names.
     pub(super) replayed: i64,
-    /// This socket's sends to the chat in flight (see `sending.rs`).
-    pub(super) sending: usize,
     /// Live messages held back while a send is in flight, at most the socket's queue length.
     pub(super) held: Vec<Arc<Event>>,
     /// The highest seq not held (the hold was full): read from PostgreSQL when released.
@@ -49,7 +47,6 @@ impl Followed {
             live_from: from,
             order: Ordered::new(chat, from),
             replayed: 0,
-            sending: 0,
             held: Vec::new(),
             missed_upto: 0,
         }
@@ -68,6 +65,9 @@ pub(super) struct Gateway {
     presence_on: bool,
     /// Sends waiting for their commit, answered in send order.
     pub(super) sends: Pipeline<SendDone>,
+    /// Sends in flight per chat (kept here, not on the chat's entry: a leave and re-join while
+    /// one is in flight must not reset the count).
+    pub(super) sending: HashMap<ChatId, usize>,
     /// Most live messages held back per chat while sends are in flight (the queue length).
     hold_cap: usize,
     _registration: UserRegistration,
@@ -131,6 +131,7 @@ impl Gateway {
             presence_token,
             presence_on,
             sends: Pipeline::new(PIPELINE_DEPTH),
+            sending: HashMap::new(),
             hold_cap: limits.queue,
             _registration: registration,
             _session: session,
@@ -367,7 +368,7 @@ impl SocketDoor for Gateway {
         self.chats.retain(|chat, _| chats.contains_key(chat));
         for (chat, last_seq) in chats {
             match self.chats.get_mut(&chat) {
-                Some(followed) if followed.sending > 0 => {
+                Some(followed) if self.sending.contains_key(&chat) => {
                     followed.missed_upto = followed.missed_upto.max(last_seq);
                 }
                 Some(_) => self.catch_up(chat, last_seq, out).await?,
