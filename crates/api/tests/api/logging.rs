@@ -157,10 +157,7 @@ async fn every_forced_close_is_a_warning_and_counted_by_door_and_reason() {
     let count = |door: &str, reason: &str| {
         let line =
             format!("chat_websocket_forced_closes_total{{door=\"{door}\",reason=\"{reason}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&line))
-            .and_then(|v| v.parse::<f64>().ok())
+        super::metrics::value(&metrics, &line)
     };
     assert_eq!(count("gateway", "frame_too_big"), Some(1.0), "{metrics}");
     assert_eq!(count("door_002", "flood"), Some(1.0), "{metrics}");

@@ -5,7 +5,8 @@
 use chat_test_support::TestApp;
 use serde_json::json;
 
-fn value(metrics: &str, line_start: &str) -> Option<f64> {
+/// The value of the first line of `metrics` that starts with `line_start`.
+pub(super) fn value(metrics: &str, line_start: &str) -> Option<f64> {
     metrics
         .lines()
         .find(|l| l.starts_with(line_start))

@@ -334,8 +334,8 @@ pub async fn drive<D: SocketDoor>(
     }
 }
 
-/// Most queued events one turn of the socket loop delivers before it looks at its other
-/// sources again.
+/// Most queued events one turn of the socket loop delivers after the one it woke for, before it
+/// looks at its other sources again.
 const EVENT_BATCH: usize = 32;
 
 /// Hands one event to the door; a delivered message's commit→delivery delay goes to

@@ -123,7 +123,7 @@ impl Gateway {
 
     /// Holds a live message of a chat with a send in flight; `false` when the chat has none
     /// (deliver it now). Past the hold's bound only its seq is kept, read later from PostgreSQL.
-    pub(super) fn hold(&mut self, event: &Arc<Event>, chat: ChatId, cap: usize) -> bool {
+    pub(super) fn hold(&mut self, event: &Arc<Event>, chat: ChatId) -> bool {
         if !self.sending.contains_key(&chat) {
             return false;
         }
@@ -134,7 +134,7 @@ impl Gateway {
         if seq <= followed.order.delivered() {
             return true; // already delivered: a duplicate
         }
-        if followed.held.len() < cap {
+        if followed.held.len() < self.hold_cap {
             followed.held.push(event.clone());
         } else {
             followed.missed_upto = followed.missed_upto.max(seq);

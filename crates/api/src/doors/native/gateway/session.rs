@@ -69,7 +69,7 @@ pub(super) struct Gateway {
     /// one is in flight must not reset the count).
     pub(super) sending: HashMap<ChatId, usize>,
     /// Most live messages held back per chat while sends are in flight (the queue length).
-    hold_cap: usize,
+    pub(super) hold_cap: usize,
     _registration: UserRegistration,
     _session: SessionGuard,
 }
@@ -197,7 +197,7 @@ impl Gateway {
         message: &MessageView,
         out: &mut Outbox<'_>,
     ) -> Flow {
-        if self.hold(event, message.chat_id, self.hold_cap) {
+        if self.hold(event, message.chat_id) {
             return Ok(());
         }
         self.deliver_live(event, message, out).await
