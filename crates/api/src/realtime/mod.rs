@@ -14,5 +14,6 @@ pub mod sessions;
 pub mod socket;
 
 pub use hub::{
-    Connection, Event, FrameKind, Hub, SessionGuard, Subscription, SupportWatch, UserRegistration,
+    Connection, Event, FrameKind, Hub, SessionGuard, Signal, Subscription, SupportWatch,
+    UserRegistration,
 };

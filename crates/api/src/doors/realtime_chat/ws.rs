@@ -93,7 +93,7 @@ struct Opened {
 /// handshake completed is already receiving: nothing sent after that can miss it.
 fn start(
     state: &AppState,
-    socket: actix_ws::Session,
+    socket: crate::realtime::socket::Session,
     stream: actix_ws::MessageStream,
     opened: Result<Opened, Refusal>,
 ) {

@@ -119,7 +119,7 @@ pub(super) async fn group_socket(
 }
 
 /// Closes an accepted socket whose chat could not be opened (a fault: 1013 when transient, else 1011).
-fn refuse(session: actix_ws::Session, state: &AppState, error: ApiError) {
+fn refuse(session: crate::realtime::socket::Session, state: &AppState, error: ApiError) {
     let reason = lost(&error).into_close();
     let limits = SocketLimits::new(state);
     actix_web::rt::spawn(
@@ -134,7 +134,7 @@ fn refuse(session: actix_ws::Session, state: &AppState, error: ApiError) {
 /// `user` comes with the issue time of the token it connected with (for revocation).
 fn start(
     state: &AppState,
-    mut session: actix_ws::Session,
+    mut session: crate::realtime::socket::Session,
     stream: actix_ws::MessageStream,
     (user, issued_at): (UserView, i64),
     chat: ChatId,

@@ -29,16 +29,30 @@ pub const RESYNC_SPREAD: std::time::Duration = std::time::Duration::from_millis(
 pub struct Event {
     /// What happened.
     pub chat_event: ChatEvent,
+    /// A new message's commit time, µs since the Unix epoch (for the fan-out delay).
+    created_micros: Option<i64>,
     frames: [OnceLock<Option<ByteString>>; FRAME_KINDS],
 }
 
 impl Event {
     /// Wraps an event received from the bus.
     pub fn new(chat_event: ChatEvent) -> Self {
+        let created_micros = match &chat_event {
+            ChatEvent::MessageCreated { message, .. } => {
+                Some(message.created_at.timestamp_micros())
+            }
+            _ => None,
+        };
         Self {
             chat_event,
+            created_micros,
             frames: Default::default(),
         }
+    }
+
+    /// A new message's commit time, µs since the Unix epoch; `None` for other events.
+    pub fn created_micros(&self) -> Option<i64> {
+        self.created_micros
     }
 
     /// The event's frame in `kind`'s format, rendered by `render` on first use and shared by every

@@ -5,27 +5,43 @@ mod guards;
 pub use guards::*;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use bytestring::ByteString;
 use chat_domain::{ChatId, UserId};
 use chat_selectors::ChatEvent;
-use tokio::sync::{Notify, mpsc};
+use futures_util::task::AtomicWaker;
+use tokio::sync::mpsc;
 
-/// One socket's delivery end: its bounded queue, a signal to drop it when it falls behind, and
-/// one to close it when its user's sessions are revoked.
+/// One socket's delivery end: its bounded queue, and the hub's signals to it (its queue
+/// overflowed, its session was revoked, it should catch up from PostgreSQL).
 #[derive(Debug)]
 pub struct Connection {
     id: u64,
     /// The socket's user.
     pub user: UserId,
     tx: mpsc::Sender<Arc<Event>>,
-    overflowed: Notify,
-    revoked: Notify,
-    resync: Notify,
+    /// Raised [`Signal`]s, one bit each.
+    signals: AtomicU8,
+    /// The socket's task, waiting for a signal.
+    signalled: AtomicWaker,
     /// Whether the socket's door can catch up from PostgreSQL what a full queue dropped.
     repairable: AtomicBool,
+}
+
+/// What the hub tells a socket besides its events, most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The token this socket was opened with is dead (logout-all, refresh-token reuse,
+    /// disable-user, on any instance): the session is to be closed with 1008.
+    Revoked = 1,
+    /// The socket's queue was full for an event that cannot be read back: the client reads too
+    /// slowly and is to be disconnected (a slow reader must not grow memory without limit).
+    Overflowed = 2,
+    /// Events may have been lost on their way to this socket (a full queue dropped new
+    /// messages, or Redis was down or slow): the door catches its chats up from PostgreSQL.
+    Resync = 4,
 }
 
 impl Connection {
@@ -42,11 +58,11 @@ impl Connection {
                 if message && self.repairable.load(Ordering::Relaxed) {
                     metrics::counter!("chat_websocket_queue_overflows_total", "outcome" => "caught_up")
                         .increment(1);
-                    self.resync.notify_one();
+                    self.raise(Signal::Resync);
                 } else {
                     metrics::counter!("chat_websocket_queue_overflows_total", "outcome" => "closed")
                         .increment(1);
-                    self.overflowed.notify_one();
+                    self.raise(Signal::Overflowed);
                 }
                 false
             }
@@ -54,32 +70,41 @@ impl Connection {
         }
     }
 
+    /// Raises `signal` for the socket's task ([`Self::signal`]).
+    pub(crate) fn raise(&self, signal: Signal) {
+        self.signals.fetch_or(signal as u8, Ordering::AcqRel);
+        self.signalled.wake();
+    }
+
     /// From now on a new message that finds the queue full makes the socket catch up from
-    /// PostgreSQL (`resync_wanted()` resolves) instead of closing it: for doors whose
-    /// `on_resync` delivers the chats' missed messages in order. A burst of messages bigger
-    /// than the queue (a batch of a busy chat) then costs a database read, not the
-    /// connection; a client that really does not read is still closed by the write timeout,
-    /// and any other event that finds the queue full still closes it (1008).
+    /// PostgreSQL ([`Signal::Resync`]) instead of closing it: for doors whose `on_resync`
+    /// delivers the chats' missed messages in order. A burst of messages bigger than the queue
+    /// (a batch of a busy chat) then costs a database read, not the connection; a client that
+    /// really does not read is still closed by the write timeout, and any other event that finds
+    /// the queue full still closes it (1008).
     pub fn repair_overflow(&self) {
         self.repairable.store(true, Ordering::Relaxed);
     }
 
-    /// Resolves once the hub found this socket's queue full: the client reads too slowly and is
-    /// to be disconnected (a slow reader must not grow memory without limit).
-    pub async fn overflowed(&self) {
-        self.overflowed.notified().await
+    /// The most urgent raised signal, taken (the others stay raised); pending while none is.
+    /// One task waits on a connection's signals: its socket's.
+    pub fn poll_signal(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Signal> {
+        if self.signals.load(Ordering::Acquire) == 0 {
+            self.signalled.register(cx.waker());
+        }
+        let raised = self.signals.load(Ordering::Acquire);
+        for signal in [Signal::Revoked, Signal::Overflowed, Signal::Resync] {
+            if raised & signal as u8 != 0 {
+                self.signals.fetch_and(!(signal as u8), Ordering::AcqRel);
+                return std::task::Poll::Ready(signal);
+            }
+        }
+        std::task::Poll::Pending
     }
 
-    /// Resolves once the token this socket was opened with is dead (logout-all, refresh-token
-    /// reuse, disable-user, on any instance): the session is to be closed with 1008.
-    pub async fn revoked(&self) {
-        self.revoked.notified().await
-    }
-
-    /// Resolves once events may have been lost on their way to this socket (Redis was down or
-    /// slow): the door catches its chats up from PostgreSQL.
-    pub async fn resync_wanted(&self) {
-        self.resync.notified().await
+    /// Waits for the next signal ([`Self::poll_signal`]).
+    pub async fn signal(&self) -> Signal {
+        std::future::poll_fn(|cx| self.poll_signal(cx)).await
     }
 }
 
@@ -126,9 +151,8 @@ impl Hub {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             user,
             tx,
-            overflowed: Notify::new(),
-            revoked: Notify::new(),
-            resync: Notify::new(),
+            signals: AtomicU8::new(0),
+            signalled: AtomicWaker::new(),
             repairable: AtomicBool::new(false),
         })
     }
@@ -154,7 +178,7 @@ impl Hub {
             let per_step = conns.len().div_ceil(STEPS as usize).max(1);
             for chunk in conns.chunks(per_step) {
                 for conn in chunk {
-                    conn.resync.notify_one();
+                    conn.raise(Signal::Resync);
                 }
                 tokio::time::sleep(RESYNC_SPREAD / STEPS).await;
             }
@@ -193,7 +217,7 @@ impl Hub {
         let mut closed = 0;
         for tracked in sessions.get(&user).into_iter().flatten() {
             if tracked.issued_at < not_before {
-                tracked.conn.revoked.notify_one();
+                tracked.conn.raise(Signal::Revoked);
                 closed += 1;
             }
         }

@@ -30,9 +30,12 @@ async fn a_full_queue_signals_overflow_instead_of_growing() {
     let _sub = hub.subscribe(ChatId(7), &conn);
     assert_eq!(hub.dispatch(deleted(7)), 1);
     assert_eq!(hub.dispatch(deleted(7)), 0);
-    tokio::time::timeout(std::time::Duration::from_secs(1), conn.overflowed())
-        .await
-        .expect("overflow was not signalled");
+    let signal = tokio::time::timeout(std::time::Duration::from_secs(1), conn.signal()).await;
+    assert_eq!(
+        signal.ok(),
+        Some(Signal::Overflowed),
+        "overflow was not signalled"
+    );
 }
 
 #[tokio::test]
@@ -72,9 +75,14 @@ async fn revocation_reaches_the_sockets_of_older_tokens_only_while_tracked() {
     let _new_guard = hub.track(UserId(1), 200, &new);
     assert_eq!(hub.revoke(UserId(2), i64::MAX), 0);
     assert_eq!(hub.revoke(UserId(1), 150), 1);
-    tokio::time::timeout(std::time::Duration::from_secs(1), old.revoked())
-        .await
-        .expect("the older socket was not told");
+    let signal = tokio::time::timeout(std::time::Duration::from_secs(1), old.signal()).await;
+    assert_eq!(
+        signal.ok(),
+        Some(Signal::Revoked),
+        "the older socket was not told"
+    );
+    let none = tokio::time::timeout(std::time::Duration::from_millis(50), new.signal()).await;
+    assert!(none.is_err(), "the newer socket was told too");
     drop(old_guard);
     assert_eq!(hub.revoke(UserId(1), i64::MAX), 1);
     assert_eq!(hub.session_users(), vec![UserId(1)]);
@@ -122,14 +130,20 @@ async fn a_full_queue_of_a_socket_that_can_catch_up_reads_new_messages_back_but_
     let _sub = hub.subscribe(ChatId(7), &conn);
     assert_eq!(hub.dispatch(created(7, 1)), 1);
     assert_eq!(hub.dispatch(created(7, 2)), 0, "the queue does not grow");
-    tokio::time::timeout(std::time::Duration::from_secs(1), conn.resync_wanted())
-        .await
-        .expect("no catch-up was asked for");
-    let overflowed = tokio::time::timeout(std::time::Duration::from_millis(50), conn.overflowed());
-    assert!(overflowed.await.is_err(), "a new message does not close it");
+    let signal = tokio::time::timeout(std::time::Duration::from_secs(1), conn.signal()).await;
+    assert_eq!(
+        signal.ok(),
+        Some(Signal::Resync),
+        "no catch-up was asked for"
+    );
+    let more = tokio::time::timeout(std::time::Duration::from_millis(50), conn.signal());
+    assert!(more.await.is_err(), "a new message does not close it");
     // A deletion cannot be read back: the socket is closed as a slow reader.
     assert_eq!(hub.dispatch(deleted(7)), 0);
-    tokio::time::timeout(std::time::Duration::from_secs(1), conn.overflowed())
-        .await
-        .expect("overflow was not signalled");
+    let signal = tokio::time::timeout(std::time::Duration::from_secs(1), conn.signal()).await;
+    assert_eq!(
+        signal.ok(),
+        Some(Signal::Overflowed),
+        "overflow was not signalled"
+    );
 }

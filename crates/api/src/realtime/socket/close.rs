@@ -1,10 +1,10 @@
 //! How a session ends: [`Stop`] (the close to send and why), closing within the write timeout,
 //! and the forced-close log and counter (issue "Fan-out at scale", item 0).
 
-use actix_ws::{CloseCode, CloseReason, Session};
+use actix_ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 
-use super::{Outbox, SocketLimits};
+use super::{Outbox, Session, SocketLimits};
 
 /// Why a session ends early: the close to send and its cause.
 ///

@@ -31,21 +31,21 @@
 mod close;
 mod limits;
 mod pipeline;
+mod wire;
 pub use close::*;
 pub use limits::*;
 pub use pipeline::*;
+pub use wire::{Closed, Session, WRITE_BUFFER_BYTES};
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError, Session};
+use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError};
 use bytestring::ByteString;
 use tokio::sync::mpsc;
 
-use chat_selectors::ChatEvent;
-
-use super::{Connection, Event};
+use super::{Connection, Event, Signal};
 use crate::config::Settings;
 
 /// Where a door writes its frames. Each write waits for room in the socket (backpressure) but no
@@ -99,6 +99,17 @@ impl<'a> Outbox<'a> {
     }
 }
 
+/// How the loop delivers an event ([`SocketDoor::direct`]).
+#[derive(Debug)]
+pub enum Direct {
+    /// Write this frame; nothing else to do.
+    Send(ByteString),
+    /// Nothing to write (a duplicate, a chat the socket does not follow).
+    Skip,
+    /// [`SocketDoor::on_event`] handles it.
+    Handle,
+}
+
 /// A door's side of a session.
 pub trait SocketDoor {
     /// The door's name in metrics (`chat_websocket_connections{door=...}`).
@@ -118,6 +129,13 @@ pub trait SocketDoor {
         async { Ok(()) }
     }
 
+    /// How to deliver `event` without waiting for anything but the socket, when the door can
+    /// tell at once (the common case on the fan-out path: the next message of a chat, its
+    /// frame rendered already); [`Direct::Handle`] (the default) calls [`Self::on_event`].
+    fn direct(&mut self, event: &Arc<Event>) -> Direct {
+        let _ = event;
+        Direct::Handle
+    }
     /// A text frame from the client (already within the frame limit).
     fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
     /// A binary frame from the client.
@@ -154,7 +172,7 @@ pub fn upgrade(
     req: &actix_web::HttpRequest,
     body: actix_web::web::Payload,
 ) -> crate::error::ApiResult<(actix_web::HttpResponse, Session, MessageStream)> {
-    actix_ws::handle(req, body).map_err(|e| {
+    wire::handshake(req, body).map_err(|e| {
         crate::error::ApiError::bad_request(format!(
             "This route takes a WebSocket upgrade request: {e}"
         ))
@@ -179,12 +197,12 @@ impl Drop for OpenSocket {
     }
 }
 
-/// Whether a control write (ping, pong) finished within the write timeout: actix-ws queues at
-/// most 32 frames per socket, and a client that stops reading must not keep the session task
+/// Whether a control write (ping, pong) finished within the write timeout: a socket buffers at
+/// most [`WRITE_BUFFER_BYTES`], and a client that stops reading must not keep the session task
 /// (and its hub entries) alive.
 async fn written<F>(limits: &SocketLimits, write: F) -> bool
 where
-    F: Future<Output = Result<(), actix_ws::Closed>>,
+    F: Future<Output = Result<(), Closed>>,
 {
     matches!(
         tokio::time::timeout(limits.write_timeout, write).await,
@@ -207,6 +225,8 @@ pub async fn drive<D: SocketDoor>(
     limits: SocketLimits,
 ) {
     let mut shutdown = limits.shutdown.clone();
+    let restart = shutdown.wait_for(|down| *down);
+    tokio::pin!(restart);
     let _open = OpenSocket::count(D::NAME);
     let mut stream = stream
         .max_frame_size(limits.max_frame_bytes)
@@ -233,15 +253,14 @@ pub async fn drive<D: SocketDoor>(
             last_seen = Instant::now();
         }
         let flow = tokio::select! {
-            _ = shutdown.wait_for(|down| *down) => {
+            _ = &mut restart => {
                 Err(Stop::forced("restart", CloseCode::Restart, "server restarting: reconnect"))
             }
-            () = conn.overflowed() => {
-                Err(Stop::forced("slow_reader", CloseCode::Policy, "outbound queue full: client reads too slowly"))
-            }
-            () = conn.revoked() => {
-                Err(Stop::forced("revoked", CloseCode::Policy, "session revoked: log in again"))
-            }
+            signal = conn.signal() => match signal {
+                Signal::Overflowed => Err(Stop::forced("slow_reader", CloseCode::Policy, "outbound queue full: client reads too slowly")),
+                Signal::Revoked => Err(Stop::forced("revoked", CloseCode::Policy, "session revoked: log in again")),
+                Signal::Resync => Box::pin(door.on_resync(&mut Outbox::new(&mut session, &limits))).await,
+            },
             _ = heartbeat.tick() => {
                 if last_seen.elapsed() > limits.client_timeout {
                     Err(Stop::forced("heartbeat_timeout", CloseCode::Away, "heartbeat timeout"))
@@ -251,21 +270,20 @@ pub async fn drive<D: SocketDoor>(
                     Err(Stop::gone())
                 }
             }
-            () = conn.resync_wanted() => {
-                Box::pin(door.on_resync(&mut Outbox::new(&mut session, &limits))).await
-            }
             done = next_done(&mut door) => {
                 Box::pin(door.on_done(done, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) })).await
             }
             event = events.recv() => match event {
                 Some(event) => {
-                    let mut flow = deliver(&mut door, &event, &mut session, &limits, &fanout_delay).await;
+                    let now = unix_micros();
+                    let mut flow = deliver(&mut door, &event, &mut session, &limits, &fanout_delay, now).await;
                     // What is queued already goes out in the same turn, up to EVENT_BATCH: one
-                    // select (and its wake-up registrations) per batch, not per event.
+                    // select (and its wake-up registrations) per batch, not per event, and the
+                    // frames written together leave in one write.
                     let mut more = EVENT_BATCH;
                     while flow.is_ok() && more > 0 {
                         let Ok(event) = events.try_recv() else { break };
-                        flow = deliver(&mut door, &event, &mut session, &limits, &fanout_delay).await;
+                        flow = deliver(&mut door, &event, &mut session, &limits, &fanout_delay, now).await;
                         more -= 1;
                     }
                     flow
@@ -338,7 +356,9 @@ pub async fn drive<D: SocketDoor>(
 /// looks at its other sources again.
 const EVENT_BATCH: usize = 32;
 
-/// Hands one event to the door; a delivered message's commit→delivery delay goes to
+/// Hands one event to the door: its frame written at once when the door says so
+/// ([`SocketDoor::direct`], no future allocated), else through [`SocketDoor::on_event`]. A
+/// delivered message's commit→delivery delay (to `now`, unix µs) goes to
 /// `chat_fanout_delay_seconds`.
 async fn deliver<D: SocketDoor>(
     door: &mut D,
@@ -346,15 +366,24 @@ async fn deliver<D: SocketDoor>(
     session: &mut Session,
     limits: &SocketLimits,
     fanout_delay: &metrics::Histogram,
+    now: i64,
 ) -> Flow {
-    let written = Box::pin(door.on_event(event, &mut Outbox::new(session, limits))).await;
-    if let (Ok(()), ChatEvent::MessageCreated { message, .. }) = (&written, &event.chat_event) {
-        let delay = (chrono::Utc::now() - message.created_at)
-            .num_microseconds()
-            .unwrap_or(0);
-        fanout_delay.record(delay.max(0) as f64 / 1e6);
+    let written = match door.direct(event) {
+        Direct::Send(frame) => Outbox::new(session, limits).send(frame).await,
+        Direct::Skip => Ok(()),
+        Direct::Handle => Box::pin(door.on_event(event, &mut Outbox::new(session, limits))).await,
+    };
+    if let (Ok(()), Some(created)) = (&written, event.created_micros()) {
+        fanout_delay.record((now - created).max(0) as f64 / 1e6);
     }
     written
+}
+
+/// Now, in µs since the Unix epoch.
+fn unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// The outcome of `door`'s oldest send in flight; pending while it has none.

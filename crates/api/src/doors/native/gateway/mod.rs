@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{MessageStream, Session};
+use actix_ws::MessageStream;
 use tokio::sync::mpsc;
 
 pub use actions::SYNC_MAX;
@@ -36,7 +36,9 @@ use session::Gateway;
 
 use crate::auth::request_token;
 use crate::error::{ApiError, ApiResult};
-use crate::realtime::socket::{Outbox, SocketLimits, drive, refusal_code, reject, upgrade};
+use crate::realtime::socket::{
+    Outbox, Session, SocketLimits, drive, refusal_code, reject, upgrade,
+};
 use crate::realtime::{Connection, Event};
 use crate::state::AppState;
 

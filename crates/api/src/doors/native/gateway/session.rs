@@ -19,7 +19,8 @@ use super::sending::SendDone;
 use crate::error::ApiError;
 use crate::realtime::ordered::{Ordered, lost};
 use crate::realtime::socket::{
-    Flow, Outbox, PIPELINE_DEPTH, Pipeline, SocketDoor, SocketLimits, Stop, retry_after_secs,
+    Direct, Flow, Outbox, PIPELINE_DEPTH, Pipeline, SocketDoor, SocketLimits, Stop,
+    retry_after_secs,
 };
 use crate::realtime::{Connection, Event, SessionGuard, Subscription, UserRegistration};
 use crate::state::AppState;
@@ -247,6 +248,27 @@ impl SocketDoor for Gateway {
 
     async fn on_done(&mut self, done: SendDone, out: &mut Outbox<'_>) -> Flow {
         self.answer_send(done, out).await
+    }
+
+    /// A chat's next message, with no send of this socket to it in flight, goes out at once; so
+    /// does nothing for a duplicate or a chat not followed. A gap, a held chat and every other
+    /// event go to [`Self::on_event`].
+    fn direct(&mut self, event: &Arc<Event>) -> Direct {
+        let ChatEvent::MessageCreated { message, .. } = &event.chat_event else {
+            return Direct::Handle;
+        };
+        if self.sending.contains_key(&message.chat_id) {
+            return Direct::Handle;
+        }
+        match self.chats.get_mut(&message.chat_id) {
+            None => Direct::Skip,
+            Some(f) if message.seq <= f.order.delivered() => Direct::Skip,
+            Some(f) if message.seq == f.order.delivered() + 1 => {
+                f.order.mark(message.seq);
+                Direct::Send(shared_frame(event))
+            }
+            Some(_) => Direct::Handle,
+        }
     }
 
     async fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> Flow {
