@@ -113,13 +113,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     }
 
     crate::metrics::install();
-    let hub = Arc::new(Hub::default());
+    let hub = Arc::new(Hub::new(store.keys.clone()));
     let cut_offs = Arc::new(crate::auth::CutOffs::default());
     let (ready_tx, ready_rx) = oneshot::channel();
     let subscriber = tokio::spawn(bus::run_subscriber(
         store.redis_client.clone(),
-        store.keys.events_channel(),
-        store.keys.control_channel(),
         hub.clone(),
         cut_offs.clone(),
         ready_tx,

@@ -1,6 +1,6 @@
 //! Events carried between server instances over Redis pub/sub, after the write that caused them
-//! has committed (typing and presence are never stored). JSON on the channel
-//! `Keys::events_channel()`, tagged by `"event"`.
+//! has committed (typing and presence are never stored). JSON on
+//! the channels of `Keys::channel` (by shard of chats), tagged by `"event"`.
 
 use serde::{Deserialize, Serialize};
 

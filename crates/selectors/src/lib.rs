@@ -18,8 +18,9 @@ mod users;
 pub use chat_domain::{ChatId, MessageId, UserId};
 /// The storage plumbing the reads run on (re-exported: callers of the reads need it too).
 pub use chat_storage::{
-    ControlEvent, DbConn, Error, Keys, MIGRATIONS, RedisHealth, RedisLink, Result, Store,
-    StoreConfig, redis_link, run_migrations, run_migrations_until, schema, with_tcp_timeouts,
+    ControlEvent, DEFAULT_EVENT_SHARDS, DbConn, Error, Keys, MIGRATIONS, RedisClient, RedisHealth,
+    RedisLink, Result, Store, StoreConfig, Topic, redis_link, run_migrations, run_migrations_until,
+    schema, with_tcp_timeouts,
 };
 pub use chats::{
     CHAT_LIST_MAX, ChatListItem, ChatView, chat_by_id, chat_list, group_by_name,

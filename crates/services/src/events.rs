@@ -2,15 +2,16 @@ use std::time::Duration;
 
 use crate::Store;
 use chat_selectors::redis_link::announce_catch_up;
-use chat_selectors::{ChatEvent, Keys, RedisLink};
+use chat_selectors::{ChatEvent, Keys, RedisLink, Topic};
 
 /// How long a publish may hold its caller (a message writer, a handler). Past it the caller
 /// goes on; the publish finishes (or fails) in the background and counts as missed, so that
 /// every instance's sockets catch up from PostgreSQL once Redis answers promptly again.
 pub const PUBLISH_WAIT: Duration = Duration::from_millis(100);
 
-/// Publishes a committed event to every instance (including this one) over Redis pub/sub,
-/// serialized once, together with the cache invalidations it calls for (one round trip).
+/// Publishes a committed event to every instance (including this one) that listens to its chat
+/// over Redis pub/sub, serialized once, together with the cache invalidations it calls for (one
+/// round trip).
 ///
 /// Called after the commit; a Redis fault is logged, not returned: the write stands, and the event
 /// is recovered from history (see [`publish_all`]).
@@ -34,13 +35,18 @@ pub async fn publish_all(redis: &RedisLink, keys: &Keys, events: &[ChatEvent]) {
         metrics::counter!("chat_events_unpublished_total").increment(events.len() as u64);
         return;
     }
-    let channel = keys.events_channel();
+    let publish = health.publish_command();
     let mut pipe = redis::pipe();
     for event in events {
         match serde_json::to_string(event) {
             Ok(payload) => {
                 chat_selectors::add_invalidations(&mut pipe, keys, event);
-                pipe.publish(&channel, payload).ignore();
+                for topic in topics(keys, event) {
+                    pipe.cmd(publish)
+                        .arg(keys.channel(topic))
+                        .arg(&payload)
+                        .ignore();
+                }
             }
             Err(error) => tracing::error!(%error, "event serialization failed"),
         }
@@ -64,4 +70,20 @@ pub async fn publish_all(redis: &RedisLink, keys: &Keys, events: &[ChatEvent]) {
     metrics::counter!("chat_redis_errors_total").increment(1);
     metrics::counter!("chat_events_unpublished_total").increment(events.len() as u64);
     tracing::warn!(events = events.len(), error = %failed, "event publish failed or is late; sockets catch up when Redis answers");
+}
+
+/// The channels `event` goes out on: its chat's shard; a join also to the joining user's shard
+/// (their sockets on instances that do not listen to the chat yet), a support chat's message
+/// also to the support channel (door 003's operators). An instance that hears an event twice
+/// delivers it once (the hub remembers such events).
+pub fn topics(keys: &Keys, event: &ChatEvent) -> impl Iterator<Item = Topic> {
+    let extra = match event {
+        ChatEvent::MemberJoined { user, .. } => Some(keys.user_topic(user.id)),
+        ChatEvent::MessageCreated {
+            support_customer: Some(_),
+            ..
+        } => Some(Topic::Support),
+        _ => None,
+    };
+    std::iter::once(keys.chat_topic(event.chat_id())).chain(extra)
 }

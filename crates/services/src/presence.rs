@@ -42,8 +42,9 @@ fn instance_of(token: &str) -> &str {
 pub async fn connect(store: &Store, user: UserId, token: &str, ttl_ms: i64) -> Result<()> {
     let key = store.keys.presence(user);
     let now = now_ms();
-    // Atomically: drop expired entries, count the live ones, add ours, and note the user under
-    // our instance (checked when it dies).
+    // Note the user under our instance first (checked when it dies), then atomically on the
+    // user's key (one cluster slot): drop expired entries, count the live ones, add ours.
+    note_under_instance(store, user, token).await?;
     let (before,): (i64,) = redis::pipe()
         .atomic()
         .zrembyscore(&key, "-inf", now)
@@ -52,11 +53,6 @@ pub async fn connect(store: &Store, user: UserId, token: &str, ttl_ms: i64) -> R
         .zadd(&key, token, now + ttl_ms)
         .ignore()
         .pexpire(&key, ttl_ms)
-        .ignore()
-        .sadd(
-            store.keys.presence_instance_users(instance_of(token)),
-            user.0,
-        )
         .ignore()
         .query_async(&mut store.redis())
         .await
@@ -72,7 +68,6 @@ pub async fn connect(store: &Store, user: UserId, token: &str, ttl_ms: i64) -> R
 pub async fn refresh(store: &Store, user: UserId, token: &str, ttl_ms: i64) -> Result<()> {
     let key = store.keys.presence(user);
     let _: () = redis::pipe()
-        .atomic()
         .zadd(&key, token, now_ms() + ttl_ms)
         .ignore()
         .pexpire(&key, ttl_ms)
@@ -82,6 +77,17 @@ pub async fn refresh(store: &Store, user: UserId, token: &str, ttl_ms: i64) -> R
             user.0,
         )
         .ignore()
+        .query_async(&mut store.redis())
+        .await
+        .map_err(redis_error)?;
+    Ok(())
+}
+
+/// Adds `user` to the users of `token`'s instance (whom to sweep when it dies).
+async fn note_under_instance(store: &Store, user: UserId, token: &str) -> Result<()> {
+    let _: () = redis::cmd("SADD")
+        .arg(store.keys.presence_instance_users(instance_of(token)))
+        .arg(user.0)
         .query_async(&mut store.redis())
         .await
         .map_err(redis_error)?;

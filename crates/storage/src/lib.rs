@@ -16,7 +16,7 @@ mod store;
 
 pub use control::ControlEvent;
 pub use error::{Error, Result, foreign_key_violation, transient_database_fault, unique_violation};
-pub use keys::Keys;
+pub use keys::{DEFAULT_EVENT_SHARDS, Keys, Topic};
 pub use migrations::{MIGRATIONS, run_migrations, run_migrations_until};
 pub use redis_link::{RedisHealth, RedisLink};
-pub use store::{DbConn, Store, StoreConfig, with_tcp_timeouts};
+pub use store::{DbConn, RedisClient, Store, StoreConfig, with_tcp_timeouts};

@@ -11,12 +11,19 @@
 //! Callers treat a Redis error as they always did — caches fall back to PostgreSQL, rate limits
 //! let the request through, presence and typing are skipped, publishing is logged — only now it
 //! comes at once.
+//!
+//! The link is either one Redis (a connection manager) or a Redis Cluster (the redis crate's
+//! cluster connection, which routes each command to the master of its slot and follows
+//! failovers). On a cluster, a pipeline that is not a transaction is sent as its commands, each
+//! to its own slot, concurrently (the crate would refuse a pipeline spanning slots); a
+//! transaction must stay within one slot, which the keys' hash tags ensure ([`crate::Keys`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use tokio::sync::watch;
 
@@ -42,10 +49,25 @@ pub fn manager_config() -> ConnectionManagerConfig {
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
 }
 
+/// A cluster client for `nodes` (seed addresses), bounded as [`manager_config`].
+///
+/// Each command is answered within [`RESPONSE_TIMEOUT`], with one retry, in RESP3 (which pushes
+/// sharded pub/sub messages on the connection itself).
+pub fn cluster_builder(nodes: &[String]) -> redis::cluster::ClusterClientBuilder {
+    redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(CONNECTION_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .retries(1)
+        .min_retry_wait(50)
+        .max_retry_wait(200)
+        .use_protocol(redis::ProtocolVersion::RESP3)
+}
+
 /// Whether Redis answers, as this process last saw it; shared by every clone of the store.
 #[derive(Debug)]
 pub struct RedisHealth {
     up: AtomicBool,
+    cluster: AtomicBool,
     missed: AtomicBool,
     recoveries: watch::Sender<u64>,
     runtime: tokio::runtime::Handle,
@@ -58,10 +80,21 @@ impl RedisHealth {
     pub fn new(runtime: tokio::runtime::Handle, control_channel: String) -> Self {
         Self {
             up: AtomicBool::new(true),
+            cluster: AtomicBool::new(false),
             missed: AtomicBool::new(false),
             recoveries: watch::Sender::new(0),
             runtime,
             control_channel,
+        }
+    }
+
+    /// The command that publishes an event: `SPUBLISH` on a cluster (sharded pub/sub, Redis 7:
+    /// the message goes to its channel's shard only, not to every node), else `PUBLISH`.
+    pub fn publish_command(&self) -> &'static str {
+        if self.cluster.load(Ordering::Relaxed) {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
         }
     }
 
@@ -87,7 +120,7 @@ impl RedisHealth {
     }
 
     /// Marks Redis down (once per outage: logged, counted, and a probe started).
-    fn down(self: &Arc<Self>, probe_with: &ConnectionManager, error: &RedisError) {
+    fn down(self: &Arc<Self>, probe_with: &Connection, error: &RedisError) {
         if self.up.swap(false, Ordering::AcqRel) {
             metrics::counter!("chat_redis_outages_total").increment(1);
             tracing::warn!(%error, "Redis is unreachable: serving without it until it answers");
@@ -98,7 +131,7 @@ impl RedisHealth {
 
 /// Pings a down Redis until it answers; then marks it up, moves the recovery counter, and sends
 /// `ControlEvent::CatchUp` when events were missed.
-async fn probe(health: Arc<RedisHealth>, mut conn: ConnectionManager) {
+async fn probe(health: Arc<RedisHealth>, mut conn: Connection) {
     loop {
         tokio::time::sleep(PROBE_EVERY).await;
         let ping = tokio::time::timeout(
@@ -125,7 +158,7 @@ pub async fn announce_catch_up(health: &RedisHealth, conn: &mut impl ConnectionL
     let Ok(payload) = serde_json::to_string(&ControlEvent::CatchUp) else {
         return;
     };
-    let sent: RedisResult<()> = redis::cmd("PUBLISH")
+    let sent: RedisResult<()> = redis::cmd(health.publish_command())
         .arg(&health.control_channel)
         .arg(payload)
         .query_async(conn)
@@ -154,17 +187,84 @@ fn unavailable() -> RedisError {
     ))
 }
 
+/// One Redis or a cluster: the connection under the health check.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => {
+                if pipeline.is_transaction() {
+                    return conn.req_packed_commands(pipeline, offset, count);
+                }
+                // Each command to its own slot, concurrently (they share the nodes'
+                // connections, so they still leave in few writes); answers in order.
+                let conn = conn.clone();
+                Box::pin(async move {
+                    let sends = pipeline.cmd_iter().map(|cmd| {
+                        let mut conn = conn.clone();
+                        async move { conn.req_packed_command(cmd).await }
+                    });
+                    let answers = futures_util::future::try_join_all(sends).await?;
+                    Ok(answers.into_iter().skip(offset).take(count).collect())
+                })
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
 /// The process's Redis connection (multiplexed, cheap to clone) behind the health check.
 #[derive(Clone)]
 pub struct RedisLink {
-    inner: ConnectionManager,
+    inner: Connection,
     health: Arc<RedisHealth>,
 }
 
 impl RedisLink {
-    /// Wraps a connection manager.
+    /// Wraps a connection manager (one Redis).
     pub fn new(inner: ConnectionManager, health: Arc<RedisHealth>) -> Self {
-        Self { inner, health }
+        Self {
+            inner: Connection::Single(inner),
+            health,
+        }
+    }
+
+    /// Wraps a cluster connection; events are then published with `SPUBLISH`.
+    pub fn cluster(inner: ClusterConnection, health: Arc<RedisHealth>) -> Self {
+        health.cluster.store(true, Ordering::Relaxed);
+        Self {
+            inner: Connection::Cluster(inner),
+            health,
+        }
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner, Connection::Cluster(_))
     }
 
     /// The health this link reports to.

@@ -22,8 +22,14 @@ pub type DbConn = Object<AsyncPgConnection>;
 pub struct StoreConfig {
     /// `postgres://user@host:port/db`.
     pub database_url: String,
-    /// `redis://host:port[/db]`.
+    /// `redis://host:port[/db]`: one Redis (unless `redis_cluster_urls` is set).
     pub redis_url: String,
+    /// Seed nodes of a Redis Cluster (`redis://host:port` each); empty: one Redis at
+    /// `redis_url`. With a cluster, live events use sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`,
+    /// Redis 7).
+    pub redis_cluster_urls: Vec<String>,
+    /// Shards of the event channels ([`crate::Keys::with_shards`]); the same on every instance.
+    pub event_shards: u32,
     /// Prepended to every Redis key and channel, so several deployments (or tests) share one Redis.
     pub redis_prefix: String,
     /// Most PostgreSQL connections this process opens.
@@ -34,6 +40,15 @@ pub struct StoreConfig {
     pub send_per_min: u32,
 }
 
+/// Where the process's pub/sub connection goes: one Redis, or the seed nodes of a cluster.
+#[derive(Debug, Clone)]
+pub enum RedisClient {
+    /// One Redis.
+    Single(redis::Client),
+    /// A Redis Cluster's seed nodes (`redis://host:port`).
+    Cluster(Vec<String>),
+}
+
 /// Handles to PostgreSQL and Redis; cheap to clone (everything inside is shared).
 #[derive(Clone)]
 pub struct Store {
@@ -42,8 +57,8 @@ pub struct Store {
     /// Shared multiplexed Redis connection for commands and publishing (reconnects by itself),
     /// behind the circuit breaker of [`crate::redis_link`].
     pub redis: RedisLink,
-    /// The Redis client, for opening the process's dedicated pub/sub connection.
-    pub redis_client: redis::Client,
+    /// How to open the process's dedicated pub/sub connection.
+    pub redis_client: RedisClient,
     /// The Redis keyspace of this deployment.
     pub keys: Keys,
     /// Messages one user may send per minute (0: no limit).
@@ -76,20 +91,31 @@ impl Store {
             .recycle_timeout(Some(wait))
             .build()
             .map_err(|e| Error::Pool(e.to_string()))?;
-        let redis_client = redis::Client::open(config.redis_url.as_str())?;
-        let manager = redis::aio::ConnectionManager::new_with_config(
-            redis_client.clone(),
-            crate::redis_link::manager_config(),
-        )
-        .await?;
-        let keys = Keys::new(&config.redis_prefix);
+        let keys = Keys::with_shards(&config.redis_prefix, config.event_shards);
         let health = Arc::new(RedisHealth::new(
             tokio::runtime::Handle::current(),
             keys.control_channel(),
         ));
+        let (redis, redis_client) = if config.redis_cluster_urls.is_empty() {
+            let client = redis::Client::open(config.redis_url.as_str())?;
+            let manager = redis::aio::ConnectionManager::new_with_config(
+                client.clone(),
+                crate::redis_link::manager_config(),
+            )
+            .await?;
+            (RedisLink::new(manager, health), RedisClient::Single(client))
+        } else {
+            let nodes = &config.redis_cluster_urls;
+            let client = crate::redis_link::cluster_builder(nodes).build()?;
+            let conn = client.get_async_connection().await?;
+            (
+                RedisLink::cluster(conn, health),
+                RedisClient::Cluster(nodes.clone()),
+            )
+        };
         Ok(Self {
             db,
-            redis: RedisLink::new(manager, health),
+            redis,
             redis_client,
             keys,
             send_per_min: config.send_per_min,

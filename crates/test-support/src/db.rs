@@ -145,6 +145,8 @@ impl TestEnv {
         chat_selectors::StoreConfig {
             database_url: self.database_url.clone(),
             redis_url: redis_url(),
+            redis_cluster_urls: Vec::new(),
+            event_shards: chat_selectors::DEFAULT_EVENT_SHARDS,
             redis_prefix: self.redis_prefix.clone(),
             db_pool_size: 4,
             db_wait_timeout_ms: 5_000,

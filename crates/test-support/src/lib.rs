@@ -19,9 +19,11 @@ mod app;
 mod db;
 mod private_redis;
 mod process;
+mod redis_cluster;
 
 #[cfg(feature = "app")]
 pub use app::{JWT_SECRET, TestApp, TestUser, WAIT, WsClient, read};
 pub use db::{TestEnv, admin_execute, pg_base, redis_url};
 pub use private_redis::PrivateRedis;
 pub use process::run_in_own_process;
+pub use redis_cluster::RedisCluster;

@@ -6,7 +6,8 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/chat` | PostgreSQL (TCP timeouts added unless set: `chat_selectors::with_tcp_timeouts`) |
-//! | `REDIS_URL` | `redis://127.0.0.1:6379` | Redis |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | Redis (one server; unused when `REDIS_CLUSTER_URLS` is set) |
+//! | `REDIS_CLUSTER_URLS` | unset | a Redis Cluster instead: seed nodes, comma-separated (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`); live events then use sharded pub/sub (Redis 7) |
 //! | `CHAT_LISTEN` | `127.0.0.1:8080` | address:port the HTTP/WebSocket server binds |
 //! | `CHAT_JWT_SECRET` | a development secret, with a loud warning | HS256 key for access tokens |
 //! | `CHAT_BCRYPT_COST` | `12` | bcrypt cost, 4..=31 |
@@ -22,7 +23,8 @@
 //! | `CHAT_WS_WRITE_TIMEOUT_MS` | `10000` | a socket write blocked this long closes it, ms |
 //! | `CHAT_WS_FRAMES_PER_SEC` | `50` | client frames a socket may send per second, on average (every door; 0: no limit) |
 //! | `CHAT_WS_FRAME_BURST` | `100` | client frames a socket may send at once; past it each frame gets an error with `retry_after`, and the burst again refused closes it with 1008 |
-//! | `CHAT_REDIS_PREFIX` | `chat:` | prefix of every Redis key and channel |
+//! | `CHAT_REDIS_PREFIX` | `chat:` | prefix of every Redis key and channel (no braces: keys carry Redis Cluster hash tags after it) |
+//! | `CHAT_EVENT_SHARDS` | `1024` | shards of the live-event channels: an instance listens only to the shards of its sockets' chats; the same on every instance of a deployment |
 //! | `CHAT_DB_POOL_SIZE` | `16` | PostgreSQL connections per process |
 //! | `CHAT_DB_WAIT_TIMEOUT_MS` | `5000` | wait for a pooled connection, ms; then 503 |
 //! | `CHAT_DB_WRITERS` | `4` | message writer tasks (group commit), 1..=`CHAT_DB_POOL_SIZE`; each holds one pooled connection while a batch runs |
@@ -77,6 +79,7 @@ pub enum LogFormat {
 pub struct Settings {
     pub database_url: String,
     pub redis_url: String,
+    pub redis_cluster_urls: Option<String>,
     pub listen: String,
     pub jwt_secret: Option<SecretString>,
     pub bcrypt_cost: u32,
@@ -93,6 +96,7 @@ pub struct Settings {
     pub ws_frames_per_sec: u32,
     pub ws_frame_burst: u32,
     pub redis_prefix: String,
+    pub event_shards: u32,
     pub db_pool_size: usize,
     pub db_wait_timeout_ms: u64,
     pub db_writers: usize,
@@ -118,6 +122,7 @@ impl Default for Settings {
         Self {
             database_url: "postgres://postgres@127.0.0.1:5432/chat".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_cluster_urls: None,
             listen: "127.0.0.1:8080".into(),
             jwt_secret: None,
             bcrypt_cost: 12,
@@ -134,6 +139,7 @@ impl Default for Settings {
             ws_frames_per_sec: 50,
             ws_frame_burst: 100,
             redis_prefix: "chat:".into(),
+            event_shards: chat_selectors::DEFAULT_EVENT_SHARDS,
             db_pool_size: 16,
             db_wait_timeout_ms: 5_000,
             db_writers: chat_services::DEFAULT_WRITERS,
@@ -158,9 +164,10 @@ impl Default for Settings {
 
 impl Settings {
     /// Every environment variable the settings read (the module docs describe each).
-    pub const VARIABLES: [&'static str; 37] = [
+    pub const VARIABLES: [&'static str; 39] = [
         "DATABASE_URL",
         "REDIS_URL",
+        "REDIS_CLUSTER_URLS",
         "CHAT_LISTEN",
         "CHAT_JWT_SECRET",
         "CHAT_BCRYPT_COST",
@@ -177,6 +184,7 @@ impl Settings {
         "CHAT_WS_FRAMES_PER_SEC",
         "CHAT_WS_FRAME_BURST",
         "CHAT_REDIS_PREFIX",
+        "CHAT_EVENT_SHARDS",
         "CHAT_DB_POOL_SIZE",
         "CHAT_DB_WAIT_TIMEOUT_MS",
         "CHAT_DB_WRITERS",
@@ -245,7 +253,7 @@ impl Settings {
         let settings: Settings = Figment::new()
             .merge(Toml::file(file))
             .merge(Env::prefixed("CHAT_").ignore(&["CONFIG"]))
-            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]))
+            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_URLS"]))
             .extract()
             .map_err(|e| format!("invalid configuration: {e}"))?;
         settings.validate()?;
@@ -254,7 +262,25 @@ impl Settings {
 
     /// Checks every bound. Errors: `"<VARIABLE> must ..."`.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(bool, &str); 15] = [
+        let checks: [(bool, &str); 18] = [
+            (
+                !self.redis_prefix.contains(['{', '}']),
+                "CHAT_REDIS_PREFIX must not contain braces (keys carry Redis Cluster hash tags)",
+            ),
+            (
+                (1..=65_536).contains(&self.event_shards),
+                "CHAT_EVENT_SHARDS must be 1..=65536",
+            ),
+            (
+                self.redis_cluster_urls.as_deref().is_none_or(|urls| {
+                    !self.cluster_nodes().is_empty()
+                        && urls.split(',').all(|u| {
+                            let u = u.trim();
+                            u.starts_with("redis://") || u.starts_with("rediss://")
+                        })
+                }),
+                "REDIS_CLUSTER_URLS must be redis://host:port addresses, comma-separated",
+            ),
             (
                 (4..=31).contains(&self.bcrypt_cost),
                 "CHAT_BCRYPT_COST must be 4..=31",
@@ -352,11 +378,25 @@ impl Settings {
         }
     }
 
+    /// The seed nodes of `REDIS_CLUSTER_URLS` (empty: one Redis at `REDIS_URL`).
+    pub fn cluster_nodes(&self) -> Vec<String> {
+        self.redis_cluster_urls
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// The store's share of the settings.
     pub fn store_config(&self) -> chat_selectors::StoreConfig {
         chat_selectors::StoreConfig {
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
+            redis_cluster_urls: self.cluster_nodes(),
+            event_shards: self.event_shards,
             redis_prefix: self.redis_prefix.clone(),
             db_pool_size: self.db_pool_size,
             db_wait_timeout_ms: self.db_wait_timeout_ms,

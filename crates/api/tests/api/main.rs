@@ -13,6 +13,7 @@ mod bad_input;
 mod chat_flow;
 mod chat_model;
 mod cli;
+mod cluster;
 mod compose;
 mod door_avito;
 mod door_avito_clients;

@@ -228,7 +228,9 @@ pub(super) async fn announce_cut_off(store: &Store, user: UserId, not_before: Op
         .arg("EX")
         .arg(chat_selectors::TOKENS_NOT_BEFORE_TTL_SECS)
         .ignore()
-        .publish(store.keys.control_channel(), payload)
+        .cmd(store.redis_health().publish_command())
+        .arg(store.keys.control_channel())
+        .arg(payload)
         .ignore();
     if let Err(error) = pipe.query_async::<()>(&mut store.redis()).await {
         metrics::counter!("chat_redis_errors_total").increment(1);

@@ -161,7 +161,11 @@ pub async fn group_socket(
             peer: None,
         })
     };
-    start(&state, session, stream, opened.await);
+    let opened = opened.await;
+    let chat = opened.as_ref().ok().map(|o| o.chat.id);
+    start(&state, session, stream, opened);
+    // The 101 goes out once this instance listens to the chat.
+    state.hub.ready_for_chats(chat).await;
     Ok(response)
 }
 
@@ -191,7 +195,11 @@ pub async fn user_socket(
             peer: Some(peer),
         })
     };
-    start(&state, session, stream, opened.await);
+    let opened = opened.await;
+    let chat = opened.as_ref().ok().map(|o| o.chat.id);
+    start(&state, session, stream, opened);
+    // The 101 goes out once this instance listens to the chat.
+    state.hub.ready_for_chats(chat).await;
     Ok(response)
 }
 

@@ -170,6 +170,7 @@ impl RoomSocket {
         }
         // Subscribed first, so the joiner gets its own "joined" line like everyone else.
         self.room = Some((room, self.state.hub.subscribe(room, &self.conn)));
+        self.state.hub.ready_for_chats([room]).await;
         let line = format!("{} joined the room", self.user.username);
         if let Err(e) = chat_services::post_system_line(&self.state.store, room, &line).await {
             return self.error(out, ApiError::from(e).detail()).await;

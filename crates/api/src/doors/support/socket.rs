@@ -110,6 +110,7 @@ impl SupportSocket {
                     Err(e) => return self.fail(out, id, e.into()).await,
                 };
                 let subscription = self.state.hub.subscribe(chat, &self.conn);
+                self.state.hub.ready_for_chats([chat]).await;
                 let history = match text_messages(&self.state.store, chat, HISTORY).await {
                     Ok(history) => history,
                     Err(e) => return self.fail(out, id, e.into()).await,
@@ -131,6 +132,9 @@ impl SupportSocket {
         };
         let watch =
             (operator && customer.is_none()).then(|| self.state.hub.watch_support(&self.conn));
+        if watch.is_some() {
+            self.state.hub.ready_for_support().await;
+        }
         let tracked = self
             .state
             .hub

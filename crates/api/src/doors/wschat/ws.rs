@@ -57,7 +57,11 @@ pub(super) async fn direct_socket(
     // Writes only once the handshake is known to be good.
     let (response, session, stream) = upgrade(&req, body)?;
     match chat_services::open_direct_chat(&state.store, me.id, peer.id).await {
-        Ok((chat, _)) => start(&state, session, stream, (me, issued_at), chat.id),
+        Ok((chat, _)) => {
+            start(&state, session, stream, (me, issued_at), chat.id);
+            // The 101 goes out once this instance listens to the chat.
+            state.hub.ready_for_chats([chat.id]).await;
+        }
         Err(e) => refuse(session, &state, e.into()),
     }
     Ok(response)
@@ -112,7 +116,10 @@ pub(super) async fn group_socket(
         },
     };
     match joined {
-        Ok(()) => start(&state, session, stream, (me, issued_at), group.id),
+        Ok(()) => {
+            start(&state, session, stream, (me, issued_at), group.id);
+            state.hub.ready_for_chats([group.id]).await;
+        }
         Err(e) => refuse(session, &state, e.into()),
     }
     Ok(response)

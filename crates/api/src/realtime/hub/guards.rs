@@ -19,6 +19,10 @@ impl Drop for Subscription {
                 chats.remove(&self.chat);
             }
         }
+        drop(chats);
+        self.hub
+            .interests
+            .release(self.hub.keys.chat_topic(self.chat));
     }
 }
 
@@ -39,6 +43,10 @@ impl Drop for UserRegistration {
                 users.remove(&self.user);
             }
         }
+        drop(users);
+        self.hub
+            .interests
+            .release(self.hub.keys.user_topic(self.user));
     }
 }
 
@@ -73,5 +81,7 @@ impl Drop for SupportWatch {
     fn drop(&mut self) {
         let mut watchers = self.hub.support.write().unwrap_or_else(|e| e.into_inner());
         watchers.retain(|c| c.id != self.conn_id);
+        drop(watchers);
+        self.hub.interests.release(chat_selectors::Topic::Support);
     }
 }

@@ -4,13 +4,16 @@ pub use event::*;
 mod guards;
 pub use guards::*;
 
+mod topics;
+pub use topics::{BusRequest, Interests, LINGER};
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use bytestring::ByteString;
 use chat_domain::{ChatId, UserId};
-use chat_selectors::ChatEvent;
+use chat_selectors::{ChatEvent, Keys, Topic};
 use futures_util::task::AtomicWaker;
 use tokio::sync::mpsc;
 
@@ -117,8 +120,14 @@ struct Tracked {
 
 /// The sockets of this process by chat. Cheap to share (`Arc<Hub>`); locks are held only to copy
 /// or edit the subscriber lists, never across an await.
+///
+/// It also keeps which event topics its sockets need ([`Interests`]): a socket's subscription
+/// to a chat holds its chat's shard, a registration its user's shard, a support watch the
+/// support channel; the bus listens to exactly those.
 #[derive(Debug, Default)]
 pub struct Hub {
+    keys: Keys,
+    interests: Interests,
     chats: RwLock<HashMap<ChatId, Vec<Arc<Connection>>>>,
     users: RwLock<HashMap<UserId, Vec<Arc<Connection>>>>,
     /// Sockets that receive every support chat's new messages (door 003's unbound operators).
@@ -140,6 +149,45 @@ impl Default for InstanceId {
 }
 
 impl Hub {
+    /// A hub whose topics are those of `keys` (its event shards).
+    pub fn new(keys: Keys) -> Self {
+        Self {
+            keys,
+            ..Self::default()
+        }
+    }
+
+    /// The topics the local sockets need, for the bus.
+    pub fn interests(&self) -> &Interests {
+        &self.interests
+    }
+
+    /// The keyspace (event shards) the hub's topics come from.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Waits until this instance listens to every chat of `chats` (their shards' subscriptions
+    /// confirmed by Redis; at most `topics::READY_WAIT`), so that what is published from now on
+    /// reaches the sockets subscribed to them. Call it after [`Self::subscribe`] and before
+    /// reading where the chats stand. Returns whether they are live.
+    pub async fn ready_for_chats(&self, chats: impl IntoIterator<Item = ChatId>) -> bool {
+        let mut topics: Vec<Topic> = chats.into_iter().map(|c| self.keys.chat_topic(c)).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        self.interests.ready(&topics).await
+    }
+
+    /// [`Self::ready_for_chats`] for the topics of events about `user` ([`Self::register_user`]).
+    pub async fn ready_for_user(&self, user: UserId) -> bool {
+        self.interests.ready(&[self.keys.user_topic(user)]).await
+    }
+
+    /// [`Self::ready_for_chats`] for every support chat's messages ([`Self::watch_support`]).
+    pub async fn ready_for_support(&self) -> bool {
+        self.interests.ready(&[Topic::Support]).await
+    }
+
     /// This instance's id (random per process).
     pub fn instance(&self) -> &str {
         &self.instance.0
@@ -242,6 +290,7 @@ impl Hub {
             .entry(chat)
             .or_default()
             .push(conn.clone());
+        self.interests.acquire(self.keys.chat_topic(chat));
         Subscription {
             hub: self.clone(),
             chat,
@@ -259,6 +308,7 @@ impl Hub {
             .entry(conn.user)
             .or_default()
             .push(conn.clone());
+        self.interests.acquire(self.keys.user_topic(conn.user));
         UserRegistration {
             hub: self.clone(),
             user: conn.user,
@@ -272,6 +322,7 @@ impl Hub {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(conn.clone());
+        self.interests.acquire(Topic::Support);
         SupportWatch {
             hub: self.clone(),
             conn_id: conn.id,

@@ -101,6 +101,13 @@ impl Gateway {
             .into_iter()
             .map(|(chat, _)| (chat, state.hub.subscribe(chat, &conn)))
             .collect();
+        // This instance listens to those chats (and to events about the user) before it reads
+        // where they stand: what is published from then on arrives live.
+        state
+            .hub
+            .ready_for_chats(subscriptions.keys().copied())
+            .await;
+        state.hub.ready_for_user(user.id).await;
         let mut chats = HashMap::new();
         for (chat, last_seq) in user_chats(store, user.id).await? {
             let subscription = subscriptions
@@ -333,6 +340,7 @@ impl SocketDoor for Gateway {
                     // Events of the chat dispatched before this subscription existed (the join
                     // line, at least) were not queued for this socket: fetch them.
                     let subscription = self.state.hub.subscribe(*chat_id, &self.conn);
+                    self.state.hub.ready_for_chats([*chat_id]).await;
                     self.chats
                         .insert(*chat_id, Followed::new(*chat_id, subscription, *since_seq));
                     match chat_by_id(&self.state.store, *chat_id).await {
@@ -397,6 +405,7 @@ impl SocketDoor for Gateway {
                 None => {
                     // Subscribed first, then read again: what came between arrives either way.
                     let subscription = self.state.hub.subscribe(chat, &self.conn);
+                    self.state.hub.ready_for_chats([chat]).await;
                     self.chats
                         .insert(chat, Followed::new(chat, subscription, last_seq));
                     match chat_by_id(&self.state.store, chat).await {
