@@ -14,11 +14,16 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations")
 /// folding, which SQL cannot compute).
 const USERNAME_KEYS_MIGRATION: &str = "20261202000001";
 
+/// The PostgreSQL advisory lock key held while migrating ("chatmigr" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6368_6174_6d69_6772;
+
 /// Applies every pending migration to the database at `database_url`, on a blocking thread.
 ///
-/// Returns the versions applied (empty when up to date). Errors: `Internal` with the cause; when
-/// two existing accounts have the same canonical username, `Internal` naming both, and the
-/// migrations stop before the one that would make names unique (nothing is merged or lost).
+/// Processes starting together take turns (a PostgreSQL advisory lock), so exactly one applies
+/// each migration. Returns the versions applied (empty when up to date). Errors: `Internal`
+/// with the cause; when two existing accounts have the same canonical username, `Internal`
+/// naming both, and the migrations stop before the one that would make names unique (nothing
+/// is merged or lost).
 pub async fn run_migrations(database_url: &str) -> Result<Vec<String>> {
     run_migrations_until(database_url, None).await
 }
@@ -34,6 +39,13 @@ pub async fn run_migrations_until(database_url: &str, last: Option<&str>) -> Res
     tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
             .map_err(|e| Error::Internal(format!("connect for migrations: {e}")))?;
+        // Instances starting together migrate one at a time (the others then find nothing
+        // pending); the lock ends with this connection.
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")),
+            &mut conn,
+        )
+        .map_err(|e| Error::Internal(format!("migration lock: {e}")))?;
         let mut applied = Vec::new();
         loop {
             let pending = conn

@@ -99,6 +99,7 @@ impl Bus {
         for topic in topics {
             self.hub.interests().confirmed(topic);
         }
+        self.hub.interests().connected();
         metrics::gauge!("chat_bus_topics").set(self.hub.interests().len() as f64);
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(());

@@ -20,6 +20,16 @@ struct OldDatabase {
 
 impl OldDatabase {
     async fn new() -> Self {
+        let db = Self::empty().await;
+        let applied = chat_selectors::run_migrations_until(&db.url, Some("20261121000000"))
+            .await
+            .unwrap();
+        assert_eq!(applied, vec!["20261121000000"]);
+        db
+    }
+
+    /// A fresh database with nothing in it.
+    async fn empty() -> Self {
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -33,10 +43,6 @@ impl OldDatabase {
             .await
             .unwrap();
         let url = format!("{}/{name}", pg_base());
-        let applied = chat_selectors::run_migrations_until(&url, Some("20261121000000"))
-            .await
-            .unwrap();
-        assert_eq!(applied, vec!["20261121000000"]);
         Self { name, url }
     }
 
@@ -193,4 +199,29 @@ async fn existing_accounts_are_canonicalised_and_a_collision_stops_the_migration
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_migrate_a_new_database_once() {
+    let db = OldDatabase::empty().await;
+    let runs = (0..3).map(|_| chat_selectors::run_migrations(&db.url));
+    let applied: Vec<String> = futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .flat_map(|run| run.expect("a concurrent migration failed"))
+        .collect();
+    let mut once = applied.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(
+        once.len(),
+        applied.len(),
+        "a migration ran twice: {applied:?}"
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    let migrations = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
+        .count();
+    assert_eq!(applied.len(), migrations, "{applied:?}");
 }

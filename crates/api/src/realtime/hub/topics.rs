@@ -9,6 +9,7 @@
 //! topic counts as live at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -47,8 +48,10 @@ struct Interest {
 #[derive(Debug)]
 pub struct Interests {
     wanted: Mutex<HashMap<Topic, Interest>>,
-    /// Moves whenever a topic goes live.
+    /// Moves whenever a topic goes live or the bus connects or disconnects.
     changed: watch::Sender<u64>,
+    /// Whether the bus is subscribed (false while it reconnects).
+    connected: AtomicBool,
     bus: OnceLock<mpsc::UnboundedSender<BusRequest>>,
 }
 
@@ -57,6 +60,7 @@ impl Default for Interests {
         Self {
             wanted: Mutex::default(),
             changed: watch::Sender::new(0),
+            connected: AtomicBool::new(false),
             bus: OnceLock::new(),
         }
     }
@@ -123,19 +127,29 @@ impl Interests {
         idle.len()
     }
 
-    /// Redis confirmed the subscription to `topic`.
+    /// Redis confirmed the subscription to `topic` (the bus is connected).
     pub fn confirmed(&self, topic: Topic) {
         if let Some(interest) = self.lock().get_mut(&topic) {
             interest.live = true;
         }
+        self.connected.store(true, Ordering::Release);
         self.changed.send_modify(|n| *n += 1);
     }
 
-    /// The bus lost its connection: nothing is live until it subscribes again.
+    /// The bus is subscribed to the control channel and every wanted topic.
+    pub fn connected(&self) {
+        self.connected.store(true, Ordering::Release);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The bus lost its connection: nothing is live until it subscribes again, and nobody waits
+    /// for it meanwhile (the sockets catch up once it is back).
     pub fn lost(&self) {
+        self.connected.store(false, Ordering::Release);
         for interest in self.lock().values_mut() {
             interest.live = false;
         }
+        self.changed.send_modify(|n| *n += 1);
     }
 
     /// Every topic wanted now (what the bus subscribes to after reconnecting).
@@ -161,13 +175,18 @@ impl Interests {
     }
 
     /// Waits until every one of `topics` is live (at most [`READY_WAIT`]); returns whether they
-    /// are. A topic nobody holds counts as live.
+    /// are. A topic nobody holds counts as live. Returns `false` at once while the bus is
+    /// disconnected (Redis down: a socket opens without waiting, and catches up once the bus is
+    /// back).
     pub async fn ready(&self, topics: &[Topic]) -> bool {
         let mut changes = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + READY_WAIT;
         loop {
             if self.all_live(topics) {
                 return true;
+            }
+            if self.bus.get().is_some() && !self.connected.load(Ordering::Acquire) {
+                return false;
             }
             match tokio::time::timeout_at(deadline, changes.changed()).await {
                 Ok(Ok(())) => {}
@@ -185,6 +204,7 @@ mod tests {
     async fn the_first_reference_subscribes_and_ready_waits_for_the_confirmation() {
         let interests = Interests::default();
         let mut bus = interests.attach_bus().unwrap();
+        interests.connected();
         interests.acquire(Topic::Chats(3));
         interests.acquire(Topic::Chats(3));
         assert_eq!(
@@ -236,5 +256,11 @@ mod tests {
         interests.lost();
         assert!(!interests.all_live(&[Topic::Support]));
         assert_eq!(interests.wanted(), vec![Topic::Support]);
+        let started = std::time::Instant::now();
+        assert!(!interests.ready(&[Topic::Support]).await);
+        assert!(
+            started.elapsed() < READY_WAIT / 2,
+            "waited for a bus that is down"
+        );
     }
 }
