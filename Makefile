@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379
 # Where the tests create their databases: the server of DATABASE_URL, whatever its database name.
 export TEST_DATABASE_URL ?= $(patsubst %/,%,$(dir $(DATABASE_URL)))
 
-.PHONY: run test services migrate build lint fmt clean-test-dbs postman security docs-examples schemathesis chaos chaos-short compose-test e2e e2e-bench bench-door001 load load-stop
+.PHONY: run test services migrate build lint fmt clean-test-dbs postman security docs-examples schemathesis chaos chaos-short compose-test e2e e2e-bench bench-door001 load load-stop scale-out
 
 ## Start PostgreSQL and Redis if needed, create and migrate the database, serve on CHAT_LISTEN.
 run: services
@@ -117,6 +117,12 @@ load: services
 ## Door 001's whole-history read on 10,000 and 100,000 messages (time, server CPU and memory).
 bench-door001: services
 	bash scripts/bench-door001.sh
+
+## Several instances at once, each with its share of the sockets (scripts/scale-out.sh): each
+## instance's share of deliveries, CPU and decoded events, and what Redis sent.
+## make scale-out ARGS="--spread 1:1:1:2 --groups 8 --members 50 --rate 10"
+scale-out: services
+	bash scripts/scale-out.sh $(ARGS)
 
 ## Stop the load server `make load` started.
 load-stop:

@@ -53,7 +53,13 @@ for i in "${!weights[@]}"; do
   for _ in $(seq 1 120); do curl -fsS "http://127.0.0.1:$((18101 + i))/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
 done
 
-redis_out() { redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379}" INFO stats | awk -F: '/^total_net_output_bytes/ {print $2+0}'; }
+# Bytes Redis sent to its clients so far: one number, or one per node of a cluster.
+redis_out() {
+  local urls=${REDIS_CLUSTER_URLS:-${REDIS_URL:-redis://127.0.0.1:6379}}
+  for u in ${urls//,/ }; do
+    redis-cli -u "$u" INFO stats | awk -F: '/^total_net_output_bytes/ {printf "%d ", $2+0}'
+  done
+}
 events() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '$1 == "chat_bus_events_total" {print $2}' | head -1; }
 redis_out > "$out/redis0"
 loads=()
@@ -90,7 +96,10 @@ for i, w, d, c, us, lost, ev in rows:
     print(f"{i} {w} {d:.0f} {d/dsum:.3f} {c/csum:.3f} {us:.2f} {lost:.0f} {ev:.0f}")
 worst = max(abs((r[3]/csum) / (r[2]/dsum) - 1) for r in rows if r[2])
 print(f"largest deviation of an instance's CPU share from its delivery share: {worst:.1%}")
-sent = int(open(f"{out}/redis1").read() or 0) - int(open(f"{out}/redis0").read() or 0)
-print(f"Redis sent {sent / 1e6:.1f} MB to its clients during the run")
+before = [int(x) for x in open(f"{out}/redis0").read().split()]
+after = [int(x) for x in open(f"{out}/redis1").read().split()]
+sent = [a - b for a, b in zip(after, before)]
+nodes = " (per node: " + ", ".join(f"{s / 1e6:.1f}" for s in sent) + ")" if len(sent) > 1 else ""
+print(f"Redis sent {sum(sent) / 1e6:.1f} MB to its clients during the run{nodes}")
 EOF
 exit $failed
