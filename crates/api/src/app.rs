@@ -142,7 +142,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
 
     let settings = Arc::new(settings);
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-    let state = AppState {
+    let state = AppState::new(crate::state::Shared {
         shutdown: shutdown_rx,
         jwt: JwtKeys::new(
             &settings.jwt_secret_bytes(),
@@ -153,7 +153,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         settings: settings.clone(),
         hub,
         cut_offs,
-    };
+    });
     let data = web::Data::new(state.clone());
     let door_settings = settings.clone();
     let instance = state.hub.instance().to_owned();

@@ -8,9 +8,28 @@ use crate::auth::{CutOffs, JwtKeys};
 use crate::config::Settings;
 use crate::realtime::Hub;
 
-/// Shared state of one server instance (cloned into every worker; all fields are shared).
+/// Shared state of one server instance: one allocation, each clone a pointer (every socket
+/// holds one, so a clone must not copy the keys and handles: 8 bytes, not ~600).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state of an instance made of `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// PostgreSQL + Redis.
     pub store: Store,
     /// Settings as loaded at start-up.

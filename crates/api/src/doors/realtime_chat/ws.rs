@@ -132,7 +132,9 @@ fn start(
             actix_web::rt::spawn(
                 async move {
                     let _tracked = (subscription, session);
-                    crate::auth::confirm_session(&confirm, verified).await;
+                    // Boxed: its future is not kept in the socket's task for its whole life.
+                    let confirmed = Box::pin(crate::auth::confirm_session(&confirm, verified));
+                    confirmed.await;
                     drive(socket, stream, conn, rx, door, limits).await;
                 }
                 .in_current_span(),

@@ -126,7 +126,7 @@ pub(super) async fn group_socket(
 }
 
 /// Closes an accepted socket whose chat could not be opened (a fault: 1013 when transient, else 1011).
-fn refuse(session: crate::realtime::socket::Session, state: &AppState, error: ApiError) {
+fn refuse(mut session: crate::realtime::socket::Session, state: &AppState, error: ApiError) {
     let reason = lost(&error).into_close();
     let limits = SocketLimits::new(state);
     actix_web::rt::spawn(
@@ -159,42 +159,11 @@ fn start(
     };
     actix_web::rt::spawn(
         async move {
-            crate::auth::confirm_session(&state, verified).await;
-            // Removed between the check and the subscription? Then not at all.
-            match is_member_now(&state.store, chat, user.id).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    let reason = CloseReason {
-                        code: CloseCode::Policy,
-                        description: Some(NOT_MEMBER.into()),
-                    };
-                    let _ = session.close(Some(reason)).await;
-                    return;
-                }
-                Err(e) => {
-                    let reason = lost(&e.into()).into_close();
-                    let _ = session.close(reason).await;
-                    return;
-                }
-            }
-            // The history up to now, oldest first; live events at or below it are then dropped.
-            let page =
-                match message_history(&state.store, chat, HistoryCursor::Latest, REPLAY).await {
-                    Ok(page) => page,
-                    Err(e) => {
-                        let reason = lost(&e.into()).into_close();
-                        let _ = session.close(reason).await;
-                        return;
-                    }
-                };
-            let mut order = Ordered::new(chat, page.messages.first().map_or(0, |m| m.seq - 1));
-            let mut out = Outbox::new(&mut session, &limits);
-            for message in &page.messages {
-                if !message.deleted && out.send(frame(message)).await.is_err() {
-                    return;
-                }
-                order.mark(message.seq);
-            }
+            // Boxed: the opening's futures live only while it runs, not in the socket's task.
+            let opening = Box::pin(open(&state, &mut session, &limits, chat, user.id, verified));
+            let Some(order) = opening.await else {
+                return;
+            };
             let door = ChatSocket {
                 state,
                 user,
@@ -207,6 +176,55 @@ fn start(
         }
         .in_current_span(),
     );
+}
+
+/// The session's opening: confirms the token, checks the membership once more (removed between
+/// the check and the subscription? then not at all: closed 1008), and sends the chat's recent
+/// history, oldest first. Returns where the socket stands in the chat, or `None` when the
+/// session ended (closed, or the client left).
+async fn open(
+    state: &AppState,
+    session: &mut crate::realtime::socket::Session,
+    limits: &SocketLimits,
+    chat: ChatId,
+    user: chat_domain::UserId,
+    verified: crate::auth::Verified,
+) -> Option<Ordered> {
+    crate::auth::confirm_session(state, verified).await;
+    match is_member_now(&state.store, chat, user).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let reason = CloseReason {
+                code: CloseCode::Policy,
+                description: Some(NOT_MEMBER.into()),
+            };
+            let _ = session.close(Some(reason)).await;
+            return None;
+        }
+        Err(e) => {
+            let reason = lost(&e.into()).into_close();
+            let _ = session.close(reason).await;
+            return None;
+        }
+    }
+    // The history up to now, oldest first; live events at or below it are then dropped.
+    let page = match message_history(&state.store, chat, HistoryCursor::Latest, REPLAY).await {
+        Ok(page) => page,
+        Err(e) => {
+            let reason = lost(&e.into()).into_close();
+            let _ = session.close(reason).await;
+            return None;
+        }
+    };
+    let mut order = Ordered::new(chat, page.messages.first().map_or(0, |m| m.seq - 1));
+    let mut out = Outbox::new(session, limits);
+    for message in &page.messages {
+        if !message.deleted && out.send(frame(message)).await.is_err() {
+            return None;
+        }
+        order.mark(message.seq);
+    }
+    Some(order)
 }
 
 /// A message as door 000 shows it: `{"id","date":"YYYY-MM-DD HH:MM:SS","username","message"}`.

@@ -150,7 +150,7 @@ pub fn refusal_code(status: actix_web::http::StatusCode) -> CloseCode {
 
 /// Closes the socket, giving up after the write timeout (the connection is dropped then).
 pub(super) async fn close_session(
-    session: Session,
+    mut session: Session,
     reason: Option<CloseReason>,
     limits: &SocketLimits,
 ) {

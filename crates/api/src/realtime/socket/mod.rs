@@ -136,6 +136,12 @@ pub trait SocketDoor {
         let _ = event;
         Direct::Handle
     }
+    /// Once, before anything else: the door's greeting (e.g. the gateway's `ready` and the replay
+    /// the client asked for, which go out before any live event). `Err` ends the session.
+    fn on_start(&mut self, out: &mut Outbox<'_>) -> impl Future<Output = Flow> {
+        let _ = out;
+        async { Ok(()) }
+    }
     /// A text frame from the client (already within the frame limit).
     fn on_text(&mut self, text: &str, out: &mut Outbox<'_>) -> impl Future<Output = Flow>;
     /// A binary frame from the client.
@@ -246,95 +252,120 @@ pub async fn drive<D: SocketDoor>(
             &format!("frame exceeds {} bytes", limits.max_frame_bytes),
         )
     };
-    let stop = loop {
-        let reading = !door.pipeline().is_some_and(|p| p.is_full());
-        if !reading {
-            // Not read while the pipeline is full: not silent.
-            last_seen = Instant::now();
-        }
-        let flow = tokio::select! {
-            _ = &mut restart => {
-                Err(Stop::forced("restart", CloseCode::Restart, "server restarting: reconnect"))
+    let greeted = {
+        let mut out = Outbox::new(&mut session, &limits);
+        let start = boxed(door.on_start(&mut out));
+        start.await
+    };
+    let stop = match greeted {
+        Err(stop) => stop,
+        Ok(()) => loop {
+            let reading = !door.pipeline().is_some_and(|p| p.is_full());
+            if !reading {
+                // Not read while the pipeline is full: not silent.
+                last_seen = Instant::now();
             }
-            signal = conn.signal() => match signal {
-                Signal::Overflowed => Err(Stop::forced("slow_reader", CloseCode::Policy, "outbound queue full: client reads too slowly")),
-                Signal::Revoked => Err(Stop::forced("revoked", CloseCode::Policy, "session revoked: log in again")),
-                Signal::Resync => Box::pin(door.on_resync(&mut Outbox::new(&mut session, &limits))).await,
-            },
-            _ = heartbeat.tick() => {
-                if last_seen.elapsed() > limits.client_timeout {
-                    Err(Stop::forced("heartbeat_timeout", CloseCode::Away, "heartbeat timeout"))
-                } else if written(&limits, session.ping(b"")).await {
-                    Box::pin(door.on_heartbeat()).await
-                } else {
-                    Err(Stop::gone())
+            let flow = tokio::select! {
+                _ = &mut restart => {
+                    Err(Stop::forced("restart", CloseCode::Restart, "server restarting: reconnect"))
                 }
-            }
-            done = next_done(&mut door) => {
-                Box::pin(door.on_done(done, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) })).await
-            }
-            event = events.recv() => match event {
-                Some(event) => {
-                    let now = unix_micros();
-                    let mut flow = deliver(&mut door, &event, &mut session, &limits, &fanout_delay, now).await;
-                    // What is queued already goes out in the same turn, up to EVENT_BATCH: one
-                    // select (and its wake-up registrations) per batch, not per event, and the
-                    // frames written together leave in one write.
-                    let mut more = EVENT_BATCH;
-                    while flow.is_ok() && more > 0 {
-                        let Ok(event) = events.try_recv() else { break };
-                        flow = deliver(&mut door, &event, &mut session, &limits, &fanout_delay, now).await;
-                        more -= 1;
-                    }
-                    flow
-                }
-                None => Err(Stop::gone()),
-            },
-            msg = stream.recv(), if reading => match msg {
-                None => Err(Stop::gone()),
-                Some(Err(ProtocolError::Overflow)) => Err(too_big()),
-                Some(Err(ProtocolError::Io(e))) if e.to_string().contains("maximum continuation size") => {
-                    Err(too_big())
-                }
-                // The connection broke (reset, EOF mid-frame): the client is gone.
-                Some(Err(ProtocolError::Io(_))) => Err(Stop::gone()),
-                Some(Err(e)) => Err(Stop::forced("protocol_error", CloseCode::Protocol, &e.to_string())),
-                Some(Ok(msg)) => {
-                    last_seen = Instant::now();
-                    // Over the frame rate, a frame is not handled (a close always is).
-                    let refused = match msg {
-                        AggregatedMessage::Close(_) => None,
-                        _ => budget.take().err(),
-                    };
-                    match (refused, msg) {
-                        (Some(_), _) if budget.refused >= limits.frame_burst => {
-                            Err(Stop::forced("flood", CloseCode::Policy, "too many frames"))
-                        }
-                        (Some(wait), _) => {
-                            Box::pin(door.on_flood(wait, &mut Outbox::new(&mut session, &limits))).await
-                        }
-                        (None, AggregatedMessage::Text(text)) => {
-                            Box::pin(door.on_text(&text, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) })).await
-                        }
-                        (None, AggregatedMessage::Binary(_)) => {
-                            Box::pin(door.on_binary(&mut Outbox::new(&mut session, &limits))).await
-                        }
-                        (None, AggregatedMessage::Ping(payload)) => {
-                            if written(&limits, session.pong(&payload)).await { Ok(()) } else { Err(Stop::gone()) }
-                        }
-                        (None, AggregatedMessage::Pong(_)) => Ok(()),
-                        (None, AggregatedMessage::Close(reason)) => Err(Stop::client(reason)),
+                signal = conn.signal() => match signal {
+                    Signal::Overflowed => Err(Stop::forced("slow_reader", CloseCode::Policy, "outbound queue full: client reads too slowly")),
+                    Signal::Revoked => Err(Stop::forced("revoked", CloseCode::Policy, "session revoked: log in again")),
+                    Signal::Resync => Box::pin(door.on_resync(&mut Outbox::new(&mut session, &limits))).await,
+                },
+                _ = heartbeat.tick() => {
+                    if last_seen.elapsed() > limits.client_timeout {
+                        Err(Stop::forced("heartbeat_timeout", CloseCode::Away, "heartbeat timeout"))
+                    } else if boxed(written(&limits, session.ping(b""))).await {
+                        Box::pin(door.on_heartbeat()).await
+                    } else {
+                        Err(Stop::gone())
                     }
                 }
-            },
-        };
-        if let Err(stop) = flow {
-            break stop;
-        }
+                done = next_done(&mut door) => {
+                    Box::pin(door.on_done(done, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) })).await
+                }
+                event = events.recv() => match event {
+                    Some(event) => {
+                        let now = unix_micros();
+                        let mut flow = deliver(&mut door, &event, &mut session, &limits, &fanout_delay, now).await;
+                        // What is queued already goes out in the same turn, up to EVENT_BATCH: one
+                        // select (and its wake-up registrations) per batch, not per event, and the
+                        // frames written together leave in one write.
+                        let mut more = EVENT_BATCH;
+                        while flow.is_ok() && more > 0 {
+                            let Ok(event) = events.try_recv() else { break };
+                            flow = deliver(&mut door, &event, &mut session, &limits, &fanout_delay, now).await;
+                            more -= 1;
+                        }
+                        flow
+                    }
+                    None => Err(Stop::gone()),
+                },
+                msg = stream.recv(), if reading => match msg {
+                    None => Err(Stop::gone()),
+                    Some(Err(ProtocolError::Overflow)) => Err(too_big()),
+                    Some(Err(ProtocolError::Io(e))) if e.to_string().contains("maximum continuation size") => {
+                        Err(too_big())
+                    }
+                    // The connection broke (reset, EOF mid-frame): the client is gone.
+                    Some(Err(ProtocolError::Io(_))) => Err(Stop::gone()),
+                    Some(Err(e)) => Err(Stop::forced("protocol_error", CloseCode::Protocol, &e.to_string())),
+                    Some(Ok(msg)) => {
+                        last_seen = Instant::now();
+                        // Over the frame rate, a frame is not handled (a close always is).
+                        let refused = match msg {
+                            AggregatedMessage::Close(_) => None,
+                            _ => budget.take().err(),
+                        };
+                        match (refused, msg) {
+                            (Some(_), _) if budget.refused >= limits.frame_burst => {
+                                Err(Stop::forced("flood", CloseCode::Policy, "too many frames"))
+                            }
+                            (Some(wait), _) => {
+                                Box::pin(door.on_flood(wait, &mut Outbox::new(&mut session, &limits))).await
+                            }
+                            (None, AggregatedMessage::Text(text)) => {
+                                Box::pin(door.on_text(&text, &mut Outbox { session: &mut session, limits: &limits, events: Some(&mut events) })).await
+                            }
+                            (None, AggregatedMessage::Binary(_)) => {
+                                Box::pin(door.on_binary(&mut Outbox::new(&mut session, &limits))).await
+                            }
+                            (None, AggregatedMessage::Ping(payload)) => {
+                                if boxed(written(&limits, session.pong(&payload))).await { Ok(()) } else { Err(Stop::gone()) }
+                            }
+                            (None, AggregatedMessage::Pong(_)) => Ok(()),
+                            (None, AggregatedMessage::Close(reason)) => Err(Stop::client(reason)),
+                        }
+                    }
+                },
+            };
+            if let Err(stop) = flow {
+                break stop;
+            }
+        },
     };
     stop.record(D::NAME);
+    let end = boxed(finish(door, session, stop, limits));
+    end.await;
+}
+
+/// A future on the heap: what an idle socket's task does not need to hold (a ping, the end of
+/// a session) stays out of its state, which every socket carries all its life.
+fn boxed<F: Future>(future: F) -> std::pin::Pin<Box<F>> {
+    Box::pin(future)
+}
+
+/// The end of a session: the sends the writer is committing get their answers (within the
+/// write timeout), the door cleans up, and the close frame goes out when there is one to send.
+async fn finish<D: SocketDoor>(
+    mut door: D,
+    mut session: Session,
+    stop: Stop,
+    limits: SocketLimits,
+) {
     if stop.is_open() {
-        // Sends the writer is committing get their answers before the close.
         let deadline = tokio::time::Instant::now() + limits.write_timeout;
         while door.pipeline().is_some_and(|p| !p.is_empty()) {
             let Ok(done) = tokio::time::timeout_at(deadline, next_done(&mut door)).await else {

@@ -30,10 +30,6 @@ use bytestring::ByteString;
 /// (it takes everything at once, and blocks only when the kernel's socket buffer is full).
 pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Capacity a socket's buffer keeps between writes: larger buffers (after a burst or a big
-/// replay page) are released, so an idle socket holds at most this much.
-const KEPT_CAPACITY: usize = 4 * 1024;
-
 /// RFC 6455 §5.5: a control frame's payload is at most 125 bytes (a close's: code + 123).
 const MAX_CONTROL_PAYLOAD: usize = 125;
 
@@ -105,7 +101,7 @@ impl Session {
 
     /// Sends a close frame (a description cut to 123 bytes at a character boundary); the
     /// connection ends once it is written. Errors: [`Closed`] as for [`Self::text`].
-    pub async fn close(self, reason: Option<CloseReason>) -> Result<(), Closed> {
+    pub async fn close(&mut self, reason: Option<CloseReason>) -> Result<(), Closed> {
         let reason = reason.map(|mut reason| {
             if let Some(description) = reason.description.as_mut() {
                 let mut end = description.len().min(MAX_CONTROL_PAYLOAD - 2);
@@ -201,10 +197,9 @@ impl MessageBody for WsBody {
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let mut shared = self.pipe.lock();
         if !shared.buf.is_empty() {
-            let chunk = shared.buf.split().freeze();
-            if shared.buf.capacity() > KEPT_CAPACITY {
-                shared.buf = BytesMut::new();
-            }
+            // The buffer goes with the chunk: an idle socket keeps no write buffer (its next
+            // frame allocates one of the frame's size).
+            let chunk = std::mem::take(&mut shared.buf).freeze();
             let writer = shared.writer.take();
             drop(shared);
             if let Some(writer) = writer {
@@ -295,7 +290,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_close_ends_the_body_and_later_writes_fail() {
-        let (session, mut body) = pipe();
+        let (mut session, mut body) = pipe();
         let reason = CloseReason {
             code: actix_ws::CloseCode::Policy,
             description: Some("é".repeat(100)),

@@ -29,16 +29,14 @@ use actix_ws::MessageStream;
 use tokio::sync::mpsc;
 
 pub use actions::SYNC_MAX;
+use frames::error_frame;
 pub use frames::event_frame;
-use frames::{Resume, error_frame};
 use handshake::{ResumeQuery, authenticate, first_frame_auth, parse_resume_query};
 use session::Gateway;
 
 use crate::auth::request_token;
 use crate::error::{ApiError, ApiResult};
-use crate::realtime::socket::{
-    Outbox, Session, SocketLimits, drive, refusal_code, reject, upgrade,
-};
+use crate::realtime::socket::{Session, SocketLimits, drive, refusal_code, reject, upgrade};
 use crate::realtime::{Connection, Event};
 use crate::state::AppState;
 
@@ -65,10 +63,8 @@ pub async fn socket(
         Some(token) => match authenticate(&state, &token).await {
             // Subscribed before the 101 goes out: nothing sent after the handshake is missed.
             Ok((user, issued_at)) => {
-                let started = Gateway::start(state, user, issued_at, &limits).await;
-                actix_web::rt::spawn(
-                    run(session, stream, started, resume, limits).in_current_span(),
-                );
+                let started = Gateway::start(state, user, issued_at, resume, &limits).await;
+                actix_web::rt::spawn(run(session, stream, started, limits).in_current_span());
             }
             Err(e) => {
                 actix_web::rt::spawn(refuse(session, e, limits).in_current_span());
@@ -78,12 +74,20 @@ pub async fn socket(
             actix_web::rt::spawn(
                 async move {
                     let mut stream = stream.max_frame_size(limits.max_frame_bytes);
-                    match first_frame_auth(&state, &mut stream).await {
+                    // Boxed, as everything before the session proper: the socket's task keeps
+                    // only what the session needs for its whole life.
+                    let auth = Box::pin(first_frame_auth(&state, &mut stream));
+                    match auth.await {
                         Ok(((user, issued_at), resume)) => {
-                            let started = Gateway::start(state, user, issued_at, &limits).await;
-                            run(session, stream, started, resume, limits).await;
+                            let start =
+                                Box::pin(Gateway::start(state, user, issued_at, resume, &limits));
+                            let started = start.await;
+                            run(session, stream, started, limits).await;
                         }
-                        Err(e) => refuse(session, e, limits).await,
+                        Err(e) => {
+                            let refusal = Box::pin(refuse(session, e, limits));
+                            refusal.await;
+                        }
                     }
                 }
                 .in_current_span(),
@@ -110,31 +114,13 @@ async fn refuse(session: Session, error: ApiError, limits: SocketLimits) {
 /// A session that started, or why it could not.
 type Started = Result<(Gateway, Arc<Connection>, mpsc::Receiver<Arc<Event>>), ApiError>;
 
-async fn run(
-    mut session: Session,
-    stream: MessageStream,
-    started: Started,
-    resume: Resume,
-    limits: SocketLimits,
-) {
-    let (mut gateway, conn, events) = match started {
-        Ok(started) => started,
-        Err(e) => return refuse(session, e, limits).await,
-    };
-    let ready = gateway.ready_frame();
-    let mut out = Outbox::new(&mut session, &limits);
-    let mut greeted = out.send(ready).await;
-    if greeted.is_ok() && !resume.is_empty() {
-        // The replay goes out before any live event (those wait in the socket's queue).
-        // Boxed: the replay's future lives only while it runs, not in every idle socket's task.
-        greeted = match Box::pin(gateway.sync(resume, None, &mut out)).await {
-            Ok(flow) => flow,
-            Err(e) => out.send(error_frame(None, &e)).await,
-        };
+async fn run(session: Session, stream: MessageStream, started: Started, limits: SocketLimits) {
+    match started {
+        // The greeting (`ready`, the replay asked for) is the door's `on_start`.
+        Ok((gateway, conn, events)) => drive(session, stream, conn, events, gateway, limits).await,
+        Err(e) => {
+            let refusal = Box::pin(refuse(session, e, limits));
+            refusal.await;
+        }
     }
-    if greeted.is_err() {
-        Box::pin(gateway.end()).await;
-        return;
-    }
-    drive(session, stream, conn, events, gateway, limits).await;
 }

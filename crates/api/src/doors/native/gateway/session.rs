@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::Started;
-use super::frames::{ClientFrame, created_frame, error_frame, shared_frame};
+use super::frames::{ClientFrame, Resume, created_frame, error_frame, shared_frame};
 use super::sending::SendDone;
 use crate::error::ApiError;
 use crate::realtime::ordered::{Ordered, lost};
@@ -69,6 +69,8 @@ pub(super) struct Gateway {
     /// Sends in flight per chat (kept here, not on the chat's entry: a leave and re-join while
     /// one is in flight must not reset the count).
     pub(super) sending: HashMap<ChatId, usize>,
+    /// The replay the client asked for in its handshake, sent by `on_start` after `ready`.
+    resume: Resume,
     /// Most live messages held back per chat while sends are in flight (the queue length).
     pub(super) hold_cap: usize,
     _registration: UserRegistration,
@@ -83,6 +85,7 @@ impl Gateway {
         state: AppState,
         user: UserView,
         issued_at: i64,
+        resume: Resume,
         limits: &SocketLimits,
     ) -> Started {
         let (tx, rx) = mpsc::channel(limits.queue);
@@ -141,6 +144,7 @@ impl Gateway {
             sends: Pipeline::new(PIPELINE_DEPTH),
             sending: HashMap::new(),
             hold_cap: limits.queue,
+            resume,
             _registration: registration,
             _session: session,
         };
@@ -255,6 +259,20 @@ impl SocketDoor for Gateway {
 
     async fn on_done(&mut self, done: SendDone, out: &mut Outbox<'_>) -> Flow {
         self.answer_send(done, out).await
+    }
+
+    /// `ready`, then the replay the handshake asked for, before any live event (those wait in
+    /// the socket's queue).
+    async fn on_start(&mut self, out: &mut Outbox<'_>) -> Flow {
+        out.send(self.ready_frame()).await?;
+        let resume = std::mem::take(&mut self.resume);
+        if resume.is_empty() {
+            return Ok(());
+        }
+        match self.sync(resume, None, out).await {
+            Ok(flow) => flow,
+            Err(e) => out.send(error_frame(None, &e)).await,
+        }
     }
 
     /// A chat's next message, with no send of this socket to it in flight, goes out at once; so
