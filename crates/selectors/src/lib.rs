@@ -41,7 +41,7 @@ pub use sandbox::{
     sandbox_messages,
 };
 pub use users::{
-    Credentials, TOKENS_NOT_BEFORE_TTL_SECS, UserBrief, UserView, credentials_by_login,
-    invalidate_user, sandbox_user, search_users, tokens_not_before, tokens_not_before_of,
-    user_by_id, user_by_username,
+    Credentials, SocketStart, TOKENS_NOT_BEFORE_TTL_SECS, UserBrief, UserView,
+    credentials_by_login, invalidate_user, sandbox_user, search_users, socket_start,
+    tokens_not_before, tokens_not_before_of, user_by_id, user_by_username,
 };

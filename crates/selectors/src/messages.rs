@@ -173,26 +173,35 @@ pub async fn message_history(
     limit: i64,
 ) -> Result<MessagePage> {
     let mut conn = store.conn().await?;
-    let query = messages::table
+    // One static query per cursor (not a boxed one): diesel prepares each once per connection,
+    // so a page costs PostgreSQL no parse and plan (a reconnect storm resumes thousands).
+    let page = messages::table
         .left_join(users::table)
         .filter(messages::chat_id.eq(chat.0))
         .select(message_columns())
-        .limit(limit + 1)
-        .into_boxed();
-    let query = match cursor {
-        HistoryCursor::Latest => query.order(messages::seq.desc()),
-        HistoryCursor::Before(seq) => query
-            .filter(messages::seq.lt(seq))
-            .order(messages::seq.desc()),
-        HistoryCursor::After(seq) => query
-            .filter(messages::seq.gt(seq))
-            .order(messages::seq.asc()),
-        HistoryCursor::Between { after, before } => query
-            .filter(messages::seq.gt(after))
-            .filter(messages::seq.lt(before))
-            .order(messages::seq.asc()),
+        .limit(limit + 1);
+    let mut rows: Vec<MessageRow> = match cursor {
+        HistoryCursor::Latest => page.order(messages::seq.desc()).load(&mut conn).await?,
+        HistoryCursor::Before(seq) => {
+            page.filter(messages::seq.lt(seq))
+                .order(messages::seq.desc())
+                .load(&mut conn)
+                .await?
+        }
+        HistoryCursor::After(seq) => {
+            page.filter(messages::seq.gt(seq))
+                .order(messages::seq.asc())
+                .load(&mut conn)
+                .await?
+        }
+        HistoryCursor::Between { after, before } => {
+            page.filter(messages::seq.gt(after))
+                .filter(messages::seq.lt(before))
+                .order(messages::seq.asc())
+                .load(&mut conn)
+                .await?
+        }
     };
-    let mut rows: Vec<MessageRow> = query.load(&mut conn).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     if !matches!(

@@ -107,6 +107,55 @@ diesel::define_sql_function!(
     fn lower_nullable(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>
 );
 
+/// What a socket needs to open, read together: the user, their token cut-off and every chat
+/// they are in with its `last_seq` ([`socket_start`]).
+#[derive(Debug, Clone)]
+pub struct SocketStart {
+    /// The user.
+    pub user: UserView,
+    /// Unix seconds before which the user's tokens are dead; `None` when no token is valid
+    /// (the user is disabled).
+    pub tokens_not_before: Option<i64>,
+    /// Each chat the user is a member of, with its `last_seq`.
+    pub chats: Vec<(crate::ChatId, i64)>,
+}
+
+/// The user `id`, their token cut-off and their chats with each chat's `last_seq`, in one query.
+///
+/// From PostgreSQL, never a cache: a reconnect storm costs one statement per socket, not three,
+/// and the cut-off read is the freshest there is. Errors: `NotFound(User)`.
+pub async fn socket_start(store: &Store, id: UserId) -> Result<SocketStart> {
+    use crate::schema::{chat_members, chats};
+    let mut conn = store.conn().await?;
+    let rows: Vec<(UserRow, Option<i64>, Option<i64>)> = users::table
+        .left_join(chat_members::table)
+        .left_join(chats::table.on(chats::id.nullable().eq(chat_members::chat_id.nullable())))
+        .filter(users::id.eq(id.0))
+        .select((
+            UserRow::as_select(),
+            chats::id.nullable(),
+            chats::last_seq.nullable(),
+        ))
+        .load(&mut conn)
+        .await?;
+    drop(conn);
+    let chats = rows
+        .iter()
+        .filter_map(|(_, chat, seq)| Some((crate::ChatId((*chat)?), (*seq)?)))
+        .collect();
+    let row = rows
+        .into_iter()
+        .next()
+        .ok_or(DomainError::NotFound(NotFoundReason::User))?
+        .0;
+    let credentials = row.into_credentials()?;
+    Ok(SocketStart {
+        tokens_not_before: (!credentials.disabled).then_some(credentials.tokens_not_before),
+        user: credentials.user,
+        chats,
+    })
+}
+
 /// A user's profile by id, read through the Redis cache. Errors: `NotFound(User)`.
 pub async fn user_by_id(store: &Store, id: UserId) -> Result<UserView> {
     let key = store.keys.user(id);

@@ -4,8 +4,11 @@
 //! scored with an expiry time and refreshed on every heartbeat, so a crashed instance's entries
 //! expire by themselves (no ghosts beyond `ttl_ms`).
 //!
-//! The first entry of a user publishes `presence {online: true}` to each of their chats; removing
-//! the last one publishes `online: false`.
+//! What the others were last told is kept too (`Keys::presence_said`): a user's first entry
+//! publishes `presence {online: true}` to each of their chats unless they were told so already,
+//! and removing the last one publishes `online: false` only if no entry came back within the
+//! grace period (`CHAT_PRESENCE_GRACE_MS`): a reload, a network switch or a reconnect storm
+//! shows nobody as gone and back, and costs no presence fan-out.
 //!
 //! An instance that dies without closing its sockets (kill -9, a lost host) says nothing, so
 //! every instance also keeps a heartbeat in the instance set ([`register_instance`], every
@@ -14,8 +17,10 @@
 //! every user it leaves with no socket anywhere — within `INSTANCE_TTL` + `INSTANCE_BEAT` of the
 //! death.
 
+use std::time::Duration;
+
 use crate::Store;
-use chat_domain::UserId;
+use chat_domain::{ChatId, UserId};
 use chat_selectors::{ChatEvent, presence::now_ms, user_chats};
 
 use crate::{Result, publish};
@@ -37,31 +42,52 @@ fn instance_of(token: &str) -> &str {
         .map_or(token, |(instance, _)| instance)
 }
 
-/// Registers a live connection `token` (see [`new_token`]) of `user` for `ttl_ms`; publishes
-/// `online` when it is the user's first.
-pub async fn connect(store: &Store, user: UserId, token: &str, ttl_ms: i64) -> Result<()> {
+/// How long the others' record of what they were told about a user lives (s): longer than any
+/// grace period; a user online for longer is simply told online again after a reconnect.
+const SAID_TTL_SECS: u64 = 24 * 3600;
+
+/// Registers a live connection `token` (see [`new_token`]) of `user` for `ttl_ms`.
+///
+/// Publishes `online` to `chats` (the user's chats, as the caller knows them) unless the others
+/// were told so already (a socket of the user is open, or closed less than the grace period
+/// ago).
+pub async fn connect(
+    store: &Store,
+    user: UserId,
+    token: &str,
+    ttl_ms: i64,
+    chats: &[ChatId],
+) -> Result<()> {
     let key = store.keys.presence(user);
     let now = now_ms();
     // Note the user under our instance first (checked when it dies), then atomically on the
-    // user's key (one cluster slot): drop expired entries, count the live ones, add ours.
+    // user's keys (one cluster slot): drop expired entries, add ours, say "online".
     note_under_instance(store, user, token).await?;
-    let (before,): (i64,) = redis::pipe()
+    let (said,): (Option<String>,) = redis::pipe()
         .atomic()
         .zrembyscore(&key, "-inf", now)
         .ignore()
-        .zcard(&key)
         .zadd(&key, token, now + ttl_ms)
         .ignore()
         .pexpire(&key, ttl_ms)
         .ignore()
+        .cmd("SET")
+        .arg(store.keys.presence_said(user))
+        .arg(ONLINE)
+        .arg("EX")
+        .arg(SAID_TTL_SECS)
+        .arg("GET")
         .query_async(&mut store.redis())
         .await
         .map_err(redis_error)?;
-    if before == 0 {
-        announce(store, user, true).await?;
+    if said.as_deref() != Some(ONLINE) {
+        announce(store, user, true, Some(chats)).await?;
     }
     Ok(())
 }
+
+/// What `presence_said` holds once the others were told a user is online.
+const ONLINE: &str = "online";
 
 /// Extends a live connection's entry by `ttl_ms` (every heartbeat); after a Redis restart it
 /// puts the entry (and the user under its instance) back.
@@ -94,8 +120,18 @@ async fn note_under_instance(store: &Store, user: UserId, token: &str) -> Result
     Ok(())
 }
 
-/// Removes a connection; publishes `offline` when it was the user's last live one.
-pub async fn disconnect(store: &Store, user: UserId, token: &str) -> Result<()> {
+/// Removes a connection; after the user's last live one, `offline` follows the grace period.
+///
+/// `offline` is published to `chats` (the user's chats as the caller knows them) after `grace`,
+/// unless an entry came back meanwhile (checked then, atomically with the record of what was
+/// said; the check runs in the background, the call returns at once).
+pub async fn disconnect(
+    store: &Store,
+    user: UserId,
+    token: &str,
+    grace: Duration,
+    chats: Vec<ChatId>,
+) -> Result<()> {
     let key = store.keys.presence(user);
     let (left,): (Vec<String>,) = redis::pipe()
         .atomic()
@@ -118,29 +154,77 @@ pub async fn disconnect(store: &Store, user: UserId, token: &str) -> Result<()> 
             .map_err(redis_error)?;
     }
     if left.is_empty() {
-        announce(store, user, false).await?;
+        let store = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Err(e) = gone_offline(&store, user, Some(&chats)).await {
+                tracing::warn!(error = %e, user.id = %user, "offline not announced; the presence entry expires by itself");
+            }
+        });
     }
     Ok(())
 }
 
-async fn announce(store: &Store, user: UserId, online: bool) -> Result<()> {
-    // A connect and a disconnect racing (a page reload) may both see "no other socket": announce
-    // only what is still true, so the last word matches the state.
+/// If `user` has no live entry, records that the others are told "offline" and tells them
+/// (when they were told "online" before), in `chats` (read from PostgreSQL when `None`).
+/// Returns whether it announced.
+async fn gone_offline(store: &Store, user: UserId, chats: Option<&[ChatId]>) -> Result<bool> {
+    // Atomic on the user's two keys (one slot): no entry came back between the check and the
+    // record of what was said.
+    let script = redis::Script::new(
+        r"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+          if redis.call('ZCARD', KEYS[1]) > 0 then return 'busy' end
+          return redis.call('SET', KEYS[2], 'offline', 'EX', ARGV[2], 'GET') or 'none'",
+    );
+    let said: String = script
+        .key(store.keys.presence(user))
+        .key(store.keys.presence_said(user))
+        .arg(now_ms())
+        .arg(SAID_TTL_SECS)
+        .invoke_async(&mut store.redis())
+        .await
+        .map_err(redis_error)?;
+    if said != ONLINE {
+        return Ok(false);
+    }
+    announce(store, user, false, chats).await?;
+    Ok(true)
+}
+
+/// Publishes `online` to each chat of `user` (`chats`, or read from PostgreSQL when `None`),
+/// if it is still true: a connect and a disconnect racing (a page reload) may both decide to
+/// speak, and the last word must match the state.
+async fn announce(
+    store: &Store,
+    user: UserId,
+    online: bool,
+    chats: Option<&[ChatId]>,
+) -> Result<()> {
     let still = chat_selectors::presence::is_online(store, user).await?;
     if still != online {
         return Ok(());
     }
-    for (chat, _) in user_chats(store, user).await? {
-        publish(
-            store,
-            &ChatEvent::Presence {
-                chat_id: chat,
-                user_id: user,
-                online,
-            },
-        )
-        .await;
-    }
+    let read;
+    let chats = match chats {
+        Some(chats) => chats,
+        None => {
+            read = user_chats(store, user)
+                .await?
+                .into_iter()
+                .map(|(chat, _)| chat)
+                .collect::<Vec<_>>();
+            &read
+        }
+    };
+    let events: Vec<ChatEvent> = chats
+        .iter()
+        .map(|chat| ChatEvent::Presence {
+            chat_id: *chat,
+            user_id: user,
+            online,
+        })
+        .collect();
+    crate::events::publish_all(&store.redis(), &store.keys, &events).await;
     Ok(())
 }
 
@@ -230,8 +314,7 @@ pub async fn sweep_dead_instances(store: &Store) -> Result<usize> {
                 .query_async(&mut redis)
                 .await
                 .map_err(redis_error)?;
-            if left == 0 {
-                announce(store, user, false).await?;
+            if left == 0 && gone_offline(store, user, None).await? {
                 offline += 1;
             }
         }

@@ -130,6 +130,12 @@ impl Keys {
         format!("{}presence:v2:{{u{user}}}", self.prefix)
     }
 
+    /// What the others were last told about `user`'s presence: `online` or `offline` (on the
+    /// slot of [`Self::presence`]).
+    pub fn presence_said(&self, user: UserId) -> String {
+        format!("{}presence:v2:{{u{user}}}:said", self.prefix)
+    }
+
     /// The generation of a chat's summary in chat lists (last message, `last_seq)`: replaced after
     /// every committed message, edit or delete in the chat.
     pub fn chat_summary_gen(&self, chat: ChatId) -> String {

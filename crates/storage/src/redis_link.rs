@@ -47,7 +47,15 @@ pub fn manager_config() -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_millis(200))
         .set_connection_timeout(Some(CONNECTION_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_pipeline_buffer_size(PIPELINE_BUFFER)
 }
+
+/// Requests queued to the shared connection before a caller waits for room.
+///
+/// The redis crate's default, 50, made a burst of thousands of requests (a reconnect storm's
+/// presence writes) wait past [`RESPONSE_TIMEOUT`] for their turn to be written, and Redis
+/// count as down.
+pub const PIPELINE_BUFFER: usize = 8192;
 
 /// A cluster client for `nodes` (seed addresses), bounded as [`manager_config`].
 ///

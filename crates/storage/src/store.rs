@@ -78,8 +78,23 @@ impl Store {
         // kernel's default of minutes; the broken connection is then dropped.
         let mut manager_config = ManagerConfig::default();
         manager_config.recycling_method = RecyclingMethod::Fast;
+        // Each connection's driver (the task that reads PostgreSQL's answers) is spawned where
+        // the connection is made. Made on this (the main) runtime, whichever task asks for one:
+        // not on an HTTP worker, whose thread also serves thousands of sockets and would delay
+        // every query on that connection while it is busy.
+        let runtime = tokio::runtime::Handle::current();
+        manager_config.custom_setup = Box::new(move |url| {
+            let (runtime, url) = (runtime.clone(), url.to_owned());
+            Box::pin(async move {
+                use diesel_async::AsyncConnection;
+                runtime
+                    .spawn(async move { AsyncPgConnection::establish(&url).await })
+                    .await
+                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?
+            })
+        });
         let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-            with_tcp_timeouts(&config.database_url),
+            with_generic_plans(&with_tcp_timeouts(&config.database_url)),
             manager_config,
         );
         let wait = Duration::from_millis(config.db_wait_timeout_ms);
@@ -186,9 +201,47 @@ pub fn with_tcp_timeouts(url: &str) -> String {
     }
 }
 
+/// `url` with `plan_cache_mode=force_generic_plan` for the pool's sessions, unless it sets
+/// `options` itself.
+///
+/// Every query of the server is prepared once per connection (diesel's statement cache), and all
+/// are index lookups whose plan does not depend on the values. Left to choose, PostgreSQL kept
+/// planning a history page anew on every call (a custom plan: 0.28 ms of planning for 0.03 ms
+/// of execution, measured with `pg_stat_statements` during a reconnect storm: 19,000 pages,
+/// 5.3 s of planning), since its estimate for `seq > $2 … LIMIT $3` never favours the generic
+/// plan.
+pub fn with_generic_plans(url: &str) -> String {
+    if url.contains("options=") {
+        return url.to_owned();
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}options=-c%20plan_cache_mode%3Dforce_generic_plan")
+    } else {
+        format!("{url} options='-c plan_cache_mode=force_generic_plan'")
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::with_tcp_timeouts;
+    use super::{with_generic_plans, with_tcp_timeouts};
+
+    #[test]
+    fn generic_plans_are_asked_for_unless_the_url_sets_options() {
+        assert_eq!(
+            with_generic_plans("postgres://u@h/db?sslmode=disable"),
+            "postgres://u@h/db?sslmode=disable&options=-c%20plan_cache_mode%3Dforce_generic_plan"
+        );
+        assert_eq!(
+            with_generic_plans("postgres://u@h/db"),
+            "postgres://u@h/db?options=-c%20plan_cache_mode%3Dforce_generic_plan"
+        );
+        assert_eq!(
+            with_generic_plans("postgres://u@h/db?options=-c%20x%3D1"),
+            "postgres://u@h/db?options=-c%20x%3D1"
+        );
+        assert!(with_generic_plans("host=h").ends_with("options='-c plan_cache_mode=force_generic_plan'"));
+    }
 
     #[test]
     fn tcp_timeouts_are_added_unless_the_url_sets_its_own() {

@@ -30,6 +30,8 @@ impl TestEnv {
             // Off unless a test is about them: tests sign in a lot from one address.
             rate_send_per_min: 0,
             rate_auth_per_min: 0,
+            // Offline at once unless a test is about the grace period.
+            presence_grace_ms: 0,
             ..Settings::default()
         }
     }

@@ -233,6 +233,37 @@ pub async fn token_user(
     Ok((user, verified))
 }
 
+/// [`token_user`] for a socket that is about to open, in one PostgreSQL query.
+///
+/// The token's user, their token cut-off and their chats with each chat's `last_seq`
+/// (`socket_start`), checked as [`authorize`] checks a request. The instance's copy of the
+/// cut-off is refreshed with what was read.
+///
+/// Errors: 401 for a bad, expired or revoked token, or one of a disabled or deleted user ("Token
+/// revoked: log in again."), 503/500 when PostgreSQL fails.
+pub async fn socket_user(
+    state: &AppState,
+    token: &str,
+) -> Result<(chat_selectors::SocketStart, Verified), ApiError> {
+    let verified = state.jwt.verify(token)?;
+    let started = std::time::Instant::now();
+    let revoked = || ApiError::unauthorized("Token revoked: log in again.");
+    let start = match chat_selectors::socket_start(&state.store, verified.user).await {
+        Ok(start) => start,
+        Err(chat_selectors::Error::Domain(chat_domain::DomainError::NotFound(_))) => {
+            return Err(revoked());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    state
+        .cut_offs
+        .fill(verified.user, start.tokens_not_before, started);
+    match start.tokens_not_before {
+        Some(not_before) if verified.issued_at >= not_before => Ok((start, verified)),
+        _ => Err(revoked()),
+    }
+}
+
 /// Counts a login or registration from the request's client address against
 /// `CHAT_RATE_AUTH_PER_MIN`, across instances.
 ///

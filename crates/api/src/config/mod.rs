@@ -20,6 +20,7 @@
 //! | `CHAT_WS_OUTBOUND_QUEUE` | `256` | frames queued per socket before a slow reader is disconnected |
 //! | `CHAT_WS_HEARTBEAT_SECS` | `30` | ping interval, s |
 //! | `CHAT_WS_CLIENT_TIMEOUT_SECS` | `90` | a socket silent this long is closed, s |
+//! | `CHAT_PRESENCE_GRACE_MS` | `15000` | a user whose last socket closed is announced offline only if no socket of theirs is back within this, ms (a reload or a reconnect storm shows nobody gone and back) |
 //! | `CHAT_WS_WRITE_TIMEOUT_MS` | `10000` | a socket write blocked this long closes it, ms |
 //! | `CHAT_WS_FRAMES_PER_SEC` | `50` | client frames a socket may send per second, on average (every door; 0: no limit) |
 //! | `CHAT_WS_FRAME_BURST` | `100` | client frames a socket may send at once; past it each frame gets an error with `retry_after`, and the burst again refused closes it with 1008 |
@@ -93,6 +94,7 @@ pub struct Settings {
     pub ws_heartbeat_secs: u64,
     pub ws_client_timeout_secs: u64,
     pub ws_write_timeout_ms: u64,
+    pub presence_grace_ms: u64,
     pub ws_frames_per_sec: u32,
     pub ws_frame_burst: u32,
     pub redis_prefix: String,
@@ -136,6 +138,7 @@ impl Default for Settings {
             ws_heartbeat_secs: 30,
             ws_client_timeout_secs: 90,
             ws_write_timeout_ms: 10_000,
+            presence_grace_ms: 15_000,
             ws_frames_per_sec: 50,
             ws_frame_burst: 100,
             redis_prefix: "chat:".into(),
@@ -164,7 +167,7 @@ impl Default for Settings {
 
 impl Settings {
     /// Every environment variable the settings read (the module docs describe each).
-    pub const VARIABLES: [&'static str; 39] = [
+    pub const VARIABLES: [&'static str; 40] = [
         "DATABASE_URL",
         "REDIS_URL",
         "REDIS_CLUSTER_URLS",
@@ -181,6 +184,7 @@ impl Settings {
         "CHAT_WS_HEARTBEAT_SECS",
         "CHAT_WS_CLIENT_TIMEOUT_SECS",
         "CHAT_WS_WRITE_TIMEOUT_MS",
+        "CHAT_PRESENCE_GRACE_MS",
         "CHAT_WS_FRAMES_PER_SEC",
         "CHAT_WS_FRAME_BURST",
         "CHAT_REDIS_PREFIX",

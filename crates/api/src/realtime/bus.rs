@@ -170,6 +170,7 @@ impl Bus {
                 },
                 _ = sweep.tick() => {
                     self.hub.interests().sweep(LINGER);
+                    self.hub.forget_old();
                 }
             }
         }
@@ -268,6 +269,7 @@ impl Bus {
                 },
                 _ = sweep.tick() => {
                     self.hub.interests().sweep(LINGER);
+                    self.hub.forget_old();
                 }
             }
         }

@@ -14,6 +14,6 @@ pub mod sessions;
 pub mod socket;
 
 pub use hub::{
-    Connection, Event, FrameKind, Hub, SessionGuard, Signal, Subscription, SupportWatch,
+    Connection, Event, FrameKind, Hub, RECENT, SessionGuard, Signal, Subscription, SupportWatch,
     UserRegistration,
 };

@@ -492,6 +492,35 @@ async fn presence_is_seen_across_instances_and_goes_offline_on_disconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_back_within_the_grace_period_never_shows_as_offline() {
+    let env = chat_test_support::TestEnv::new().await;
+    let mut settings = env.settings();
+    settings.presence_grace_ms = 1_500;
+    let one = TestApp::spawn_with(env.clone(), settings.clone()).await;
+    let two = TestApp::spawn_with(env, settings).await;
+    let alice = one.user("alice").await;
+    let bob = one.user("bob").await;
+    one.group(&alice, &[&bob]).await;
+    let (mut a, _) = one.gateway(&alice).await;
+    let (b, _) = two.gateway(&bob).await;
+    assert_eq!(presence_of(&mut a, bob.id).await["online"], true);
+    // A reload: the socket closes and another opens, on the other instance, at once.
+    drop(b);
+    let (b, _) = one.gateway(&bob).await;
+    let heard = a.drain(2_500).await;
+    assert!(
+        !heard.iter().any(|f| f["event"] == "presence" && f["user_id"] == bob.id),
+        "bob showed as gone and back: {heard:?}"
+    );
+    // Gone for good: offline once the grace period is over, not before.
+    drop(b);
+    let started = std::time::Instant::now();
+    assert_eq!(presence_of(&mut a, bob.id).await["online"], false);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1_400), "offline after {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_markers_drive_unread_counts_and_never_move_back() {
     let app = TestApp::spawn().await;
     let alice = app.user("alice").await;

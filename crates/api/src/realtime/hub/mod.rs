@@ -7,9 +7,14 @@ pub use guards::*;
 mod topics;
 pub use topics::{BusRequest, Interests, LINGER};
 
+/// How long the hub remembers the last seq of each chat it heard (`Hub::subscribe_seen`); a
+/// socket that took longer between reading its chats and subscribing reads them again.
+pub const RECENT: Duration = Duration::from_secs(10);
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 use chat_domain::{ChatId, UserId};
@@ -128,6 +133,9 @@ struct Tracked {
 pub struct Hub {
     keys: Keys,
     interests: Interests,
+    /// The highest seq of each chat's new messages heard lately, and when: a socket that read
+    /// where its chats stand before subscribing learns from it what it missed in between.
+    recent: Mutex<HashMap<ChatId, (i64, Instant)>>,
     chats: RwLock<HashMap<ChatId, Vec<Arc<Connection>>>>,
     users: RwLock<HashMap<UserId, Vec<Arc<Connection>>>>,
     /// Sockets that receive every support chat's new messages (door 003's unbound operators).
@@ -298,6 +306,45 @@ impl Hub {
         }
     }
 
+    /// [`Self::subscribe`], also returning the highest seq of the chat's new messages this
+    /// instance heard within [`RECENT`] before the subscription (offered to the socket's
+    /// queue from then on; the earlier ones it must read itself).
+    pub fn subscribe_seen(
+        self: &Arc<Self>,
+        chat: ChatId,
+        conn: &Arc<Connection>,
+    ) -> (Subscription, Option<i64>) {
+        let mut chats = self.chats.write().unwrap_or_else(|e| e.into_inner());
+        chats.entry(chat).or_default().push(conn.clone());
+        let seen = self
+            .recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&chat)
+            .map(|(seq, _)| *seq);
+        drop(chats);
+        self.interests.acquire(self.keys.chat_topic(chat));
+        let subscription = Subscription {
+            hub: self.clone(),
+            chat,
+            conn_id: conn.id,
+        };
+        (subscription, seen)
+    }
+
+    /// Since when this instance has heard `chat`'s shard without a break (`None`: it does not).
+    pub fn listening_since(&self, chat: ChatId) -> Option<Instant> {
+        self.interests.live_since(self.keys.chat_topic(chat))
+    }
+
+    /// Forgets the new messages heard more than [`RECENT`] ago.
+    pub fn forget_old(&self) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (_, at)| at.elapsed() < RECENT);
+    }
+
     /// Also delivers events about `conn.user` (a `member.joined` for a chat the socket is not on
     /// yet) until the returned guard is dropped. Gateway sockets register; per-chat door sockets
     /// don't need to.
@@ -349,6 +396,13 @@ impl Hub {
         let mut reached = Vec::new();
         {
             let chats = self.chats.read().unwrap_or_else(|e| e.into_inner());
+            // Noted under the subscribers' lock: a socket subscribing now either is offered the
+            // event or finds it here (`subscribe_seen`).
+            if let ChatEvent::MessageCreated { chat_id, message, .. } = &event.chat_event {
+                let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = recent.entry(*chat_id).or_insert((message.seq, Instant::now()));
+                *entry = (entry.0.max(message.seq), Instant::now());
+            }
             for conn in chats.get(&event.chat_event.chat_id()).into_iter().flatten() {
                 delivered += usize::from(conn.offer(&event));
                 if joining == Some(conn.user) || support {

@@ -147,3 +147,21 @@ async fn a_full_queue_of_a_socket_that_can_catch_up_reads_new_messages_back_but_
         "overflow was not signalled"
     );
 }
+
+#[tokio::test]
+async fn a_socket_subscribing_late_learns_the_seq_of_what_it_was_not_offered() {
+    let hub = Arc::new(Hub::default());
+    let (tx, mut rx) = mpsc::channel(4);
+    let conn = hub.connect(UserId(1), tx);
+    assert_eq!(hub.dispatch(created(7, 5)), 0, "nobody on the chat yet");
+    assert_eq!(hub.dispatch(created(7, 6)), 0);
+    let (_sub, seen) = hub.subscribe_seen(ChatId(7), &conn);
+    assert_eq!(seen, Some(6), "heard before the subscription");
+    let (_other, nothing) = hub.subscribe_seen(ChatId(8), &conn);
+    assert_eq!(nothing, None);
+    assert_eq!(hub.dispatch(created(7, 7)), 1, "offered from then on");
+    assert!(rx.recv().await.is_some());
+    // Without a bus every shard counts as heard from the first subscription on.
+    assert!(hub.listening_since(ChatId(7)).is_some());
+    assert!(hub.listening_since(ChatId(9)).is_none());
+}

@@ -37,8 +37,8 @@ pub enum BusRequest {
 struct Interest {
     /// Local sockets (subscriptions, registrations, watches) that need the topic.
     refs: usize,
-    /// Redis confirmed the subscription.
-    live: bool,
+    /// Since when Redis has confirmed the subscription (`None`: not live).
+    live: Option<Instant>,
     /// Since when no socket needs it.
     idle_since: Option<Instant>,
 }
@@ -85,9 +85,9 @@ impl Interests {
             let live = match self.bus.get() {
                 Some(bus) => {
                     let _ = bus.send(BusRequest::Subscribe(topic));
-                    false
+                    None
                 }
-                None => true,
+                None => Some(Instant::now()),
             };
             Interest {
                 refs: 0,
@@ -130,7 +130,7 @@ impl Interests {
     /// Redis confirmed the subscription to `topic` (the bus is connected).
     pub fn confirmed(&self, topic: Topic) {
         if let Some(interest) = self.lock().get_mut(&topic) {
-            interest.live = true;
+            interest.live.get_or_insert_with(Instant::now);
         }
         self.connected.store(true, Ordering::Release);
         self.changed.send_modify(|n| *n += 1);
@@ -147,9 +147,14 @@ impl Interests {
     pub fn lost(&self) {
         self.connected.store(false, Ordering::Release);
         for interest in self.lock().values_mut() {
-            interest.live = false;
+            interest.live = None;
         }
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Since when this instance has heard `topic` without a break (`None`: it does not).
+    pub fn live_since(&self, topic: Topic) -> Option<Instant> {
+        self.lock().get(&topic).and_then(|interest| interest.live)
     }
 
     /// Every topic wanted now (what the bus subscribes to after reconnecting).
@@ -171,7 +176,7 @@ impl Interests {
         let wanted = self.lock();
         topics
             .iter()
-            .all(|t| wanted.get(t).is_none_or(|interest| interest.live))
+            .all(|t| wanted.get(t).is_none_or(|interest| interest.live.is_some()))
     }
 
     /// Waits until every one of `topics` is live (at most [`READY_WAIT`]); returns whether they

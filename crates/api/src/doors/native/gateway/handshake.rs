@@ -2,28 +2,46 @@
 //! frame), the user it names, and where the client asks to resume (`?sync=` or the auth frame's
 //! `"sync"`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_ws::{Message, MessageStream};
 use chat_domain::ChatId;
 use chat_selectors::UserView;
 
 use super::frames::{AuthFrame, Resume};
-use crate::auth::token_user;
+use crate::auth::socket_user;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// How long an unauthenticated socket may take to send its `auth` frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The user of a token and the token's issue time (the socket is tracked with it, so a later
-/// revocation closes it).
+/// A socket about to open: its user, the token's issue time (the socket is tracked with it, so
+/// a later revocation closes it), and where the user's chats stood when read.
+pub struct Opening {
+    /// The token's user.
+    pub user: UserView,
+    /// The token's issue time, unix s.
+    pub issued_at: i64,
+    /// Each chat of the user with its `last_seq`, as read at `read_at`.
+    pub chats: Vec<(ChatId, i64)>,
+    /// When `chats` was read.
+    pub read_at: Instant,
+}
+
+/// Checks a token and reads what the socket opens with, in one query (`socket_user`).
 ///
 /// Errors: 401 for a bad token; a database fault keeps its own status (503/500), never "not
 /// authenticated".
-pub async fn authenticate(state: &AppState, token: &str) -> Result<(UserView, i64), ApiError> {
-    let (user, verified) = token_user(state, token).await?;
-    Ok((user, verified.issued_at))
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Opening, ApiError> {
+    let read_at = Instant::now();
+    let (start, verified) = socket_user(state, token).await?;
+    Ok(Opening {
+        user: start.user,
+        issued_at: verified.issued_at,
+        chats: start.chats,
+        read_at,
+    })
 }
 
 /// The query of `GET /api/v1/ws`.
@@ -63,7 +81,7 @@ fn bad_resume_query() -> ApiError {
 pub async fn first_frame_auth(
     state: &AppState,
     stream: &mut MessageStream,
-) -> Result<((UserView, i64), Resume), ApiError> {
+) -> Result<(Opening, Resume), ApiError> {
     let unauthorized = || {
         ApiError::unauthorized(
             "Authenticate first: send {\"action\":\"auth\",\"token\":\"<access>\"}.",

@@ -62,8 +62,8 @@ pub async fn socket(
     match request_token(&req) {
         Some(token) => match authenticate(&state, &token).await {
             // Subscribed before the 101 goes out: nothing sent after the handshake is missed.
-            Ok((user, issued_at)) => {
-                let started = Gateway::start(state, user, issued_at, resume, &limits).await;
+            Ok(opening) => {
+                let started = Gateway::start(state, opening, resume, &limits).await;
                 actix_web::rt::spawn(run(session, stream, started, limits).in_current_span());
             }
             Err(e) => {
@@ -78,9 +78,8 @@ pub async fn socket(
                     // only what the session needs for its whole life.
                     let auth = Box::pin(first_frame_auth(&state, &mut stream));
                     match auth.await {
-                        Ok(((user, issued_at), resume)) => {
-                            let start =
-                                Box::pin(Gateway::start(state, user, issued_at, resume, &limits));
+                        Ok((opening, resume)) => {
+                            let start = Box::pin(Gateway::start(state, opening, resume, &limits));
                             let started = start.await;
                             run(session, stream, started, limits).await;
                         }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::Started;
+use super::handshake::Opening;
 use super::frames::{ClientFrame, Resume, created_frame, error_frame, shared_frame};
 use super::sending::SendDone;
 use crate::error::ApiError;
@@ -52,6 +53,12 @@ impl Followed {
             missed_upto: 0,
         }
     }
+
+    /// Live delivery starts after `seq` instead, if that is later (what came before is history).
+    fn raise_live_from(&mut self, seq: i64) {
+        self.live_from = self.live_from.max(seq);
+        self.order.mark(seq);
+    }
 }
 
 /// A gateway session.
@@ -83,11 +90,16 @@ impl Gateway {
     /// Redis answers; else the socket opens all the same and goes online at a later heartbeat.
     pub(super) async fn start(
         state: AppState,
-        user: UserView,
-        issued_at: i64,
+        opening: Opening,
         resume: Resume,
         limits: &SocketLimits,
     ) -> Started {
+        let Opening {
+            user,
+            issued_at,
+            chats: read,
+            read_at,
+        } = opening;
         let (tx, rx) = mpsc::channel(limits.queue);
         let conn = state.hub.connect(user.id, tx);
         conn.repair_overflow();
@@ -99,32 +111,52 @@ impl Gateway {
         };
         crate::auth::confirm_session(&state, verified).await;
         let store = &state.store;
-        let mut subscriptions: HashMap<ChatId, Subscription> = user_chats(store, user.id)
-            .await?
-            .into_iter()
-            .map(|(chat, _)| (chat, state.hub.subscribe(chat, &conn)))
-            .collect();
-        // This instance listens to those chats (and to events about the user) before it reads
-        // where they stand: what is published from then on arrives live.
-        state
-            .hub
-            .ready_for_chats(subscriptions.keys().copied())
-            .await;
-        state.hub.ready_for_user(user.id).await;
+        // One read of where the user's chats stand (with the token's check: `authenticate`),
+        // then the subscriptions. What this instance
+        // heard of a chat between the two is not in the socket's queue: the hub says up to
+        // which seq, and live delivery starts after it. A chat whose shard this instance was
+        // not listening to at the read (or a read older than what the hub remembers) is read
+        // again once it listens.
         let mut chats = HashMap::new();
-        for (chat, last_seq) in user_chats(store, user.id).await? {
-            let subscription = subscriptions
-                .remove(&chat)
-                .unwrap_or_else(|| state.hub.subscribe(chat, &conn));
-            chats.insert(chat, Followed::new(chat, subscription, last_seq));
+        let mut reread = false;
+        for (chat, last_seq) in read {
+            let heard = state
+                .hub
+                .listening_since(chat)
+                .is_some_and(|since| since <= read_at);
+            let (subscription, seen) = state.hub.subscribe_seen(chat, &conn);
+            reread |= !heard;
+            let live_from = last_seq.max(seen.unwrap_or(0));
+            chats.insert(chat, Followed::new(chat, subscription, live_from));
+        }
+        reread |= read_at.elapsed() >= crate::realtime::RECENT;
+        // This instance listens to those chats (and to events about the user) before anything
+        // more is read: what is published from then on arrives live.
+        state.hub.ready_for_chats(chats.keys().copied()).await;
+        state.hub.ready_for_user(user.id).await;
+        if reread {
+            let mut fresh = HashMap::new();
+            for (chat, last_seq) in user_chats(store, user.id).await? {
+                let followed = match chats.remove(&chat) {
+                    Some(mut followed) => {
+                        followed.raise_live_from(last_seq);
+                        followed
+                    }
+                    None => Followed::new(chat, state.hub.subscribe(chat, &conn), last_seq),
+                };
+                fresh.insert(chat, followed);
+            }
+            chats = fresh;
         }
         let presence_token = chat_services::presence::new_token(state.hub.instance());
         let ttl = limits.client_timeout.as_millis() as i64;
+        let chat_ids: Vec<ChatId> = chats.keys().copied().collect();
         let presence_on = match chat_services::presence::connect(
             store,
             user.id,
             &presence_token,
             ttl,
+            &chat_ids,
         )
         .await
         {
@@ -170,8 +202,10 @@ impl Gateway {
         if !self.presence_on {
             return;
         }
-        if let Err(e) =
-            chat_services::presence::disconnect(store, self.user.id, &self.presence_token).await
+        let grace = std::time::Duration::from_millis(self.state.settings.presence_grace_ms);
+        let chats = self.chats.keys().copied().collect();
+        let (user, token) = (self.user.id, &self.presence_token);
+        if let Err(e) = chat_services::presence::disconnect(store, user, token, grace, chats).await
         {
             tracing::warn!(error = %e, "presence disconnect failed; the entry expires by itself");
         }
@@ -393,7 +427,8 @@ impl SocketDoor for Gateway {
         let kept = if self.presence_on {
             chat_services::presence::refresh(store, user, token, ttl).await
         } else {
-            chat_services::presence::connect(store, user, token, ttl).await
+            let chats: Vec<ChatId> = self.chats.keys().copied().collect();
+            chat_services::presence::connect(store, user, token, ttl, &chats).await
         };
         match kept {
             Ok(()) => self.presence_on = true,
