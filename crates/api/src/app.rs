@@ -153,6 +153,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         settings: settings.clone(),
         hub,
         cut_offs,
+        handshakes: tokio::sync::Semaphore::new((settings.db_pool_size / 2).max(1)),
     });
     let data = web::Data::new(state.clone());
     let door_settings = settings.clone();

@@ -42,4 +42,8 @@ pub struct Shared {
     pub cut_offs: Arc<CutOffs>,
     /// Turns `true` when the server shuts down: every socket closes with 1012 (service restart).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Admission of socket handshakes to PostgreSQL: at most half the pool at once, the others
+    /// wait their turn (a reconnect storm queues instead of failing, and REST requests always
+    /// find connections free).
+    pub handshakes: tokio::sync::Semaphore,
 }

@@ -40,9 +40,10 @@ pub async fn reconnect(
             async move {
                 // A client retries a refused send (e.g. 503 while the server is busy).
                 let mut failed = 0u64;
+                let started = std::time::Instant::now();
                 loop {
                     match api.send(token, *chat, "sent while everyone was away").await {
-                        Ok(seq) => return Ok(((*chat, seq), failed)),
+                        Ok(seq) => return Ok(((*chat, seq), failed, started.elapsed())),
                         Err(e) if failed >= 20 => return Err(e),
                         Err(_) => {
                             failed += 1;
@@ -56,13 +57,22 @@ pub async fn reconnect(
         .collect::<Vec<_>>();
     let (answers, missed) = tokio::join!(storm, missed);
     let answers = answers?;
-    let missed: Vec<((i64, i64), u64)> = missed.into_iter().collect::<Result<_>>()?;
-    let rest_failures: u64 = missed.iter().map(|(_, f)| f).sum();
-    let expected: Vec<(i64, i64)> = missed.into_iter().map(|(e, _)| e).collect();
+    let missed: Vec<((i64, i64), u64, Duration)> = missed.into_iter().collect::<Result<_>>()?;
+    let rest_failures: u64 = missed.iter().map(|(_, f, _)| f).sum();
+    let mut waits: Vec<f64> = missed
+        .iter()
+        .map(|(_, _, t)| t.as_secs_f64() * 1000.0)
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    let expected: Vec<(i64, i64)> = missed.into_iter().map(|(e, _, _)| e).collect();
     report.add(
         "REST sends refused during the storm (retried)",
         rest_failures as f64,
     );
+    if let Some(slowest) = waits.last() {
+        report.add("REST send during the storm, median ms", waits[waits.len() / 2]);
+        report.add("REST send during the storm, slowest ms", *slowest);
+    }
     report.at_most(
         "all back and synced after, s",
         fleet::max(&answers, "elapsed_ms") / 1000.0,

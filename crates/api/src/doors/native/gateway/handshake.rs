@@ -34,6 +34,9 @@ pub struct Opening {
 /// Errors: 401 for a bad token; a database fault keeps its own status (503/500), never "not
 /// authenticated".
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Opening, ApiError> {
+    // Waits its turn behind other handshakes rather than for a pooled connection (whose wait
+    // is bounded, and shared with REST requests). The semaphore is never closed.
+    let _admitted = state.handshakes.acquire().await;
     let read_at = Instant::now();
     let (start, verified) = socket_user(state, token).await?;
     Ok(Opening {
