@@ -240,7 +240,10 @@ mod tests {
             with_generic_plans("postgres://u@h/db?options=-c%20x%3D1"),
             "postgres://u@h/db?options=-c%20x%3D1"
         );
-        assert!(with_generic_plans("host=h").ends_with("options='-c plan_cache_mode=force_generic_plan'"));
+        assert!(
+            with_generic_plans("host=h")
+                .ends_with("options='-c plan_cache_mode=force_generic_plan'")
+        );
     }
 
     #[test]

@@ -509,7 +509,9 @@ async fn a_user_back_within_the_grace_period_never_shows_as_offline() {
     let (b, _) = one.gateway(&bob).await;
     let heard = a.drain(2_500).await;
     assert!(
-        !heard.iter().any(|f| f["event"] == "presence" && f["user_id"] == bob.id),
+        !heard
+            .iter()
+            .any(|f| f["event"] == "presence" && f["user_id"] == bob.id),
         "bob showed as gone and back: {heard:?}"
     );
     // Gone for good: offline once the grace period is over, not before.
@@ -517,7 +519,10 @@ async fn a_user_back_within_the_grace_period_never_shows_as_offline() {
     let started = std::time::Instant::now();
     assert_eq!(presence_of(&mut a, bob.id).await["online"], false);
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1_400), "offline after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1_400),
+        "offline after {waited:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,7 +70,10 @@ pub async fn reconnect(
         rest_failures as f64,
     );
     if let Some(slowest) = waits.last() {
-        report.add("REST send during the storm, median ms", waits[waits.len() / 2]);
+        report.add(
+            "REST send during the storm, median ms",
+            waits[waits.len() / 2],
+        );
         report.add("REST send during the storm, slowest ms", *slowest);
     }
     report.at_most(

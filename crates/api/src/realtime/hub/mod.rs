@@ -398,9 +398,14 @@ impl Hub {
             let chats = self.chats.read().unwrap_or_else(|e| e.into_inner());
             // Noted under the subscribers' lock: a socket subscribing now either is offered the
             // event or finds it here (`subscribe_seen`).
-            if let ChatEvent::MessageCreated { chat_id, message, .. } = &event.chat_event {
+            if let ChatEvent::MessageCreated {
+                chat_id, message, ..
+            } = &event.chat_event
+            {
                 let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-                let entry = recent.entry(*chat_id).or_insert((message.seq, Instant::now()));
+                let entry = recent
+                    .entry(*chat_id)
+                    .or_insert((message.seq, Instant::now()));
                 *entry = (entry.0.max(message.seq), Instant::now());
             }
             for conn in chats.get(&event.chat_event.chat_id()).into_iter().flatten() {

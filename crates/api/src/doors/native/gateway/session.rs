@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::Started;
-use super::handshake::Opening;
 use super::frames::{ClientFrame, Resume, created_frame, error_frame, shared_frame};
+use super::handshake::Opening;
 use super::sending::SendDone;
 use crate::error::ApiError;
 use crate::realtime::ordered::{Ordered, lost};
