@@ -14,7 +14,8 @@ Markdown conventions (the extra words after the language are invisible on GitHub
 
 Inside the blocks, `curl` fails on a 4xx/5xx answer (`--fail-with-body`) unless the block allows
 errors; addresses 127.0.0.1:<port> of DOCS_PORTS (e.g. "8080=18180,9000=18181") are rewritten to
-this run's ports, and `target/release/` to this build's binaries (DOCS_TARGET).
+this run's ports, `target/release/` to this build's binaries (DOCS_TARGET), and `scripts/` to the
+repository's scripts (blocks run in a work directory of their own).
 
 Usage: docs_examples.py <repo root> <work dir>. Exit 1 on the first failing block.
 """
@@ -74,9 +75,11 @@ def matches(expected, actual):
     return re.fullmatch(pattern, actual) is not None
 
 
-def rewrite(text, ports, target):
+def rewrite(text, ports, target, root):
     for old, new in ports.items():
         text = text.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
+    # The project's scripts, as a reader at the repository's root runs them.
+    text = re.sub(r"(?<![\w/.])scripts/", root.rstrip("/") + "/scripts/", text)
     return text.replace("target/release/", target.rstrip("/") + "/")
 
 
@@ -109,7 +112,7 @@ def main():
             if previous is None:
                 sys.exit(f"docs-examples: {where}: an output block must follow a ```sh block")
             exp = os.path.join(work, f"expected{n}")
-            open(exp, "w", encoding="utf-8").write(rewrite(text, ports, target) + "\n")
+            open(exp, "w", encoding="utf-8").write(rewrite(text, ports, target, root) + "\n")
             out = previous
             script.append(
                 f'if ! python3 {me} --compare {exp} {out}; then echo "docs-examples: {where}: '
@@ -131,7 +134,7 @@ def main():
             f"__allow={1 if 'allow-errors' in words else 0}",
             f'echo "docs-examples: {where}"',
             "{",
-            rewrite(text, ports, target),
+            rewrite(text, ports, target, root),
             f"}} > {out} 2> {out}.err",
             f"sed 's/^/    /' {out}",
         ]

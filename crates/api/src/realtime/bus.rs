@@ -64,10 +64,7 @@ pub async fn run_subscriber(
         ready: Some(ready),
         seen: Seen::default(),
     };
-    match client {
-        RedisClient::Single(client) => bus.run_single(client).await,
-        RedisClient::Cluster(nodes) => bus.run_cluster(nodes).await,
-    }
+    bus.run(client).await;
 }
 
 struct Bus {
@@ -116,13 +113,21 @@ impl Bus {
         tracing::warn!(%error, "event subscriber lost Redis; reconnecting");
     }
 
-    /// One Redis: `SUBSCRIBE` on a dedicated connection.
-    async fn run_single(&mut self, client: redis::Client) {
+    /// Connects, serves, and reconnects with backoff (100 ms doubling to 1 s) when Redis drops.
+    async fn run(&mut self, client: RedisClient) {
         let mut backoff = Duration::from_millis(100);
         let mut after_loss = false;
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         loop {
-            match self.session_single(&client, after_loss, &mut sweep).await {
+            let session = match &client {
+                RedisClient::Single(client) => {
+                    self.session_single(client, after_loss, &mut sweep).await
+                }
+                RedisClient::Cluster(nodes) => {
+                    self.session_cluster(nodes, after_loss, &mut sweep).await
+                }
+            };
+            match session {
                 Ok(()) => return,
                 Err(error) => {
                     self.lost(&error);
@@ -176,28 +181,10 @@ impl Bus {
         }
     }
 
-    /// A Redis Cluster: `SSUBSCRIBE` through the cluster connection (RESP3 pushes). The
-    /// connection reconnects to failed-over nodes by itself and re-subscribes; every
-    /// disconnection it reports is treated as a loss (sockets catch up once the topics are
-    /// subscribed again).
-    async fn run_cluster(&mut self, nodes: Vec<String>) {
-        let mut backoff = Duration::from_millis(100);
-        let mut after_loss = false;
-        let mut sweep = tokio::time::interval(SWEEP_EVERY);
-        loop {
-            match self.session_cluster(&nodes, after_loss, &mut sweep).await {
-                Ok(()) => return,
-                Err(error) => {
-                    self.lost(&error);
-                    after_loss = true;
-                }
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            while self.requests.try_recv().is_ok() {}
-        }
-    }
-
+    /// One Redis: `SUBSCRIBE` on a dedicated connection ([`Self::session_single`]); a Redis
+    /// Cluster: `SSUBSCRIBE` through the cluster connection (RESP3 pushes), which reconnects to
+    /// failed-over nodes by itself; every disconnection it reports is treated as a loss
+    /// (sockets catch up once the topics are subscribed again).
     async fn session_cluster(
         &mut self,
         nodes: &[String],
