@@ -59,7 +59,9 @@ impl RunningServer {
         self.session_checks.abort();
         self.liveness.abort();
         let instance = self.state.hub.instance();
-        if let Err(e) = chat_services::presence::forget_instance(&self.state.store, instance).await
+        let grace = Duration::from_millis(self.state.settings.presence_grace_ms);
+        if let Err(e) =
+            chat_services::presence::forget_instance(&self.state.store, instance, grace).await
         {
             tracing::warn!(error = %e, "instance not removed from the presence set; it expires");
         }

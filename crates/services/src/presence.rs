@@ -93,10 +93,22 @@ const ONLINE: &str = "online";
 /// puts the entry (and the user under its instance) back.
 pub async fn refresh(store: &Store, user: UserId, token: &str, ttl_ms: i64) -> Result<()> {
     let key = store.keys.presence(user);
+    let said = store.keys.presence_said(user);
     let _: () = redis::pipe()
         .zadd(&key, token, now_ms() + ttl_ms)
         .ignore()
         .pexpire(&key, ttl_ms)
+        .ignore()
+        // What the others were told lives as long as the socket (and says "online" again after
+        // a Redis restart lost it: they were told so when the socket opened).
+        .cmd("SET")
+        .arg(&said)
+        .arg(ONLINE)
+        .arg("EX")
+        .arg(SAID_TTL_SECS)
+        .arg("NX")
+        .ignore()
+        .expire(&said, SAID_TTL_SECS as i64)
         .ignore()
         .sadd(
             store.keys.presence_instance_users(instance_of(token)),
@@ -143,8 +155,65 @@ pub async fn disconnect(
         .query_async(&mut store.redis())
         .await
         .map_err(redis_error)?;
-    let instance = instance_of(token);
-    if !left.iter().any(|t| instance_of(t) == instance) {
+    let instance = instance_of(token).to_owned();
+    if left.iter().any(|t| instance_of(t) == instance) {
+        // Another socket of the user on this instance: its close decides.
+        return Ok(());
+    }
+    // The user stays under this instance until the check below has run: if the instance dies
+    // first, whoever sweeps it says "offline" instead.
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Err(e) = gone_offline(&store, user, Some(&chats), Some(&instance)).await {
+                tracing::warn!(error = %e, user.id = %user, "offline not announced; the presence entry expires by itself");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// If `user` has no live entry, records that the others are told "offline" and tells them.
+///
+/// Unless they were told so already; in `chats` (read from PostgreSQL when `None`). With
+/// `instance`, the user leaves that instance's list once no entry of it is left. Returns
+/// whether it announced.
+async fn gone_offline(
+    store: &Store,
+    user: UserId,
+    chats: Option<&[ChatId]>,
+    instance: Option<&str>,
+) -> Result<bool> {
+    // Atomic on the user's two keys (one slot): no entry came back between the check and the
+    // record of what was said. A record Redis lost counts as "online" (it was said when the
+    // socket opened).
+    let script = redis::Script::new(
+        r"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+          local ours = 0
+          if ARGV[3] ~= '' then
+            for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+              if string.sub(token, 1, string.len(ARGV[3])) == ARGV[3] then ours = 1 end
+            end
+          end
+          if redis.call('ZCARD', KEYS[1]) > 0 then return {'busy', ours} end
+          local said = redis.call('SET', KEYS[2], 'offline', 'EX', ARGV[2], 'GET')
+          if said == 'offline' then return {'quiet', ours} end
+          return {'gone', ours}",
+    );
+    let prefix = instance.map(|i| format!("{i}.")).unwrap_or_default();
+    let (outcome, ours): (String, i64) = script
+        .key(store.keys.presence(user))
+        .key(store.keys.presence_said(user))
+        .arg(now_ms())
+        .arg(SAID_TTL_SECS)
+        .arg(&prefix)
+        .invoke_async(&mut store.redis())
+        .await
+        .map_err(redis_error)?;
+    if let Some(instance) = instance
+        && ours == 0
+    {
         // No socket of this user on this instance any more: nothing to sweep if it dies.
         let _: () = redis::cmd("SREM")
             .arg(store.keys.presence_instance_users(instance))
@@ -153,38 +222,7 @@ pub async fn disconnect(
             .await
             .map_err(redis_error)?;
     }
-    if left.is_empty() {
-        let store = store.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            if let Err(e) = gone_offline(&store, user, Some(&chats)).await {
-                tracing::warn!(error = %e, user.id = %user, "offline not announced; the presence entry expires by itself");
-            }
-        });
-    }
-    Ok(())
-}
-
-/// If `user` has no live entry, records that the others are told "offline" and tells them
-/// (when they were told "online" before), in `chats` (read from PostgreSQL when `None`).
-/// Returns whether it announced.
-async fn gone_offline(store: &Store, user: UserId, chats: Option<&[ChatId]>) -> Result<bool> {
-    // Atomic on the user's two keys (one slot): no entry came back between the check and the
-    // record of what was said.
-    let script = redis::Script::new(
-        r"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-          if redis.call('ZCARD', KEYS[1]) > 0 then return 'busy' end
-          return redis.call('SET', KEYS[2], 'offline', 'EX', ARGV[2], 'GET') or 'none'",
-    );
-    let said: String = script
-        .key(store.keys.presence(user))
-        .key(store.keys.presence_said(user))
-        .arg(now_ms())
-        .arg(SAID_TTL_SECS)
-        .invoke_async(&mut store.redis())
-        .await
-        .map_err(redis_error)?;
-    if said != ONLINE {
+    if outcome != "gone" {
         return Ok(false);
     }
     announce(store, user, false, chats).await?;
@@ -245,13 +283,17 @@ pub async fn register_instance(store: &Store, instance: &str) -> Result<()> {
     Ok(())
 }
 
-/// A gracefully stopping instance: out of the instance set (its sockets have said goodbye).
-pub async fn forget_instance(store: &Store, instance: &str) -> Result<()> {
-    let _: () = redis::pipe()
-        .zrem(store.keys.presence_instances(), instance)
-        .ignore()
-        .del(store.keys.presence_instance_users(instance))
-        .ignore()
+/// A gracefully stopping instance: its heartbeat is made to run out after `grace`.
+///
+/// The others sweep it then (or the next instance to start, if none is left): its users who did
+/// not come back elsewhere within the grace period are said offline — the checks it would have
+/// run itself die with it.
+pub async fn forget_instance(store: &Store, instance: &str, grace: Duration) -> Result<()> {
+    let expiry = now_ms() + grace.as_millis() as i64;
+    let _: () = redis::cmd("ZADD")
+        .arg(store.keys.presence_instances())
+        .arg(expiry)
+        .arg(instance)
         .query_async(&mut store.redis())
         .await
         .map_err(redis_error)?;
@@ -314,7 +356,7 @@ pub async fn sweep_dead_instances(store: &Store) -> Result<usize> {
                 .query_async(&mut redis)
                 .await
                 .map_err(redis_error)?;
-            if left == 0 && gone_offline(store, user, None).await? {
+            if left == 0 && gone_offline(store, user, None, None).await? {
                 offline += 1;
             }
         }

@@ -63,6 +63,7 @@ pub async fn run_subscriber(
         requests,
         ready: Some(ready),
         seen: Seen::default(),
+        was_connected: false,
     };
     bus.run(client).await;
 }
@@ -74,6 +75,8 @@ struct Bus {
     requests: mpsc::UnboundedReceiver<BusRequest>,
     ready: Option<oneshot::Sender<()>>,
     seen: Seen,
+    /// The current connection subscribed (the next reconnect starts from the shortest backoff).
+    was_connected: bool,
 }
 
 impl Bus {
@@ -97,6 +100,7 @@ impl Bus {
             self.hub.interests().confirmed(topic);
         }
         self.hub.interests().connected();
+        self.was_connected = true;
         metrics::gauge!("chat_bus_topics").set(self.hub.interests().len() as f64);
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(());
@@ -133,6 +137,9 @@ impl Bus {
                     self.lost(&error);
                     after_loss = true;
                 }
+            }
+            if std::mem::take(&mut self.was_connected) {
+                backoff = Duration::from_millis(100);
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -236,13 +243,18 @@ impl Bus {
                 }
                 request = self.requests.recv() => match request {
                     Some(BusRequest::Subscribe(topic)) => {
-                        // A failure is left to the repair (the socket's wait for it times out
-                        // and it catches up later).
+                        // During a repair (or after a failure) every wanted channel is subscribed
+                        // anew, this one too; the sockets waiting for it catch up then.
+                        if repair {
+                            continue;
+                        }
                         match ssubscribe_all(&mut conn, vec![self.keys.channel(topic)]).await {
                             Ok(()) => self.subscribed([topic], false),
                             Err(error) => {
                                 tracing::warn!(%error, "sharded subscribe failed; retried");
+                                self.hub.interests().lost();
                                 repair = true;
+                                retry.reset();
                             }
                         }
                     }

@@ -284,3 +284,46 @@ async fn an_instance_that_dies_takes_its_users_presence_with_it() {
     let answer = bob_socket.recv_event("online").await;
     assert_eq!(answer["user_ids"], json!([bob.id]), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_left_an_instance_that_died_in_the_grace_period_is_said_offline_by_the_others() {
+    let env = TestEnv::new().await;
+    let mut settings = env.settings();
+    // Longer than the test: only the instance's death can make the offline come.
+    settings.presence_grace_ms = 120_000;
+    let mut a = TestApp::spawn_with(env.clone(), settings.clone()).await;
+    let b = TestApp::spawn_with(env.clone(), settings).await;
+    let alice = a.user("alice").await;
+    let bob = a.user("bob").await;
+    let chat = a.group(&alice, &[&bob]).await;
+    let (mut bob_socket, _) = b.gateway(&bob).await;
+    let (alice_socket, _) = a.gateway(&alice).await;
+    loop {
+        let frame = bob_socket.recv_event("presence").await;
+        if frame["user_id"] == alice.id {
+            assert_eq!(frame["online"], true, "{frame}");
+            break;
+        }
+    }
+    // Alice leaves; her instance dies before her grace period is over, taking the pending
+    // check with it.
+    drop(alice_socket);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.server.take().unwrap().crash().await;
+    let started = Instant::now();
+    let offline = loop {
+        let frames = bob_socket.drain(1000).await;
+        if let Some(f) = frames
+            .into_iter()
+            .find(|f| f["event"] == "presence" && f["user_id"] == alice.id)
+        {
+            break f;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "alice was never said offline"
+        );
+    };
+    assert_eq!(offline["online"], false, "{offline}");
+    assert_eq!(offline["chat_id"], chat);
+}

@@ -86,6 +86,8 @@ struct Opened {
     user: (UserView, i64),
     chat: ChatView,
     peer: Option<UserView>,
+    /// When the chat (and its `last_seq`) was read.
+    read_at: std::time::Instant,
 }
 
 /// Starts the session of an accepted socket, or sends the refusal and closes. The hub
@@ -109,12 +111,17 @@ fn start(
             user: (user, issued_at),
             chat,
             peer,
+            read_at,
         }) => {
             let (chat_id, last_seq) = (chat.id, chat.last_seq);
             let (tx, rx) = mpsc::channel(limits.queue);
             let conn = state.hub.connect(user.id, tx);
             conn.repair_overflow();
-            let subscription = state.hub.subscribe(chat.id, &conn);
+            let (subscription, seen, since) = state.hub.subscribe_seen(chat.id, &conn);
+            // Not heard since before the chat was read: what was published in between reached
+            // nobody here, so the socket catches up once the instance listens. Heard, but a
+            // message came in between (`seen`): it catches up at once.
+            let heard = since.is_some_and(|since| since <= read_at);
             let session = state.hub.track(user.id, issued_at, &conn);
             let verified = crate::auth::Verified {
                 user: user.id,
@@ -129,6 +136,11 @@ fn start(
                 sends: Pipeline::new(PIPELINE_DEPTH),
                 order: Ordered::new(chat_id, last_seq),
             };
+            if !heard {
+                state.hub.resync_when_live(&conn, [chat_id]);
+            } else if seen.is_some_and(|seq| seq > last_seq) {
+                conn.raise(crate::realtime::Signal::Resync);
+            }
             actix_web::rt::spawn(
                 async move {
                     let _tracked = (subscription, session);
@@ -153,6 +165,7 @@ pub async fn group_socket(
     let (response, session, stream) = upgrade(&req, body)?;
     let opened = async {
         let user = authenticate(&state, request_token(&req)).await?;
+        let read_at = std::time::Instant::now();
         let chat = group_by_name(&state.store, &path).await.map_err(refusal)?;
         require_member(&state.store, chat.id, user.0.id)
             .await
@@ -161,6 +174,7 @@ pub async fn group_socket(
             user,
             chat,
             peer: None,
+            read_at,
         })
     };
     let opened = opened.await;
@@ -182,6 +196,7 @@ pub async fn user_socket(
     let (response, session, stream) = upgrade(&req, body)?;
     let opened = async {
         let user = authenticate(&state, request_token(&req)).await?;
+        let read_at = std::time::Instant::now();
         let peer = user_by_username(&state.store, &path)
             .await
             .map_err(refusal)?;
@@ -195,6 +210,7 @@ pub async fn user_socket(
             user,
             chat,
             peer: Some(peer),
+            read_at,
         })
     };
     let opened = opened.await;

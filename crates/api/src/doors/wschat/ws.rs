@@ -57,11 +57,7 @@ pub(super) async fn direct_socket(
     // Writes only once the handshake is known to be good.
     let (response, session, stream) = upgrade(&req, body)?;
     match chat_services::open_direct_chat(&state.store, me.id, peer.id).await {
-        Ok((chat, _)) => {
-            start(&state, session, stream, (me, issued_at), chat.id);
-            // The 101 goes out once this instance listens to the chat.
-            state.hub.ready_for_chats([chat.id]).await;
-        }
+        Ok((chat, _)) => start(&state, session, stream, (me, issued_at), chat.id),
         Err(e) => refuse(session, &state, e.into()),
     }
     Ok(response)
@@ -116,10 +112,7 @@ pub(super) async fn group_socket(
         },
     };
     match joined {
-        Ok(()) => {
-            start(&state, session, stream, (me, issued_at), group.id);
-            state.hub.ready_for_chats([group.id]).await;
-        }
+        Ok(()) => start(&state, session, stream, (me, issued_at), group.id),
         Err(e) => refuse(session, &state, e.into()),
     }
     Ok(response)
@@ -160,7 +153,15 @@ fn start(
     actix_web::rt::spawn(
         async move {
             // Boxed: the opening's futures live only while it runs, not in the socket's task.
-            let opening = Box::pin(open(&state, &mut session, &limits, chat, user.id, verified));
+            let opening = Box::pin(open(
+                &state,
+                &conn,
+                &mut session,
+                &limits,
+                chat,
+                user.id,
+                verified,
+            ));
             let Some(order) = opening.await else {
                 return;
             };
@@ -178,12 +179,14 @@ fn start(
     );
 }
 
-/// The session's opening: confirms the token, checks the membership once more (removed between
+/// The session's opening: confirms the token, waits until the instance listens to the chat,
+/// checks the membership once more (removed between
 /// the check and the subscription? then not at all: closed 1008), and sends the chat's recent
 /// history, oldest first. Returns where the socket stands in the chat, or `None` when the
 /// session ended (closed, or the client left).
 async fn open(
     state: &AppState,
+    conn: &Arc<Connection>,
     session: &mut crate::realtime::socket::Session,
     limits: &SocketLimits,
     chat: ChatId,
@@ -191,6 +194,11 @@ async fn open(
     verified: crate::auth::Verified,
 ) -> Option<Ordered> {
     crate::auth::confirm_session(state, verified).await;
+    // The history is read once this instance listens to the chat: what comes after it arrives
+    // live. A wait that runs out is made good by a catch-up once the subscription is in place.
+    if !state.hub.ready_for_chats([chat]).await {
+        state.hub.resync_when_live(conn, [chat]);
+    }
     match is_member_now(&state.store, chat, user).await {
         Ok(true) => {}
         Ok(false) => {

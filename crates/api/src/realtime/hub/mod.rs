@@ -298,7 +298,7 @@ impl Hub {
             .entry(chat)
             .or_default()
             .push(conn.clone());
-        self.interests.acquire(self.keys.chat_topic(chat));
+        let _ = self.interests.acquire(self.keys.chat_topic(chat));
         Subscription {
             hub: self.clone(),
             chat,
@@ -306,14 +306,18 @@ impl Hub {
         }
     }
 
-    /// [`Self::subscribe`], also returning the highest seq of the chat's new messages this
-    /// instance heard within [`RECENT`] before the subscription (offered to the socket's
-    /// queue from then on; the earlier ones it must read itself).
+    /// [`Self::subscribe`], also returning what the socket must read itself: the highest seq of
+    /// the chat's new messages this instance heard within [`RECENT`] before the subscription
+    /// (offered to the socket's queue from then on), and since when the instance has heard the
+    /// chat's shard without a break (`None`: it does not yet, so what is published until it does
+    /// reaches nobody here).
     pub fn subscribe_seen(
         self: &Arc<Self>,
         chat: ChatId,
         conn: &Arc<Connection>,
-    ) -> (Subscription, Option<i64>) {
+    ) -> (Subscription, Option<i64>, Option<Instant>) {
+        // The shard first: once the subscription holds it, it cannot be dropped.
+        let listening_since = self.interests.acquire(self.keys.chat_topic(chat));
         let mut chats = self.chats.write().unwrap_or_else(|e| e.into_inner());
         chats.entry(chat).or_default().push(conn.clone());
         let seen = self
@@ -323,18 +327,35 @@ impl Hub {
             .get(&chat)
             .map(|(seq, _)| *seq);
         drop(chats);
-        self.interests.acquire(self.keys.chat_topic(chat));
         let subscription = Subscription {
             hub: self.clone(),
             chat,
             conn_id: conn.id,
         };
-        (subscription, seen)
+        (subscription, seen, listening_since)
     }
 
     /// Since when this instance has heard `chat`'s shard without a break (`None`: it does not).
     pub fn listening_since(&self, chat: ChatId) -> Option<Instant> {
         self.interests.live_since(self.keys.chat_topic(chat))
+    }
+
+    /// Makes `conn` catch up from PostgreSQL ([`Signal::Resync`]) once this instance listens to
+    /// every chat of `chats`: for a socket whose wait for a subscription ran out
+    /// (`topics::READY_WAIT`), so whatever was published before it took effect is not lost.
+    pub fn resync_when_live(
+        self: &Arc<Self>,
+        conn: &Arc<Connection>,
+        chats: impl IntoIterator<Item = ChatId>,
+    ) {
+        let topics: Vec<Topic> = chats.into_iter().map(|c| self.keys.chat_topic(c)).collect();
+        let (hub, conn) = (self.clone(), Arc::downgrade(conn));
+        tokio::spawn(async move {
+            hub.interests.live(&topics).await;
+            if let Some(conn) = conn.upgrade() {
+                conn.raise(Signal::Resync);
+            }
+        });
     }
 
     /// Forgets the new messages heard more than [`RECENT`] ago.
@@ -355,7 +376,7 @@ impl Hub {
             .entry(conn.user)
             .or_default()
             .push(conn.clone());
-        self.interests.acquire(self.keys.user_topic(conn.user));
+        let _ = self.interests.acquire(self.keys.user_topic(conn.user));
         UserRegistration {
             hub: self.clone(),
             user: conn.user,
@@ -369,7 +390,7 @@ impl Hub {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(conn.clone());
-        self.interests.acquire(Topic::Support);
+        let _ = self.interests.acquire(Topic::Support);
         SupportWatch {
             hub: self.clone(),
             conn_id: conn.id,

@@ -155,9 +155,10 @@ async fn a_socket_subscribing_late_learns_the_seq_of_what_it_was_not_offered() {
     let conn = hub.connect(UserId(1), tx);
     assert_eq!(hub.dispatch(created(7, 5)), 0, "nobody on the chat yet");
     assert_eq!(hub.dispatch(created(7, 6)), 0);
-    let (_sub, seen) = hub.subscribe_seen(ChatId(7), &conn);
+    let (_sub, seen, since) = hub.subscribe_seen(ChatId(7), &conn);
     assert_eq!(seen, Some(6), "heard before the subscription");
-    let (_other, nothing) = hub.subscribe_seen(ChatId(8), &conn);
+    assert!(since.is_some(), "without a bus a shard is heard at once");
+    let (_other, nothing, _) = hub.subscribe_seen(ChatId(8), &conn);
     assert_eq!(nothing, None);
     assert_eq!(hub.dispatch(created(7, 7)), 1, "offered from then on");
     assert!(rx.recv().await.is_some());

@@ -78,8 +78,10 @@ impl Interests {
         self.bus.set(tx).ok().map(|()| rx)
     }
 
-    /// One more local socket needs `topic`; the first asks the bus to subscribe.
-    pub fn acquire(&self, topic: Topic) {
+    /// One more local socket needs `topic`; the first asks the bus to subscribe. Returns since
+    /// when the topic has been heard without a break (`None`: not live yet), read with the
+    /// reference taken, so the topic cannot be dropped in between.
+    pub fn acquire(&self, topic: Topic) -> Option<Instant> {
         let mut wanted = self.lock();
         let interest = wanted.entry(topic).or_insert_with(|| {
             let live = match self.bus.get() {
@@ -97,6 +99,7 @@ impl Interests {
         });
         interest.refs += 1;
         interest.idle_since = None;
+        interest.live
     }
 
     /// One local socket less needs `topic` (dropped after [`LINGER`] when none does).
@@ -177,6 +180,17 @@ impl Interests {
         topics
             .iter()
             .all(|t| wanted.get(t).is_none_or(|interest| interest.live.is_some()))
+    }
+
+    /// Waits until every one of `topics` is live, however long that takes (a topic nobody holds
+    /// any more counts as live). For catching a socket up once a slow subscription is in place.
+    pub async fn live(&self, topics: &[Topic]) {
+        let mut changes = self.changed.subscribe();
+        while !self.all_live(topics) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Waits until every one of `topics` is live (at most [`READY_WAIT`]); returns whether they

@@ -112,41 +112,57 @@ impl Gateway {
         crate::auth::confirm_session(&state, verified).await;
         let store = &state.store;
         // One read of where the user's chats stand (with the token's check: `authenticate`),
-        // then the subscriptions. What this instance
-        // heard of a chat between the two is not in the socket's queue: the hub says up to
-        // which seq, and live delivery starts after it. A chat whose shard this instance was
-        // not listening to at the read (or a read older than what the hub remembers) is read
-        // again once it listens.
+        // then the subscriptions. What this instance heard of a chat between the two is not in
+        // the socket's queue: the hub says up to which seq, and live delivery starts after it.
+        // A chat whose shard this instance was not listening to at the read (or a read older
+        // than what the hub remembers) is read again once it listens.
         let mut chats = HashMap::new();
         let mut reread = false;
         for (chat, last_seq) in read {
-            let heard = state
-                .hub
-                .listening_since(chat)
-                .is_some_and(|since| since <= read_at);
-            let (subscription, seen) = state.hub.subscribe_seen(chat, &conn);
-            reread |= !heard;
+            let (subscription, seen, since) = state.hub.subscribe_seen(chat, &conn);
+            reread |= since.is_none_or(|since| since > read_at);
             let live_from = last_seq.max(seen.unwrap_or(0));
             chats.insert(chat, Followed::new(chat, subscription, live_from));
         }
         reread |= read_at.elapsed() >= crate::realtime::RECENT;
         // This instance listens to those chats (and to events about the user) before anything
-        // more is read: what is published from then on arrives live.
-        state.hub.ready_for_chats(chats.keys().copied()).await;
-        state.hub.ready_for_user(user.id).await;
+        // more is read: what is published from then on arrives live. A wait that runs out (a
+        // slow or absent Redis) is made good by a catch-up once the subscriptions are in place.
+        let live = state.hub.ready_for_chats(chats.keys().copied()).await
+            & state.hub.ready_for_user(user.id).await;
         if reread {
             let mut fresh = HashMap::new();
+            let mut joined = Vec::new();
             for (chat, last_seq) in user_chats(store, user.id).await? {
                 let followed = match chats.remove(&chat) {
                     Some(mut followed) => {
                         followed.raise_live_from(last_seq);
                         followed
                     }
-                    None => Followed::new(chat, state.hub.subscribe(chat, &conn), last_seq),
+                    // Joined since the first read: followed from what is read once the
+                    // instance listens to it.
+                    None => {
+                        joined.push(chat);
+                        Followed::new(chat, state.hub.subscribe(chat, &conn), last_seq)
+                    }
                 };
                 fresh.insert(chat, followed);
             }
             chats = fresh;
+            if !joined.is_empty() {
+                if !state.hub.ready_for_chats(joined.iter().copied()).await {
+                    state.hub.resync_when_live(&conn, joined.iter().copied());
+                }
+                for chat in joined {
+                    let now = chat_by_id(store, chat).await?.last_seq;
+                    if let Some(followed) = chats.get_mut(&chat) {
+                        followed.raise_live_from(now);
+                    }
+                }
+            }
+        }
+        if !live {
+            state.hub.resync_when_live(&conn, chats.keys().copied());
         }
         let presence_token = chat_services::presence::new_token(state.hub.instance());
         let ttl = limits.client_timeout.as_millis() as i64;
@@ -392,7 +408,9 @@ impl SocketDoor for Gateway {
                     // Events of the chat dispatched before this subscription existed (the join
                     // line, at least) were not queued for this socket: fetch them.
                     let subscription = self.state.hub.subscribe(*chat_id, &self.conn);
-                    self.state.hub.ready_for_chats([*chat_id]).await;
+                    if !self.state.hub.ready_for_chats([*chat_id]).await {
+                        self.state.hub.resync_when_live(&self.conn, [*chat_id]);
+                    }
                     self.chats
                         .insert(*chat_id, Followed::new(*chat_id, subscription, *since_seq));
                     match chat_by_id(&self.state.store, *chat_id).await {
@@ -458,7 +476,9 @@ impl SocketDoor for Gateway {
                 None => {
                     // Subscribed first, then read again: what came between arrives either way.
                     let subscription = self.state.hub.subscribe(chat, &self.conn);
-                    self.state.hub.ready_for_chats([chat]).await;
+                    if !self.state.hub.ready_for_chats([chat]).await {
+                        self.state.hub.resync_when_live(&self.conn, [chat]);
+                    }
                     self.chats
                         .insert(chat, Followed::new(chat, subscription, last_seq));
                     match chat_by_id(&self.state.store, chat).await {
