@@ -150,6 +150,13 @@ enum Scenario {
         #[arg(long, default_value_t = 60.0)]
         timeout_secs: f64,
     },
+    /// The machine's speed probe (steps per µs of one core, see `stats::speed_probe`), once a
+    /// second: run it on an otherwise idle machine to tell a slow phase from a fast one.
+    Speed {
+        /// How many readings to print.
+        #[arg(long, default_value_t = 5)]
+        count: u32,
+    },
     /// Internal: a worker process (started by the coordinator).
     #[command(hide = true)]
     Worker {
@@ -162,6 +169,15 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Scenario::Worker { plan } = &cli.scenario {
         return worker::run(plan);
+    }
+    if let Scenario::Speed { count } = cli.scenario {
+        for i in 0..count {
+            if i > 0 {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            println!("machine speed probe: {} steps per µs", stats::speed_probe());
+        }
+        return Ok(());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -243,7 +259,7 @@ fn main() -> Result<()> {
                 scenarios::reconnect(&common, sockets, group_size, timeout_secs).await?,
                 common.json,
             ),
-            Scenario::Worker { .. } => unreachable!("handled above"),
+            Scenario::Worker { .. } | Scenario::Speed { .. } => unreachable!("handled above"),
         })
     })?;
     print!("{}", report.table());

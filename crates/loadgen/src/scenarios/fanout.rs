@@ -94,12 +94,15 @@ async fn run(common: &Common, name: &str, shape: &Shape) -> Result<Report> {
                "senders_per_group": senders, "rate": rate, "secs": secs, "window": window}),
     );
     let pid = common.server_pid(&target);
+    let speed_before = stats::speed_probe();
     let mut fleet = Fleet::spawn(&target, setup.sockets(senders), common.workers)?;
     connect(&mut fleet, &mut report, groups * members).await?;
     let cpu0 = pid.map(stats::sample).transpose()?;
+    let steal0 = stats::steal_ticks();
     let t0 = Instant::now();
     let (t, answers) = send_phase(&mut fleet, rate, secs, window, Duration::from_secs(2)).await?;
     let elapsed = t0.elapsed().as_secs_f64();
+    let stolen_ticks = stats::steal_ticks().saturating_sub(steal0);
     // Native senders get their own message as the ack, door 002 senders as a broadcast too.
     let receivers = match common.protocol {
         Protocol::Native => members - 1,
@@ -145,5 +148,19 @@ async fn run(common: &Common, name: &str, shape: &Shape) -> Result<Report> {
     }
     note_errors(&mut report, &answers);
     fleet.quit().await?;
+    // The machine's phase: its speed just before the sockets opened and once the server has
+    // closed them (steps per µs, stats::speed_probe), and the share of its CPUs its host took
+    // during the run.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    report.add("machine speed probe before, steps per µs", speed_before);
+    report.add(
+        "machine speed probe after, steps per µs",
+        stats::speed_probe(),
+    );
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    report.add(
+        "CPU stolen by the host during the run, %",
+        (stolen_ticks as f64 / (elapsed * 100.0 * cpus) * 1000.0).round() / 10.0,
+    );
     Ok(report)
 }
