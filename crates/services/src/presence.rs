@@ -174,6 +174,23 @@ pub async fn disconnect(
     Ok(())
 }
 
+/// The check of [`gone_offline`], hashed once (EVALSHA; the script is loaded on first use).
+static GONE_OFFLINE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+          local ours = 0
+          if ARGV[3] ~= '' then
+            for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+              if string.sub(token, 1, string.len(ARGV[3])) == ARGV[3] then ours = 1 end
+            end
+          end
+          if redis.call('ZCARD', KEYS[1]) > 0 then return {'busy', ours} end
+          local said = redis.call('SET', KEYS[2], 'offline', 'EX', ARGV[2], 'GET')
+          if said == 'offline' then return {'quiet', ours} end
+          return {'gone', ours}",
+    )
+});
+
 /// If `user` has no live entry, records that the others are told "offline" and tells them.
 ///
 /// Unless they were told so already; in `chats` (read from PostgreSQL when `None`). With
@@ -188,21 +205,8 @@ async fn gone_offline(
     // Atomic on the user's two keys (one slot): no entry came back between the check and the
     // record of what was said. A record Redis lost counts as "online" (it was said when the
     // socket opened).
-    let script = redis::Script::new(
-        r"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-          local ours = 0
-          if ARGV[3] ~= '' then
-            for _, token in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-              if string.sub(token, 1, string.len(ARGV[3])) == ARGV[3] then ours = 1 end
-            end
-          end
-          if redis.call('ZCARD', KEYS[1]) > 0 then return {'busy', ours} end
-          local said = redis.call('SET', KEYS[2], 'offline', 'EX', ARGV[2], 'GET')
-          if said == 'offline' then return {'quiet', ours} end
-          return {'gone', ours}",
-    );
     let prefix = instance.map(|i| format!("{i}.")).unwrap_or_default();
-    let (outcome, ours): (String, i64) = script
+    let (outcome, ours): (String, i64) = GONE_OFFLINE
         .key(store.keys.presence(user))
         .key(store.keys.presence_said(user))
         .arg(now_ms())

@@ -34,6 +34,22 @@ async fn received(socket: &mut WsClient, chat: i64, ms: u64) -> Vec<(i64, String
         .collect()
 }
 
+/// The next `presence` frame about `user` on `socket`, waiting up to 45 s (an instance's death
+/// is noticed when its heartbeat expires); fails the test with `missing` when none comes.
+async fn next_presence_of(socket: &mut WsClient, user: i64, missing: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let frames = socket.drain(1000).await;
+        if let Some(f) = frames
+            .into_iter()
+            .find(|f| f["event"] == "presence" && f["user_id"] == user)
+        {
+            return f;
+        }
+        assert!(started.elapsed() < Duration::from_secs(45), "{missing}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_stalls_no_send_and_loses_no_message() {
     let mut redis = PrivateRedis::start().await;
@@ -261,20 +277,7 @@ async fn an_instance_that_dies_takes_its_users_presence_with_it() {
     assert_eq!(online["online"], true, "{online}");
     // Instance A dies like a killed process: no goodbye from its sockets.
     a.server.take().unwrap().crash().await;
-    let started = Instant::now();
-    let offline = loop {
-        let frames = bob_socket.drain(1000).await;
-        if let Some(f) = frames
-            .into_iter()
-            .find(|f| f["event"] == "presence" && f["user_id"] == alice.id)
-        {
-            break f;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(45),
-            "no offline event for alice"
-        );
-    };
+    let offline = next_presence_of(&mut bob_socket, alice.id, "no offline event for alice").await;
     assert_eq!(offline["online"], false, "{offline}");
     assert_eq!(offline["chat_id"], chat);
     // What the others ask says so too.
@@ -310,20 +313,7 @@ async fn a_user_who_left_an_instance_that_died_in_the_grace_period_is_said_offli
     drop(alice_socket);
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.server.take().unwrap().crash().await;
-    let started = Instant::now();
-    let offline = loop {
-        let frames = bob_socket.drain(1000).await;
-        if let Some(f) = frames
-            .into_iter()
-            .find(|f| f["event"] == "presence" && f["user_id"] == alice.id)
-        {
-            break f;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(45),
-            "alice was never said offline"
-        );
-    };
+    let offline = next_presence_of(&mut bob_socket, alice.id, "alice was never said offline").await;
     assert_eq!(offline["online"], false, "{offline}");
     assert_eq!(offline["chat_id"], chat);
 }

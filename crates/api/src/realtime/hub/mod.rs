@@ -292,18 +292,7 @@ impl Hub {
 
     /// Starts delivering `chat`'s events to `conn` until the returned guard is dropped.
     pub fn subscribe(self: &Arc<Self>, chat: ChatId, conn: &Arc<Connection>) -> Subscription {
-        self.chats
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(chat)
-            .or_default()
-            .push(conn.clone());
-        let _ = self.interests.acquire(self.keys.chat_topic(chat));
-        Subscription {
-            hub: self.clone(),
-            chat,
-            conn_id: conn.id,
-        }
+        self.subscribe_seen(chat, conn).0
     }
 
     /// [`Self::subscribe`], also returning what the socket must read itself: the highest seq of
